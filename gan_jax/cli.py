@@ -1,0 +1,36 @@
+"""Command line: `gan-jax train --config experiments/<name>.py --workdir DIR [--config.k=v]`.
+
+Only parses flags and hands over to the module that does the work.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+COMMANDS = ("train",)
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment file with get_config(); override fields with --config.key=value."
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, samples.")
+
+
+def main(argv) -> None:
+    command = argv[1] if len(argv) > 1 else None
+    if command not in COMMANDS or len(argv) > 2:
+        sys.exit(f"usage: gan-jax {{{','.join(COMMANDS)}}} --config FILE --workdir DIR; got {argv[1:]}")
+    if _CONFIG.value is None or not _WORKDIR.value:
+        sys.exit("gan-jax train needs --config FILE (e.g. experiments/ring8.py) and --workdir DIR")
+    from gan_jax import train  # imported late so that --help stays fast
+
+    try:
+        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except (ValueError, FloatingPointError) as err:
+        sys.exit(f"error: {err}")
+
+
+def run() -> None:
+    app.run(main)

@@ -1,0 +1,241 @@
+"""Datasets: toy distributions made in-process, MNIST from IDX files or TFDS, on-device batching.
+
+Every dataset ends up as a `Dataset` pytree of device arrays, and batches are gathered inside the
+compiled step from `(key, batch_index)` alone, so the data position is a function of the step
+counter and a resumed run draws exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import socket
+import struct as pystruct
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+TOY_DATASETS = ("gaussian_1d", "ring8", "grid25")
+IMAGE_DATASETS = ("mnist",)
+DATASETS = TOY_DATASETS + IMAGE_DATASETS
+SCALES = ("unit", "symmetric")  # pixels in [0, 1] or in [-1, 1]
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class DataError(ValueError):
+    """Raised for missing, truncated or malformed data, with a message saying how to fix it."""
+
+
+# ----------------------------------------------------------------------------- toy mixtures
+
+
+def ring8_centers(radius: float = 1.0) -> np.ndarray:
+    """Centres of the ring of 8 Gaussians at angles 2*pi*i/8 (PacGAN, VEEGAN protocol)."""
+    angles = 2 * np.pi * np.arange(8) / 8
+    return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+
+
+def grid25_centers() -> np.ndarray:
+    """Centres of the 5x5 grid of Gaussians at {-4, -2, 0, 2, 4}^2."""
+    ticks = np.arange(-4.0, 5.0, 2.0, dtype=np.float32)
+    return np.stack(np.meshgrid(ticks, ticks, indexing="ij"), axis=-1).reshape(-1, 2)
+
+
+TOY_MIXTURES = {"ring8": (ring8_centers, 0.01), "grid25": (grid25_centers, 0.05)}
+
+
+def mixture_spec(name: str) -> tuple[np.ndarray, float]:
+    """(centres_KxD, std) of a named 2-D mixture of isotropic Gaussians with equal weights."""
+    if name not in TOY_MIXTURES:
+        raise DataError(f"unknown mixture {name!r}; allowed: {sorted(TOY_MIXTURES)}")
+    make_centers, std = TOY_MIXTURES[name]
+    return make_centers(), std
+
+
+def sample_mixture(key: jax.Array, centers_KxD, std: float, n: int) -> jax.Array:
+    """n samples of an equal-weight mixture of isotropic Gaussians."""
+    centers_KxD = jnp.asarray(centers_KxD)
+    key_mode, key_noise = jax.random.split(key)
+    modes_N = jax.random.randint(key_mode, (n,), 0, centers_KxD.shape[0])
+    noise_NxD = jax.random.normal(key_noise, (n, centers_KxD.shape[1]))
+    return centers_KxD[modes_N] + std * noise_NxD
+
+
+GAUSSIAN_1D = {"mean": 4.0, "std": 0.5}  # the bump of the paper's Figure 1
+
+
+def sample_toy(name: str, key: jax.Array, n: int) -> jax.Array:
+    """n samples of a named toy distribution, shape [n, D]."""
+    if name == "gaussian_1d":
+        return GAUSSIAN_1D["mean"] + GAUSSIAN_1D["std"] * jax.random.normal(key, (n, 1))
+    centers, std = mixture_spec(name)
+    return sample_mixture(key, centers, std, n)
+
+
+# ----------------------------------------------------------------------------- IDX and MNIST
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Reads an IDX file (optionally gzipped), checking magic number, dims and length."""
+    if not os.path.exists(path):
+        raise DataError(f"IDX file not found: {path}")
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"cannot read IDX file {path}: {err} (truncated or corrupt?)") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(
+            f"{path}: bad IDX magic number {raw[:4].hex() or '(empty file)'}; expected 0x0000"
+            f" followed by a type byte in {[hex(t) for t in _IDX_DTYPES]} and the number of dims"
+        )
+    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
+    shape = pystruct.unpack(f">{ndim}I", raw[4:header])
+    expected = header + math.prod(shape) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(
+            f"{path}: IDX file has {len(raw)} bytes but its header {shape} needs {expected}"
+            " (truncated or corrupt)"
+        )
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def load_mnist_idx(data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST images [N, 28, 28] uint8 and labels [N] from a directory of the 4 standard files."""
+    if split not in MNIST_FILES:
+        raise DataError(f"unknown MNIST split {split!r}; allowed: {sorted(MNIST_FILES)}")
+    if not os.path.isdir(data_dir):
+        raise DataError(
+            f"MNIST directory {data_dir!r} does not exist; it must hold"
+            f" {', '.join(f for pair in MNIST_FILES.values() for f in pair)}"
+        )
+    image_file, label_file = (os.path.join(data_dir, f) for f in MNIST_FILES[split])
+    images, labels = read_idx(image_file), read_idx(label_file)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise DataError(f"{image_file}: expected uint8 images [N, 28, 28], got {images.shape}")
+    if labels.shape != (images.shape[0],):
+        raise DataError(
+            f"{label_file}: expected {images.shape[0]} labels to match the images,"
+            f" got shape {labels.shape}"
+        )
+    return images, labels.astype(np.int32)
+
+
+def _tfds_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the TFDS download host answers; TFDS itself retries for minutes when offline."""
+    try:
+        socket.create_connection(("storage.googleapis.com", 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+def _offline_message(name: str) -> str:
+    return (
+        f"cannot load {name!r}: no data directory was given and TFDS has no prepared copy and"
+        " cannot reach the network. Either pass --config.data.dir=DIR with the four standard"
+        " MNIST IDX .gz files (train-images-idx3-ubyte.gz, ...), or prepare it once on a machine"
+        " with a network: pip install 'gan_jax[tfds]' && python -c \"import tensorflow_datasets"
+        f" as tfds; tfds.builder('{name}').download_and_prepare()\""
+    )
+
+
+def load_mnist_tfds(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST through tensorflow-datasets, failing fast with a clear message when offline."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder("mnist")
+    if not builder.is_prepared():
+        if not _tfds_reachable():
+            raise DataError(_offline_message("mnist"))
+        builder.download_and_prepare()
+    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    return data["image"][..., 0].astype(np.uint8), data["label"].astype(np.int32)
+
+
+def load_mnist(data_dir: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST from `data_dir` when given, else from TFDS."""
+    if data_dir:
+        return load_mnist_idx(data_dir, split)
+    return load_mnist_tfds(split)
+
+
+def scale_images(images_NxHxW: np.ndarray, scale: str) -> np.ndarray:
+    """uint8 images to float32 [N, H, W, 1] in [0, 1] ('unit') or [-1, 1] ('symmetric')."""
+    if scale not in SCALES:
+        raise DataError(f"unknown pixel scale {scale!r}; allowed: {SCALES}")
+    x = images_NxHxW.astype(np.float32)[..., None] / 255.0
+    return x if scale == "unit" else 2.0 * x - 1.0
+
+
+# ----------------------------------------------------------------------------- on-device data
+
+
+@struct.dataclass
+class Dataset:
+    """A finite dataset held on device. Batches are drawn epoch by epoch without replacement."""
+
+    x: jax.Array  # [N, ...] float32 in the model's range
+    y: jax.Array  # [N] int32 labels (zeros where the data has none)
+
+
+def make_dataset(x, y=None) -> Dataset:
+    x = jnp.asarray(x, jnp.float32)
+    y = jnp.zeros(x.shape[0], jnp.int32) if y is None else jnp.asarray(y, jnp.int32)
+    return Dataset(x=x, y=y)
+
+
+def batch_from_dataset(dataset: Dataset, key: jax.Array, index, batch_size: int):
+    """Batch number `index` of an endless sequence of shuffled epochs: (x_B..., y_B).
+
+    Epoch e is a permutation drawn from fold_in(key, e); a trailing partial batch is dropped.
+    """
+    n = dataset.x.shape[0]
+    batches_per_epoch = n // batch_size
+    epoch, within = jnp.divmod(index, batches_per_epoch)
+    perm_N = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+    rows_B = jax.lax.dynamic_slice_in_dim(perm_N, within * batch_size, batch_size)
+    return dataset.x[rows_B], dataset.y[rows_B]
+
+
+def real_batch(name: str, dataset: Dataset | None, key, index, batch_size: int):
+    """A batch of real data (x, y): drawn fresh for toy data, gathered on device otherwise."""
+    if name in TOY_DATASETS:
+        x = sample_toy(name, jax.random.fold_in(key, index), batch_size)
+        return x, jnp.zeros(batch_size, jnp.int32)
+    return batch_from_dataset(dataset, key, index, batch_size)
+
+
+def load_dataset(data_config) -> Dataset | None:
+    """The on-device dataset a config asks for (None for toy data sampled in the step)."""
+    name = data_config.name
+    if name in TOY_DATASETS:
+        return None
+    if name != "mnist":
+        raise DataError(f"unknown dataset {name!r}; allowed: {DATASETS}")
+    images, labels = load_mnist(data_config.get("dir") or None, "train")
+    start, stop = data_config.get("start", 0), data_config.get("stop", None)
+    images, labels = images[start:stop], labels[start:stop]
+    return make_dataset(scale_images(images, data_config.scale), labels)
+
+
+def data_shape(data_config) -> Sequence[int]:
+    """Shape of one example, known without loading anything."""
+    if data_config.name == "gaussian_1d":
+        return (1,)
+    if data_config.name in TOY_MIXTURES:
+        return (2,)
+    return (28, 28, 1)

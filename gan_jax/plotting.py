@@ -1,0 +1,71 @@
+"""Pictures of samples: image grids, 2-D scatters over D's contours, 1-D densities."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def image_grid(x_NxHxWxC, columns: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tiles images with values in [0, 1] into one uint8 image [rows*(H+pad), cols*(W+pad), C]."""
+    x = np.clip(np.asarray(x_NxHxWxC, np.float32), 0.0, 1.0)
+    n, h, w, c = x.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    grid = np.ones((rows * (h + pad) + pad, columns * (w + pad) + pad, c), np.float32)
+    for i in range(n):
+        r, col = divmod(i, columns)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[top : top + h, left : left + w] = x[i]
+    return (grid * 255).round().astype(np.uint8)
+
+
+def save_image_grid(path: str, x_NxHxWxC, columns: int | None = None, scale: int = 2) -> None:
+    grid = image_grid(x_NxHxWxC, columns)
+    image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    image.save(path)
+
+
+def save_scatter_2d(path, samples_Nx2, data_Nx2, grid_xy, d_prob_GxG, title="") -> None:
+    """Samples over the data, with D(x) as filled contours in the background."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    xs, ys = grid_xy
+    contour = ax.contourf(xs, ys, d_prob_GxG, levels=20, cmap="coolwarm", alpha=0.6)
+    fig.colorbar(contour, ax=ax, label="D(x)", shrink=0.8)
+    ax.scatter(*np.asarray(data_Nx2).T, s=2, c="black", alpha=0.3, label="data")
+    ax.scatter(*np.asarray(samples_Nx2).T, s=2, c="limegreen", alpha=0.5, label="G(z)")
+    ax.set_xlim(xs.min(), xs.max())
+    ax.set_ylim(ys.min(), ys.max())
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", markerscale=4)
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def save_density_1d(path, samples_N, data_N, grid_x, d_prob_G, title="") -> None:
+    """Histograms of data and samples with D(x) over x (the layout of the 2014 Figure 1)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.linspace(grid_x.min(), grid_x.max(), 80)
+    ax.hist(np.asarray(data_N), bins=bins, density=True, color="black", alpha=0.3, label="p_data")
+    ax.hist(np.asarray(samples_N), bins=bins, density=True, color="green", alpha=0.4, label="p_g")
+    ax.plot(grid_x, d_prob_G, color="blue", linestyle="--", label="D(x)")
+    ax.set_xlabel("x")
+    ax.legend()
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def _save(fig, path) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

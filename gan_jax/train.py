@@ -1,0 +1,277 @@
+"""Training: the pure per-update functions, `make_train` for sweeps, and the host loop.
+
+Three ways to run the same updates, all giving the same numbers for a config and seed:
+- `Trainer.d_update` / `Trainer.g_update`: one jitted dispatch per D and per G update;
+- `Trainer.run_iterations`: `scan_steps` whole iterations inside one jitted `lax.scan`;
+- `make_train(config)`: a pure `train(rng, dataset)` for `jax.jit(jax.vmap(train))` over seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gan_jax import data, losses, models, optim, plotting, steps
+from gan_jax.config import validate
+from gan_jax.state import GANState, init_state
+from gan_jax.writers import MetricWriter
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """The pure functions of one config (not jitted; see `jitted`)."""
+
+    config: ml_collections.ConfigDict
+    init: Callable  # (rng, dataset) -> GANState
+    d_update: Callable  # (state, dataset) -> (state, metrics): draws the batch, then d_step
+    g_update: Callable  # (state, dataset) -> (state, metrics)
+    iteration: Callable  # (state, dataset) -> (state, metrics): d_steps D updates, 1 G update
+
+    def run_iterations(self, state: GANState, dataset, num_iterations: int):
+        """`num_iterations` iterations in one lax.scan; metrics of every iteration, stacked."""
+        return jax.lax.scan(
+            lambda s, _: self.iteration(s, dataset), state, None, length=num_iterations
+        )
+
+
+def updates_per_epoch(config, dataset_size: int | None) -> int:
+    return max(1, (dataset_size or 0) // config.train.batch_size)
+
+
+def make_trainer(config: ml_collections.ConfigDict, dataset_size: int | None = None) -> Trainer:
+    """Builds nets, optimizers, losses and the update functions for a validated config."""
+    validate(config)
+    shape = tuple(data.data_shape(config.data))
+    generator = models.make_generator(config.model, shape)
+    discriminator = models.make_discriminator(config.model)
+    d_tx = optim.make_optimizer(config.optim.d, updates_per_epoch(config, dataset_size))
+    g_tx = optim.make_optimizer(
+        config.optim.g, updates_per_epoch(config, dataset_size) // config.train.d_steps or 1
+    )
+    loss_kwargs = {"real_label": config.loss.real_label} if config.loss.real_label != 1.0 else {}
+    loss = losses.get_loss(config.loss.name, **loss_kwargs)
+    common = dict(
+        loss=loss,
+        batch_size=config.train.batch_size,
+        z_dim=config.model.z_dim,
+        z_dist=config.model.z_dist,
+    )
+    d_step = functools.partial(
+        steps.d_step,
+        penalty=config.loss.penalty,
+        penalty_weight=config.loss.penalty_weight,
+        clip_weights=config.loss.clip_weights,
+        **common,
+    )
+    g_step = functools.partial(steps.g_step, **common)
+
+    def init(rng, dataset=None) -> GANState:
+        state = init_state(rng, generator, discriminator, g_tx, d_tx, config.model.z_dim, shape)
+        if config.model.output_bias_from_data:
+            bias = models.sigmoid_bias_from_marginals(dataset.x)
+            state = state.replace(g=state.g.replace(params=models.with_output_bias(
+                state.g.params, bias)))
+        return state
+
+    def d_update(state, dataset=None):
+        data_key = steps.stream_key(state.rng, steps.DATA_STREAM)
+        batch = data.real_batch(
+            config.data.name, dataset, data_key, state.d_updates, config.train.batch_size
+        )
+        return d_step(state, batch)
+
+    def g_update(state, dataset=None):
+        del dataset  # the G losses here need no real data
+        return g_step(state)
+
+    def iteration(state, dataset=None):
+        if config.train.d_steps == 1:
+            state, d_metrics = d_update(state, dataset)
+        else:
+            state, d_metrics = jax.lax.scan(
+                lambda s, _: d_update(s, dataset), state, None, length=config.train.d_steps
+            )
+            d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
+        state, g_metrics = g_update(state, dataset)
+        return state, {**d_metrics, **g_metrics}
+
+    return Trainer(config, init, d_update, g_update, iteration)
+
+
+def make_train(config: ml_collections.ConfigDict, dataset_size: int | None = None):
+    """A pure `train(rng, dataset=None) -> (state, metrics)` running `train.num_steps` iterations.
+
+    Everything is inside one function of the key, so `jax.jit(jax.vmap(train, (0, None)))`
+    trains one GAN per seed in parallel; metrics are stacked per iteration.
+    """
+    trainer = make_trainer(config, dataset_size)
+
+    def train(rng, dataset=None):
+        state = trainer.init(rng, dataset)
+        return trainer.run_iterations(state, dataset, config.train.num_steps)
+
+    return train
+
+
+@dataclasses.dataclass(frozen=True)
+class JittedTrainer:
+    """The compiled entry points of a Trainer; the state buffers are donated to each call."""
+
+    trainer: Trainer
+    init: Callable
+    d_update: Callable
+    g_update: Callable
+    run_iterations: Callable
+
+
+def jit_trainer(trainer: Trainer) -> JittedTrainer:
+    scan_steps = trainer.config.train.scan_steps or 1
+    return JittedTrainer(
+        trainer=trainer,
+        init=jax.jit(trainer.init),
+        d_update=jax.jit(trainer.d_update, donate_argnums=0),
+        g_update=jax.jit(trainer.g_update, donate_argnums=0),
+        run_iterations=jax.jit(
+            functools.partial(trainer.run_iterations, num_iterations=scan_steps),
+            donate_argnums=0,
+        ),
+    )
+
+
+def advance(jitted: JittedTrainer, state: GANState, dataset, num_iterations: int):
+    """Runs `num_iterations` iterations by the config's dispatch mode; returns the last
+    iteration's metrics as device arrays (no transfer to the host)."""
+    config = jitted.trainer.config
+    if config.train.scan_steps:
+        metrics = None
+        for _ in range(num_iterations // config.train.scan_steps):
+            state, stacked = jitted.run_iterations(state, dataset)
+            metrics = jax.tree.map(lambda m: m[-1], stacked)
+        return state, metrics
+    for _ in range(num_iterations):
+        for _ in range(config.train.d_steps):
+            state, d_metrics = jitted.d_update(state, dataset)
+        state, g_metrics = jitted.g_update(state, dataset)
+    return state, {**d_metrics, **g_metrics}
+
+
+def check_finite(metrics: dict, state: GANState, step: int) -> None:
+    """Raises FloatingPointError naming the step and the player whose numbers went bad."""
+    bad = [name for name, value in metrics.items() if not jnp.all(jnp.isfinite(value))]
+    for player in ("d", "g"):
+        params = getattr(state, player).params
+        if not all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(params)):
+            bad.append(f"{player} params")
+    if bad:
+        players = sorted({"D" if b.startswith("d") else "G" for b in bad})
+        raise FloatingPointError(
+            f"training went non-finite at step {step}: {', '.join(bad)} (player"
+            f" {' and '.join(players)}); lower the learning rate or add a penalty"
+        )
+
+
+def elapsed(start: float) -> float:
+    return round(time.perf_counter() - start, 3)
+
+
+# ----------------------------------------------------------------------------- host loop
+
+SAMPLES_SEED = 12345  # fixed latent codes, so sample grids are comparable across steps
+
+
+def write_config(config, workdir: str) -> None:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+
+
+def save_samples(config, state: GANState, workdir: str, step: int) -> str:
+    """Writes `samples/step_<N>.png`: an image grid, or for toy data samples over D's output."""
+    path = os.path.join(workdir, "samples", f"step_{step}.png")
+    key = jax.random.PRNGKey(SAMPLES_SEED)
+    name = config.data.name
+    num = config.train.num_samples if name in data.TOY_DATASETS else 100
+    z = steps.sample_z(key, num, config.model.z_dim, config.model.z_dist)
+    x = np.asarray(_generate(state, z))
+    if name in data.TOY_DATASETS:
+        real = np.asarray(data.sample_toy(name, jax.random.fold_in(key, 1), num))
+        lo, hi = plotting_bounds(real, x)
+        title = f"{name}, step {step}"
+        if x.shape[1] == 2:
+            xs, ys = np.meshgrid(np.linspace(lo[0], hi[0], 100), np.linspace(lo[1], hi[1], 100))
+            grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+            d_prob = np.asarray(jax.nn.sigmoid(_discriminate(state, grid))).reshape(xs.shape)
+            plotting.save_scatter_2d(path, x, real, (xs, ys), d_prob, title)
+        else:
+            grid = np.linspace(lo[0], hi[0], 400, dtype=np.float32)[:, None]
+            d_prob = np.asarray(jax.nn.sigmoid(_discriminate(state, grid)))
+            plotting.save_density_1d(path, x[:, 0], real[:, 0], grid[:, 0], d_prob, title)
+    else:
+        images = (x + 1.0) / 2.0 if config.data.scale == "symmetric" else x
+        plotting.save_image_grid(path, images, columns=10)
+    return path
+
+
+@jax.jit
+def _generate(state, z):
+    return steps.generate(state, z)
+
+
+@jax.jit
+def _discriminate(state, x):
+    return steps.discriminate(state, x)
+
+
+def plotting_bounds(*arrays, margin: float = 0.25):
+    points = np.concatenate([np.asarray(a) for a in arrays])
+    lo, hi = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
+    span = np.maximum(hi - lo, 1e-3)
+    return lo - margin * span, hi + margin * span
+
+
+def load_data(config):
+    """The dataset (None for toy data), checked against the batch size before any compile."""
+    dataset = data.load_dataset(config.data)
+    if dataset is not None and config.train.batch_size > dataset.x.shape[0]:
+        raise ValueError(
+            f"config.train.batch_size = {config.train.batch_size} is larger than the dataset"
+            f" ({dataset.x.shape[0]} examples); expected at most {dataset.x.shape[0]}"
+        )
+    return dataset
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
+    """Trains from the config, writing config.json, metrics.jsonl, TensorBoard and samples."""
+    validate(config)
+    dataset = load_data(config)
+    trainer = make_trainer(config, None if dataset is None else dataset.x.shape[0])
+    jitted = jit_trainer(trainer)
+    write_config(config, workdir)
+    state = jitted.init(jax.random.PRNGKey(config.seed), dataset)
+    t = config.train
+    step = int(state.step)
+    writer = MetricWriter(workdir, t.num_steps, initial_step=step)
+    start = time.perf_counter()
+    try:
+        while step < t.num_steps:
+            num = min(t.log_every - step % t.log_every, t.num_steps - step)
+            state, metrics = advance(jitted, state, dataset, num)
+            step += num
+            writer.advance(num)
+            if step % t.log_every == 0 or step == t.num_steps:
+                host = jax.device_get(metrics)
+                check_finite(host, state, step)
+                writer.write(step, {**host, "seconds": elapsed(start)})
+            if t.sample_every and (step % t.sample_every == 0 or step == t.num_steps):
+                save_samples(config, state, workdir, step)
+    finally:
+        writer.close()
+    return state
