@@ -21,7 +21,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, 
 def main(argv) -> None:
     command = argv[1] if len(argv) > 1 else None
     if command not in COMMANDS or len(argv) > 2:
-        sys.exit(f"usage: gan-jax {{{','.join(COMMANDS)}}} --config FILE --workdir DIR; got {argv[1:]}")
+        sys.exit(
+            f"usage: gan-jax {{{','.join(COMMANDS)}}} --config FILE --workdir DIR; got {argv[1:]}"
+        )
     if _CONFIG.value is None or not _WORKDIR.value:
         sys.exit("gan-jax train needs --config FILE (e.g. experiments/ring8.py) and --workdir DIR")
     from gan_jax import train  # imported late so that --help stays fast

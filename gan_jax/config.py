@@ -140,5 +140,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if t.scan_steps and t.log_every % t.scan_steps:
         _fail("train.log_every", t.log_every, f"a multiple of train.scan_steps={t.scan_steps}")
     if t.sample_every and t.scan_steps and t.sample_every % t.scan_steps:
-        _fail("train.sample_every", t.sample_every, f"a multiple of train.scan_steps={t.scan_steps}")
+        _fail(
+            "train.sample_every", t.sample_every, f"a multiple of train.scan_steps={t.scan_steps}"
+        )
     _check_choice("parallel", config.parallel, PARALLEL_MODES)

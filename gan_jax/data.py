@@ -198,16 +198,54 @@ def make_dataset(x, y=None) -> Dataset:
     return Dataset(x=x, y=y)
 
 
+def _mix32(x):
+    """A 32-bit integer hash (the murmur3 finaliser)."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = x * jnp.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def _feistel(i, round_keys, half_bits: int):
+    """A bijection of [0, 4**half_bits): a balanced Feistel network with hashed round functions."""
+    mask = jnp.uint32((1 << half_bits) - 1)
+    left, right = i >> half_bits, i & mask
+    for k in round_keys:
+        left, right = right, left ^ (_mix32(right ^ k) & mask)
+    return (left << half_bits) | right
+
+
+def shuffled_index(key, rows_B, n: int):
+    """Row i of a random permutation of [0, n), computed for each i without building it.
+
+    The Feistel network permutes the next power of 4 at or above n; indices that land
+    outside [0, n) are mapped again until inside ("cycle walking"), which keeps a bijection.
+    O(B) per batch instead of sorting n keys per batch.
+    """
+    half_bits = max(1, (max(n - 1, 1).bit_length() + 1) // 2)
+    round_keys = list(jax.random.bits(key, (4,), jnp.uint32))
+    x = rows_B.astype(jnp.uint32)
+    x = _feistel(x, round_keys, half_bits)
+    x = jax.lax.while_loop(
+        lambda v: jnp.any(v >= n),
+        lambda v: jnp.where(v >= n, _feistel(v, round_keys, half_bits), v),
+        x,
+    )
+    return x.astype(jnp.int32)
+
+
 def batch_from_dataset(dataset: Dataset, key: jax.Array, index, batch_size: int):
     """Batch number `index` of an endless sequence of shuffled epochs: (x_B..., y_B).
 
-    Epoch e is a permutation drawn from fold_in(key, e); a trailing partial batch is dropped.
+    Epoch e visits the examples in a random order drawn from fold_in(key, e); a trailing
+    partial batch is dropped.
     """
     n = dataset.x.shape[0]
     batches_per_epoch = n // batch_size
     epoch, within = jnp.divmod(index, batches_per_epoch)
-    perm_N = jax.random.permutation(jax.random.fold_in(key, epoch), n)
-    rows_B = jax.lax.dynamic_slice_in_dim(perm_N, within * batch_size, batch_size)
+    positions_B = within * batch_size + jnp.arange(batch_size)
+    rows_B = shuffled_index(jax.random.fold_in(key, epoch), positions_B, n)
     return dataset.x[rows_B], dataset.y[rows_B]
 
 

@@ -84,7 +84,7 @@ class Gan2014Discriminator(nn.Module):
 
 
 class MLPGenerator(nn.Module):
-    """Plain MLP G; with the defaults, the Keras tutorial's 100 -> 256 -> 512 -> 1024 -> 784 tanh."""
+    """Plain MLP G; the defaults are the Keras tutorial's 100 -> 256 -> 512 -> 1024 -> 784 tanh."""
 
     output_shape: Sequence[int] = (28, 28, 1)
     hidden: Sequence[int] = (256, 512, 1024)

@@ -100,7 +100,7 @@ def d_step(
         "d_penalty": reg,
         "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
         "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
-        "d_grad_norm": optax.global_norm(grads),
+        "d_grad_norm": optax.tree.norm(grads),
     }
     return state.replace(d=d, d_updates=state.d_updates + 1), metrics
 
@@ -126,6 +126,6 @@ def g_step(state: GANState, batch=None, *, loss: GANLoss, batch_size: int, z_dim
     metrics = {
         "g_loss": value,
         "d_fake_for_g": jnp.mean(jax.nn.sigmoid(fake_logits)),
-        "g_grad_norm": optax.global_norm(grads),
+        "g_grad_norm": optax.tree.norm(grads),
     }
     return state.replace(g=g, step=state.step + 1), metrics

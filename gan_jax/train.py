@@ -77,8 +77,9 @@ def make_trainer(config: ml_collections.ConfigDict, dataset_size: int | None = N
         state = init_state(rng, generator, discriminator, g_tx, d_tx, config.model.z_dim, shape)
         if config.model.output_bias_from_data:
             bias = models.sigmoid_bias_from_marginals(dataset.x)
-            state = state.replace(g=state.g.replace(params=models.with_output_bias(
-                state.g.params, bias)))
+            state = state.replace(
+                g=state.g.replace(params=models.with_output_bias(state.g.params, bias))
+            )
         return state
 
     def d_update(state, dataset=None):

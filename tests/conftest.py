@@ -1,0 +1,29 @@
+"""Shared fixtures. Eight fake CPU devices are configured before JAX starts, for the pmap tests."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
+import pytest  # noqa: E402
+
+from gan_jax.config import default_config  # noqa: E402
+
+MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture
+def mnist_dir():
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST not found at {MNIST_DIR}")
+    return str(MNIST_DIR)
+
+
+def tiny_config(**train):
+    """A ring8 config with small nets that compiles and runs in a second or two."""
+    c = default_config()
+    c.model.generator_kwargs = {"hidden": (16,), "output_activation": "linear"}
+    c.model.discriminator_kwargs = {"hidden": (16,)}
+    c.train.update(batch_size=32, num_steps=8, scan_steps=4, log_every=4, sample_every=0)
+    c.train.update(**train)
+    return c

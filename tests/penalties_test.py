@@ -1,0 +1,56 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import penalties
+
+W = jnp.array([0.3, -1.2, 2.0, 0.5])
+
+
+def linear_d(x):
+    return x.reshape(x.shape[0], -1) @ W + 0.7
+
+
+@pytest.fixture
+def batches():
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    return jax.random.normal(k1, (16, 4)), jax.random.normal(k2, (16, 4))
+
+
+def test_gradient_penalty_of_linear_d_is_closed_form(batches):
+    real, fake = batches
+    value = penalties.gradient_penalty(linear_d, real, fake, jax.random.PRNGKey(1))
+    np.testing.assert_allclose(value, (jnp.linalg.norm(W) - 1.0) ** 2, rtol=1e-5)
+
+
+def test_dragan_of_linear_d_is_closed_form(batches):
+    real, _ = batches
+    value = penalties.dragan_penalty(linear_d, real, jax.random.PRNGKey(1))
+    np.testing.assert_allclose(value, (jnp.linalg.norm(W) - 1.0) ** 2, rtol=1e-5)
+
+
+def test_r1_r2_of_linear_and_quadratic_d(batches):
+    real, fake = batches
+    np.testing.assert_allclose(penalties.r1_penalty(linear_d, real), jnp.sum(W**2), rtol=1e-5)
+    quadratic = lambda x: 0.5 * jnp.sum(x**2, axis=1)  # grad = x
+    expected = jnp.mean(jnp.sum(fake**2, axis=1))
+    np.testing.assert_allclose(penalties.r2_penalty(quadratic, fake), expected, rtol=1e-5)
+
+
+def test_gradient_penalty_uses_interpolates_between_real_and_fake():
+    # D(x) = 0.5 ||x||^2 has grad x, so the penalty sees |x_hat| with x_hat on the segment.
+    real, fake = jnp.full((1000, 1), 2.0), jnp.zeros((1000, 1))
+    quadratic = lambda x: 0.5 * jnp.sum(x**2, axis=1)
+    value = penalties.gradient_penalty(quadratic, real, fake, jax.random.PRNGKey(2))
+    # x_hat = 2 eps, eps ~ U[0,1]: E(2 eps - 1)^2 = 1/3.
+    np.testing.assert_allclose(value, 1.0 / 3.0, atol=0.03)
+
+
+def test_penalty_dispatch_and_gradient_is_finite(batches):
+    real, fake = batches
+    for name in penalties.PENALTIES:
+        value = penalties.penalty(name, linear_d, real, fake, jax.random.PRNGKey(0))
+        assert np.isfinite(value)
+    with pytest.raises(ValueError, match="allowed"):
+        penalties.penalty("bogus", linear_d, real, fake, jax.random.PRNGKey(0))

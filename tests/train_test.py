@@ -1,0 +1,111 @@
+import json
+import os
+
+import chex
+import jax
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from gan_jax import train
+from gan_jax.writers import read_metrics
+
+
+def assert_trees_close(a, b, **tol):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, **tol)
+
+
+def test_seed_i_of_a_vmapped_sweep_equals_a_solo_run():
+    config = tiny_config(num_steps=6, scan_steps=2, log_every=2)
+    run = train.make_train(config)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    swept_state, swept_metrics = jax.jit(jax.vmap(run))(keys)
+    for i in range(3):
+        solo_state, solo_metrics = jax.jit(run)(keys[i])
+        assert_trees_close(
+            jax.tree.map(lambda x, i=i: x[i], swept_state), solo_state, rtol=1e-5, atol=1e-6
+        )
+        assert_trees_close(
+            jax.tree.map(lambda x, i=i: x[i], swept_metrics), solo_metrics, rtol=1e-4, atol=1e-6
+        )
+
+
+@pytest.mark.parametrize("d_steps", [1, 2])
+def test_scan_dispatch_equals_one_dispatch_per_update(d_steps):
+    results = []
+    for scan_steps in (0, 4):
+        config = tiny_config(d_steps=d_steps, scan_steps=scan_steps)
+        jitted = train.jit_trainer(train.make_trainer(config))
+        state = jitted.init(jax.random.PRNGKey(0))
+        results.append(train.advance(jitted, state, None, 8))
+    (step_state, step_metrics), (scan_state, scan_metrics) = results
+    assert int(scan_state.step) == 8 and int(scan_state.d_updates) == 8 * d_steps
+    assert_trees_close(step_state, scan_state, rtol=1e-5, atol=1e-6)
+    assert_trees_close(step_metrics, scan_metrics, rtol=1e-4, atol=1e-6)
+
+
+def test_make_train_equals_the_host_loop():
+    config = tiny_config(num_steps=8)
+    state, _ = jax.jit(train.make_train(config))(jax.random.PRNGKey(0))
+    jitted = train.jit_trainer(train.make_trainer(config))
+    loop_state, _ = train.advance(jitted, jitted.init(jax.random.PRNGKey(0)), None, 8)
+    assert_trees_close(state, loop_state, rtol=1e-5, atol=1e-6)
+
+
+def test_no_retracing_in_the_hot_loop():
+    trainer = train.make_trainer(tiny_config(scan_steps=0))
+    counted = train.Trainer(
+        trainer.config,
+        trainer.init,
+        chex.assert_max_traces(trainer.d_update, n=1),
+        chex.assert_max_traces(trainer.g_update, n=1),
+        trainer.iteration,
+    )
+    jitted = train.jit_trainer(counted)
+    state = jitted.init(jax.random.PRNGKey(0))
+    state, _ = train.advance(jitted, state, None, 5)  # a retrace would raise here
+    assert jitted.d_update._cache_size() == 1 and jitted.g_update._cache_size() == 1
+
+    scan_jitted = train.jit_trainer(train.make_trainer(tiny_config(scan_steps=2)))
+    state = scan_jitted.init(jax.random.PRNGKey(0))
+    train.advance(scan_jitted, state, None, 8)
+    assert scan_jitted.run_iterations._cache_size() == 1
+
+
+def test_state_buffers_are_donated():
+    jitted = train.jit_trainer(train.make_trainer(tiny_config(scan_steps=0)))
+    state = jitted.init(jax.random.PRNGKey(0))
+    old_leaf = jax.tree.leaves(state.d.params)[0]
+    jitted.d_update(state, None)
+    assert old_leaf.is_deleted()
+
+
+def test_train_and_evaluate_writes_the_workdir(tmp_path):
+    config = tiny_config(num_steps=8, sample_every=8)
+    workdir = str(tmp_path / "run")
+    state = train.train_and_evaluate(config, workdir)
+    assert int(state.step) == 8
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["train"]["num_steps"] == 8
+    records = read_metrics(workdir)
+    assert [r["step"] for r in records] == [4, 8]
+    expected = {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm", "seconds"}
+    assert expected <= set(records[0])
+    assert os.path.getsize(os.path.join(workdir, "samples", "step_8.png")) > 1000
+    assert any(f.startswith("events") for f in os.listdir(os.path.join(workdir, "tensorboard")))
+
+
+def test_2014_nets_train_on_real_mnist(mnist_dir, tmp_path):
+    from experiments_loader import load_experiment
+
+    config = load_experiment("gan2014_mnist")
+    config.data.update(dir=mnist_dir, stop=1000)
+    config.train.update(num_steps=4, scan_steps=2, log_every=2, sample_every=4)
+    state = train.train_and_evaluate(config, str(tmp_path))
+    records = read_metrics(str(tmp_path))
+    assert [r["step"] for r in records] == [2, 4]
+    # Momentum follows the 2014 schedule and the learning rate has decayed by 1.000004 per update.
+    lr = float(state.d.opt_state.hyperparams["learning_rate"])
+    np.testing.assert_allclose(lr, 0.1 / 1.000004**3, rtol=1e-6)
+    assert os.path.exists(tmp_path / "samples" / "step_4.png")
