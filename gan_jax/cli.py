@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 COMMANDS = ("train",)
@@ -16,6 +16,9 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment file with get_config(); override fields with --config.key=value."
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, samples.")
+_OVERRIDE = flags.DEFINE_bool(
+    "override_config", False, "On resume, use the given config instead of the workdir's."
+)
 
 
 def main(argv) -> None:
@@ -26,10 +29,12 @@ def main(argv) -> None:
         )
     if _CONFIG.value is None or not _WORKDIR.value:
         sys.exit("gan-jax train needs --config FILE (e.g. experiments/ring8.py) and --workdir DIR")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # orbax and XLA are chatty at INFO
     from gan_jax import train  # imported late so that --help stays fast
 
     try:
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _OVERRIDE.value)
     except (ValueError, FloatingPointError) as err:
         sys.exit(f"error: {err}")
 

@@ -77,6 +77,8 @@ def default_config() -> ml_collections.ConfigDict:
             "log_every": 100,
             "sample_every": 1000,
             "num_samples": 2500,
+            "checkpoint_every": 1000,  # a multiple of log_every; 0 saves only at the end
+            "keep_checkpoints": 3,
         }
     )
     c.parallel = "none"
@@ -133,7 +135,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     t = config.train
     for key in ("batch_size", "num_steps", "d_steps", "log_every"):
         _check_positive(f"train.{key}", t[key], numbers.Integral)
-    for key in ("scan_steps", "sample_every"):
+    for key in ("scan_steps", "sample_every", "checkpoint_every"):
         _check_positive(f"train.{key}", t[key], numbers.Integral, allow_zero=True)
     if t.scan_steps and t.num_steps % t.scan_steps:
         _fail("train.num_steps", t.num_steps, f"a multiple of train.scan_steps={t.scan_steps}")
@@ -142,5 +144,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if t.sample_every and t.scan_steps and t.sample_every % t.scan_steps:
         _fail(
             "train.sample_every", t.sample_every, f"a multiple of train.scan_steps={t.scan_steps}"
+        )
+    _check_positive("train.keep_checkpoints", t.keep_checkpoints, numbers.Integral)
+    if t.checkpoint_every % t.log_every:
+        _fail(
+            "train.checkpoint_every", t.checkpoint_every, f"a multiple of log_every={t.log_every}"
         )
     _check_choice("parallel", config.parallel, PARALLEL_MODES)

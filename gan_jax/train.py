@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
+import signal
 import time
 from collections.abc import Callable
 
@@ -18,8 +20,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 
 from gan_jax import data, losses, models, optim, plotting, steps
+from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
 from gan_jax.state import GANState, init_state
 from gan_jax.writers import MetricWriter
@@ -249,30 +253,144 @@ def load_data(config):
     return dataset
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
-    """Trains from the config, writing config.json, metrics.jsonl, TensorBoard and samples."""
+class StopRequested:
+    """Turns SIGINT/SIGTERM into a flag checked between dispatches, so the state is never
+    caught half-donated and the loop can save a checkpoint before exiting."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave the default behaviour
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+# Extending a run is the usual reason to resume, and no schedule depends on the total length.
+RESUMABLE_CHANGES = ("train.num_steps",)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def resolve_config(config, workdir: str, override: bool = False):
+    """The config to resume with: the workdir's own unless `override`; conflicts are logged."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return config
+    with open(path) as f:
+        saved = _flatten(json.load(f))
+    given = _flatten(json.loads(config.to_json_best_effort()))
+    conflicts = {
+        key: (saved.get(key), given.get(key))
+        for key in sorted(set(saved) | set(given))
+        if saved.get(key) != given.get(key) and key not in RESUMABLE_CHANGES
+    }
+    if not conflicts:
+        return config
+    listing = "; ".join(f"{k}: workdir {a!r}, given {b!r}" for k, (a, b) in conflicts.items())
+    if override:
+        logging.warning("--override_config: the given config replaces the workdir's (%s)", listing)
+        return config
+    logging.warning(
+        "the workdir's config.json wins over the given config (%s); pass --override_config to"
+        " use the given values",
+        listing,
+    )
+    resolved = config.copy_and_resolve_references()
+    with resolved.unlocked():
+        for key, (value, _) in conflicts.items():
+            current = resolved
+            *parents, leaf = key.split(".")
+            for parent in parents:
+                current = current[parent]
+            if isinstance(current.get(leaf), tuple) and isinstance(value, list):
+                value = tuple(value)
+            current[leaf] = value
+    return resolved
+
+
+def with_config_hyperparams(state: GANState, fresh: GANState) -> GANState:
+    """The restored state with the optimizers' injected hyperparameters taken from the config:
+    a checkpoint stores them, but on resume the config (maybe overridden) decides."""
+
+    def refresh(player, fresh_player):
+        return player.replace(
+            opt_state=player.opt_state._replace(hyperparams=fresh_player.opt_state.hyperparams)
+        )
+
+    return state.replace(g=refresh(state.g, fresh.g), d=refresh(state.d, fresh.d))
+
+
+def restore_or_init(jitted: JittedTrainer, checkpointer: Checkpointer, config, dataset):
+    fresh = jitted.init(jax.random.PRNGKey(config.seed), dataset)
+    if checkpointer.latest_step() is None:
+        return fresh
+    state = with_config_hyperparams(checkpointer.restore(fresh), fresh)
+    logging.warning("resumed from the checkpoint at step %d", int(state.step))
+    return state
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, override_config: bool = False
+) -> GANState:
+    """Trains from the config (resuming from the newest checkpoint in `workdir`), writing
+    config.json, metrics.jsonl, TensorBoard files, samples and checkpoints."""
+    validate(config)
+    config = resolve_config(config, workdir, override_config)
     validate(config)
     dataset = load_data(config)
     trainer = make_trainer(config, None if dataset is None else dataset.x.shape[0])
     jitted = jit_trainer(trainer)
-    write_config(config, workdir)
-    state = jitted.init(jax.random.PRNGKey(config.seed), dataset)
     t = config.train
-    step = int(state.step)
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints)
+    state = restore_or_init(jitted, checkpointer, config, dataset)
+    write_config(config, workdir)
+    step = checked = int(state.step)
     writer = MetricWriter(workdir, t.num_steps, initial_step=step)
     start = time.perf_counter()
     try:
-        while step < t.num_steps:
-            num = min(t.log_every - step % t.log_every, t.num_steps - step)
-            state, metrics = advance(jitted, state, dataset, num)
-            step += num
-            writer.advance(num)
-            if step % t.log_every == 0 or step == t.num_steps:
-                host = jax.device_get(metrics)
-                check_finite(host, state, step)
-                writer.write(step, {**host, "seconds": elapsed(start)})
-            if t.sample_every and (step % t.sample_every == 0 or step == t.num_steps):
-                save_samples(config, state, workdir, step)
+        with StopRequested() as stop:
+            while step < t.num_steps and not stop.requested:
+                num = min(t.log_every - step % t.log_every, t.num_steps - step)
+                state, metrics = advance(jitted, state, dataset, num)
+                step += num
+                writer.advance(num)
+                if step % t.log_every == 0 or step == t.num_steps:
+                    host = jax.device_get(metrics)
+                    check_finite(host, state, step)
+                    checked = step
+                    writer.write(step, {**host, "seconds": elapsed(start)})
+                    if t.checkpoint_every and step % t.checkpoint_every == 0:
+                        checkpointer.save(state)
+                if t.sample_every and (step % t.sample_every == 0 or step == t.num_steps):
+                    save_samples(config, state, workdir, step)
+            if stop.requested:
+                logging.warning("stop requested: saving a checkpoint at step %d", step)
+        if checked != step:  # stopped between log steps: never save a non-finite state
+            check_finite(jax.device_get(metrics), state, step)
+        checkpointer.save(state)
     finally:
         writer.close()
+        checkpointer.close()
     return state

@@ -1,0 +1,79 @@
+"""Checkpoints of the whole GANState with orbax: params, optimizer states, counters, RNG key.
+
+The data position needs no extra field: it is `state.d_updates` (see state.py). Orbax writes each
+checkpoint to a temporary directory and renames it when complete, so a process killed mid-write
+leaves the previous checkpoint as the newest complete one.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import serialization
+
+from gan_jax.state import GANState
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be restored into the current config's state."""
+
+
+def _shapes(tree) -> dict:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): tuple(np.shape(leaf)) for path, leaf in flat}
+
+
+class Checkpointer:
+    """Saves and restores GANStates under `directory`, keeping the newest `keep`."""
+
+    def __init__(self, directory: str, keep: int = 3):
+        self.directory = os.path.abspath(directory)
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, enable_async_checkpointing=False
+            ),
+        )
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self.manager.all_steps())
+
+    def save(self, state: GANState) -> int:
+        step = int(state.step)
+        if step in self.manager.all_steps():
+            return step
+        tree = serialization.to_state_dict(jax.device_get(state))
+        self.manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+        self.manager.wait_until_finished()
+        return step
+
+    def restore(self, like: GANState, step: int | None = None) -> GANState:
+        """The checkpoint at `step` (default newest), checked leaf by leaf against `like`."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        target = serialization.to_state_dict(jax.device_get(like))
+        try:
+            restored = self.manager.restore(step, args=ocp.args.StandardRestore())
+        except Exception as err:  # orbax raises many types for unreadable files
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} cannot be read: {err}"
+            ) from err
+        expected, found = _shapes(target), _shapes(restored)
+        if expected != found:
+            diff = sorted(set(expected.items()) ^ set(found.items()))[:4]
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} does not fit this config's model"
+                f" (first differences, as (leaf, shape): {diff}); use another --workdir or the"
+                " config the checkpoint was written with"
+            )
+        return serialization.from_state_dict(like, restored)
+
+    def close(self) -> None:
+        self.manager.close()

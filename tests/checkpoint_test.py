@@ -1,0 +1,67 @@
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from gan_jax import train
+from gan_jax.checkpoint import CheckpointError, Checkpointer
+from gan_jax.writers import read_metrics
+
+
+def assert_bit_identical(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("d_steps, scan_steps", [(1, 4), (2, 4), (2, 0)])
+def test_resumed_run_is_bit_identical_to_an_unbroken_one(tmp_path, d_steps, scan_steps):
+    config = tiny_config(d_steps=d_steps, scan_steps=scan_steps, num_steps=16, checkpoint_every=4)
+    straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
+    first = tiny_config(d_steps=d_steps, scan_steps=scan_steps, num_steps=8, checkpoint_every=4)
+    train.train_and_evaluate(first, str(tmp_path / "resumed"))
+    resumed = train.train_and_evaluate(config, str(tmp_path / "resumed"))
+    assert int(resumed.step) == 16 and int(resumed.d_updates) == 16 * d_steps
+    assert_bit_identical(straight, resumed)
+    steps = [r["step"] for r in read_metrics(str(tmp_path / "resumed"))]
+    assert steps == list(range(4, 17, 4))
+
+
+def test_keeps_the_newest_n(tmp_path):
+    config = tiny_config(num_steps=20, checkpoint_every=4, keep_checkpoints=2)
+    train.train_and_evaluate(config, str(tmp_path))
+    assert Checkpointer(str(tmp_path / "checkpoints")).all_steps() == [16, 20]
+
+
+def test_checkpoint_of_another_model_is_refused_and_left_alone(tmp_path):
+    train.train_and_evaluate(tiny_config(num_steps=4), str(tmp_path))
+    before = sorted(os.listdir(tmp_path / "checkpoints"))
+    other = tiny_config(num_steps=8)
+    other.model.discriminator_kwargs = {"hidden": (32,)}
+    with pytest.raises(CheckpointError, match="does not fit this config's model"):
+        train.train_and_evaluate(other, str(tmp_path), override_config=True)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == before
+
+
+def test_workdir_config_wins_unless_overridden(tmp_path):
+    train.train_and_evaluate(tiny_config(num_steps=4), str(tmp_path))
+    changed = tiny_config(num_steps=8)
+    changed.loss.real_label = 0.9
+    state = train.train_and_evaluate(changed, str(tmp_path))
+    assert int(state.step) == 8  # num_steps may grow on resume
+    saved = train.resolve_config(changed, str(tmp_path))
+    assert saved.loss.real_label == 1.0
+    assert train.resolve_config(changed, str(tmp_path), override=True).loss.real_label == 0.9
+
+
+def test_non_finite_training_stops_and_keeps_the_last_finite_checkpoint(tmp_path):
+    train.train_and_evaluate(tiny_config(num_steps=8, checkpoint_every=4), str(tmp_path))
+    diverging = tiny_config(num_steps=400, checkpoint_every=4)
+    diverging.optim.d.lr = 1e30  # Adam steps of ~lr: the params overflow at once
+    with pytest.raises(FloatingPointError, match=r"non-finite at step \d+: .*player"):
+        train.train_and_evaluate(diverging, str(tmp_path), override_config=True)
+    checkpointer = Checkpointer(str(tmp_path / "checkpoints"))
+    assert checkpointer.latest_step() == 8
+    restored = checkpointer.restore(train.make_trainer(diverging).init(jax.random.PRNGKey(0)))
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored))
