@@ -235,26 +235,28 @@ def shuffled_index(key, rows_B, n: int):
     return x.astype(jnp.int32)
 
 
-def batch_from_dataset(dataset: Dataset, key: jax.Array, index, batch_size: int):
-    """Batch number `index` of an endless sequence of shuffled epochs: (x_B..., y_B).
+def batch_from_dataset(dataset: Dataset, key: jax.Array, index, batch_size: int, rows_b=None):
+    """Batch number `index` of an endless sequence of shuffled epochs: (x_b..., y_b).
 
     Epoch e visits the examples in a random order drawn from fold_in(key, e); a trailing
-    partial batch is dropped.
+    partial batch is dropped. `rows_b` picks rows of the batch (a device's shard); default all.
     """
     n = dataset.x.shape[0]
     batches_per_epoch = n // batch_size
     epoch, within = jnp.divmod(index, batches_per_epoch)
-    positions_B = within * batch_size + jnp.arange(batch_size)
-    rows_B = shuffled_index(jax.random.fold_in(key, epoch), positions_B, n)
-    return dataset.x[rows_B], dataset.y[rows_B]
+    rows_b = jnp.arange(batch_size) if rows_b is None else rows_b
+    examples_b = shuffled_index(jax.random.fold_in(key, epoch), within * batch_size + rows_b, n)
+    return dataset.x[examples_b], dataset.y[examples_b]
 
 
-def real_batch(name: str, dataset: Dataset | None, key, index, batch_size: int):
-    """A batch of real data (x, y): drawn fresh for toy data, gathered on device otherwise."""
+def real_batch(name: str, dataset: Dataset | None, key, index, batch_size: int, rows_b=None):
+    """Rows `rows_b` (default all) of real batch `index`: drawn fresh for toy data, gathered on
+    device otherwise. The rows of a batch do not depend on how it is split across devices."""
     if name in TOY_DATASETS:
         x = sample_toy(name, jax.random.fold_in(key, index), batch_size)
-        return x, jnp.zeros(batch_size, jnp.int32)
-    return batch_from_dataset(dataset, key, index, batch_size)
+        x = x if rows_b is None else x[rows_b]
+        return x, jnp.zeros(x.shape[0], jnp.int32)
+    return batch_from_dataset(dataset, key, index, batch_size, rows_b)
 
 
 def load_dataset(data_config) -> Dataset | None:

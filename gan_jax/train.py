@@ -50,8 +50,16 @@ def updates_per_epoch(config, dataset_size: int | None) -> int:
     return max(1, (dataset_size or 0) // config.train.batch_size)
 
 
-def make_trainer(config: ml_collections.ConfigDict, dataset_size: int | None = None) -> Trainer:
-    """Builds nets, optimizers, losses and the update functions for a validated config."""
+def make_trainer(
+    config: ml_collections.ConfigDict,
+    dataset_size: int | None = None,
+    axis_name: str | None = None,
+) -> Trainer:
+    """Builds nets, optimizers, losses and the update functions for a validated config.
+
+    With `axis_name`, the updates are meant to run under `jax.pmap` over that axis: each device
+    handles its rows of the global batch and gradients are averaged across devices.
+    """
     validate(config)
     shape = tuple(data.data_shape(config.data))
     generator = models.make_generator(config.model, shape)
@@ -67,6 +75,7 @@ def make_trainer(config: ml_collections.ConfigDict, dataset_size: int | None = N
         batch_size=config.train.batch_size,
         z_dim=config.model.z_dim,
         z_dist=config.model.z_dist,
+        axis_name=axis_name,
     )
     d_step = functools.partial(
         steps.d_step,
@@ -88,8 +97,14 @@ def make_trainer(config: ml_collections.ConfigDict, dataset_size: int | None = N
 
     def d_update(state, dataset=None):
         data_key = steps.stream_key(state.rng, steps.DATA_STREAM)
+        offset, local = steps.shard(config.train.batch_size, axis_name)
         batch = data.real_batch(
-            config.data.name, dataset, data_key, state.d_updates, config.train.batch_size
+            config.data.name,
+            dataset,
+            data_key,
+            state.d_updates,
+            config.train.batch_size,
+            rows_b=offset + jnp.arange(local),
         )
         return d_step(state, batch)
 

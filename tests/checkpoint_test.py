@@ -3,10 +3,10 @@ import os
 import jax
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from gan_jax import train
-from gan_jax.checkpoint import CheckpointError, Checkpointer
+from gan_jax.checkpoint import Checkpointer, CheckpointError
 from gan_jax.writers import read_metrics
 
 

@@ -1,10 +1,9 @@
 import ml_collections
 import pytest
-
 from conftest import tiny_config
 from experiments_loader import EXPERIMENTS, load_experiment
-from gan_jax.config import default_config, validate
 
+from gan_jax.config import default_config, validate
 
 TRAINING_EXPERIMENTS = sorted(
     p.stem for p in EXPERIMENTS.glob("*.py") if "def get_config" in p.read_text()
