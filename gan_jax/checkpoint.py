@@ -29,12 +29,21 @@ def _shapes(tree) -> dict:
 class Checkpointer:
     """Saves and restores GANStates under `directory`, keeping the newest `keep`."""
 
-    def __init__(self, directory: str, keep: int = 3):
+    def __init__(self, directory: str, keep: int = 3, primary: bool = True):
         self.directory = os.path.abspath(directory)
+        self.primary = primary
+        if primary:
+            os.makedirs(self.directory, exist_ok=True)
+        # The state is saved from host memory, so only one process of a multi-host run writes.
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, create=True, enable_async_checkpointing=False
+                max_to_keep=keep,
+                create=False,
+                enable_async_checkpointing=False,
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                    primary_host=0, active_processes={jax.process_index()}
+                ),
             ),
         )
 
@@ -46,7 +55,7 @@ class Checkpointer:
 
     def save(self, state: GANState) -> int:
         step = int(state.step)
-        if step in self.manager.all_steps():
+        if not self.primary or step in self.manager.all_steps():
             return step
         tree = serialization.to_state_dict(jax.device_get(state))
         self.manager.save(step, args=ocp.args.StandardSave(tree), force=True)

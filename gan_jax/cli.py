@@ -31,7 +31,9 @@ def main(argv) -> None:
         sys.exit("gan-jax train needs --config FILE (e.g. experiments/ring8.py) and --workdir DIR")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax and XLA are chatty at INFO
-    from gan_jax import train  # imported late so that --help stays fast
+    from gan_jax import parallel, train  # imported late so that --help stays fast
+
+    parallel.maybe_initialize_distributed()
 
     try:
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _OVERRIDE.value)

@@ -45,6 +45,11 @@ class Trainer:
             lambda s, _: self.iteration(s, dataset), state, None, length=num_iterations
         )
 
+    def run_chunk(self, state: GANState, dataset, num_iterations: int):
+        """Like `run_iterations`, keeping only the last iteration's metrics (what is logged)."""
+        state, stacked = self.run_iterations(state, dataset, num_iterations)
+        return state, jax.tree.map(lambda m: m[-1], stacked)
+
 
 def updates_per_epoch(config, dataset_size: int | None) -> int:
     return max(1, (dataset_size or 0) // config.train.batch_size)
@@ -62,25 +67,29 @@ def make_trainer(
     """
     validate(config)
     shape = tuple(data.data_shape(config.data))
-    generator = models.make_generator(config.model, shape)
-    discriminator = models.make_discriminator(config.model)
+    # Batch norm averages its statistics over the pmap axis, like the gradients.
+    generator = models.make_generator(config.model, shape, axis_name=axis_name)
+    discriminator = models.make_discriminator(config.model, axis_name=axis_name)
     d_tx = optim.make_optimizer(config.optim.d, updates_per_epoch(config, dataset_size))
     g_tx = optim.make_optimizer(
         config.optim.g, updates_per_epoch(config, dataset_size) // config.train.d_steps or 1
     )
-    loss_kwargs = {"real_label": config.loss.real_label} if config.loss.real_label != 1.0 else {}
-    loss = losses.get_loss(config.loss.name, **loss_kwargs)
+    loss = losses.from_config(config.loss)
     common = dict(
         loss=loss,
         batch_size=config.train.batch_size,
         z_dim=config.model.z_dim,
         z_dist=config.model.z_dist,
+        conditioning=config.model.conditioning,
+        num_classes=config.model.num_classes,
+        aux_weight=config.loss.aux_weight,
         axis_name=axis_name,
     )
     d_step = functools.partial(
         steps.d_step,
         penalty=config.loss.penalty,
         penalty_weight=config.loss.penalty_weight,
+        penalty_every=config.loss.penalty_every,
         clip_weights=config.loss.clip_weights,
         **common,
     )
@@ -149,7 +158,7 @@ class JittedTrainer:
     init: Callable
     d_update: Callable
     g_update: Callable
-    run_iterations: Callable
+    run_chunk: Callable  # `scan_steps` iterations in one dispatch
 
 
 def jit_trainer(trainer: Trainer) -> JittedTrainer:
@@ -159,9 +168,8 @@ def jit_trainer(trainer: Trainer) -> JittedTrainer:
         init=jax.jit(trainer.init),
         d_update=jax.jit(trainer.d_update, donate_argnums=0),
         g_update=jax.jit(trainer.g_update, donate_argnums=0),
-        run_iterations=jax.jit(
-            functools.partial(trainer.run_iterations, num_iterations=scan_steps),
-            donate_argnums=0,
+        run_chunk=jax.jit(
+            functools.partial(trainer.run_chunk, num_iterations=scan_steps), donate_argnums=0
         ),
     )
 
@@ -173,8 +181,7 @@ def advance(jitted: JittedTrainer, state: GANState, dataset, num_iterations: int
     if config.train.scan_steps:
         metrics = None
         for _ in range(num_iterations // config.train.scan_steps):
-            state, stacked = jitted.run_iterations(state, dataset)
-            metrics = jax.tree.map(lambda m: m[-1], stacked)
+            state, metrics = jitted.run_chunk(state, dataset)
         return state, metrics
     for _ in range(num_iterations):
         for _ in range(config.train.d_steps):
@@ -375,14 +382,27 @@ def train_and_evaluate(
     config = resolve_config(config, workdir, override_config)
     validate(config)
     dataset = load_data(config)
-    trainer = make_trainer(config, None if dataset is None else dataset.x.shape[0])
-    jitted = jit_trainer(trainer)
+    size = None if dataset is None else dataset.x.shape[0]
+    if config.parallel == "pmap":
+        from gan_jax import parallel  # parallel builds on this module
+
+        parallel.check_batch_divides(config.train.batch_size)
+        jitted = parallel.pmap_trainer(make_trainer(config, size, axis_name=parallel.AXIS))
+        to_devices, one_copy = parallel.replicate, parallel.unreplicate
+    else:
+        jitted = jit_trainer(make_trainer(config, size))
+        to_devices = one_copy = lambda tree: tree
     t = config.train
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints)
-    state = restore_or_init(jitted, checkpointer, config, dataset)
-    write_config(config, workdir)
-    step = checked = int(state.step)
-    writer = MetricWriter(workdir, t.num_steps, initial_step=step)
+    primary = jax.process_index() == 0  # one process writes files in a multi-host run
+    checkpointer = Checkpointer(
+        os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints, primary=primary
+    )
+    state = to_devices(restore_or_init(jitted, checkpointer, config, dataset))
+    dataset = to_devices(dataset)
+    if primary:
+        write_config(config, workdir)
+    step = checked = int(one_copy(state).step)
+    writer = MetricWriter(workdir, t.num_steps, initial_step=step, enabled=primary)
     start = time.perf_counter()
     try:
         with StopRequested() as stop:
@@ -392,20 +412,24 @@ def train_and_evaluate(
                 step += num
                 writer.advance(num)
                 if step % t.log_every == 0 or step == t.num_steps:
-                    host = jax.device_get(metrics)
-                    check_finite(host, state, step)
+                    host = jax.device_get(one_copy(metrics))
+                    check_finite(host, one_copy(state), step)
                     checked = step
                     writer.write(step, {**host, "seconds": elapsed(start)})
                     if t.checkpoint_every and step % t.checkpoint_every == 0:
-                        checkpointer.save(state)
-                if t.sample_every and (step % t.sample_every == 0 or step == t.num_steps):
-                    save_samples(config, state, workdir, step)
+                        checkpointer.save(one_copy(state))
+                if (
+                    primary
+                    and t.sample_every
+                    and (step % t.sample_every == 0 or step == t.num_steps)
+                ):
+                    save_samples(config, one_copy(state), workdir, step)
             if stop.requested:
                 logging.warning("stop requested: saving a checkpoint at step %d", step)
         if checked != step:  # stopped between log steps: never save a non-finite state
-            check_finite(jax.device_get(metrics), state, step)
-        checkpointer.save(state)
+            check_finite(jax.device_get(one_copy(metrics)), one_copy(state), step)
+        checkpointer.save(one_copy(state))
     finally:
         writer.close()
         checkpointer.close()
-    return state
+    return one_copy(state)

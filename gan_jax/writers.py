@@ -23,7 +23,10 @@ class MetricWriter:
     Appending (never rewriting) keeps the lines of an earlier, interrupted run intact.
     """
 
-    def __init__(self, workdir: str, total_steps: int, initial_step: int = 0):
+    def __init__(self, workdir: str, total_steps: int, initial_step: int = 0, enabled=True):
+        self.enabled = enabled
+        if not enabled:  # a non-primary process of a multi-host run writes nothing
+            return
         os.makedirs(workdir, exist_ok=True)
         self.path = os.path.join(workdir, "metrics.jsonl")
         self.tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
@@ -37,6 +40,8 @@ class MetricWriter:
 
     def write(self, step: int, metrics: dict) -> dict:
         record = {"step": int(step), **{k: to_python(v) for k, v in metrics.items()}}
+        if not self.enabled:
+            return record
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         for name, value in record.items():
@@ -50,9 +55,12 @@ class MetricWriter:
         return record
 
     def advance(self, num_steps: int) -> None:
-        self.progress.update(num_steps)
+        if self.enabled:
+            self.progress.update(num_steps)
 
     def close(self) -> None:
+        if not self.enabled:
+            return
         self.progress.close()
         self.tensorboard.close()
 

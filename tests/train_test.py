@@ -70,7 +70,7 @@ def test_no_retracing_in_the_hot_loop():
     scan_jitted = train.jit_trainer(train.make_trainer(tiny_config(scan_steps=2)))
     state = scan_jitted.init(jax.random.PRNGKey(0))
     train.advance(scan_jitted, state, None, 8)
-    assert scan_jitted.run_iterations._cache_size() == 1
+    assert scan_jitted.run_chunk._cache_size() == 1
 
 
 def test_state_buffers_are_donated():

@@ -1,0 +1,76 @@
+"""Data-parallel training with `jax.pmap`, on one host or many.
+
+The state is replicated on every device; each device takes its rows of the global batch (see
+steps.shard) and gradients are averaged with `lax.pmean` once, inside the steps. Every random
+draw is a function of the global batch, so a run gives the same numbers on 1 device, on 8, or
+on 2 processes of 4.
+
+Multi-host: every process holds the whole (in-memory) dataset and its devices gather only their
+own rows of each global batch, which keeps the batches independent of the process layout.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gan_jax.train import JittedTrainer, Trainer
+
+AXIS = "devices"
+DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def maybe_initialize_distributed() -> bool:
+    """Calls `jax.distributed.initialize` when the usual environment names a coordinator."""
+    if not all(os.environ.get(name) for name in DISTRIBUTED_ENV):
+        return False
+    jax.distributed.initialize(
+        coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+        num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+        process_id=int(os.environ["JAX_PROCESS_ID"]),
+    )
+    return True
+
+
+def check_batch_divides(batch_size: int) -> None:
+    devices = jax.device_count()
+    if batch_size % devices:
+        raise ValueError(
+            f"config.train.batch_size = {batch_size} is not allowed with parallel=pmap on"
+            f" {devices} devices; expected a multiple of {devices}"
+        )
+
+
+def replicate(tree):
+    """One copy of `tree` on each local device (leading axis = local devices), laid out the way
+    pmap expects its inputs, so the copies are made once and not at every call."""
+    devices = jax.local_devices()
+    sharding = NamedSharding(Mesh(np.array(devices), (AXIS,)), PartitionSpec(AXIS))
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.device_put(np.broadcast_to(x, (len(devices), *x.shape)), sharding)
+
+    return jax.tree.map(put, tree)
+
+
+def unreplicate(tree):
+    """The first device's copy (all copies are equal: updates are averaged across devices)."""
+    return jax.tree.map(lambda x: x[0], tree)
+
+
+def pmap_trainer(trainer: Trainer) -> JittedTrainer:
+    """The pmapped entry points of a Trainer built with `axis_name=AXIS`; state donated."""
+    scan_steps = trainer.config.train.scan_steps or 1
+    pmap = functools.partial(jax.pmap, axis_name=AXIS, donate_argnums=0)
+    return JittedTrainer(
+        trainer=trainer,
+        init=jax.jit(trainer.init),
+        d_update=pmap(trainer.d_update),
+        g_update=pmap(trainer.g_update),
+        run_chunk=pmap(functools.partial(trainer.run_chunk, num_iterations=scan_steps)),
+    )

@@ -1,0 +1,133 @@
+"""pmap data parallelism on 8 fake CPU devices (set in conftest.py before JAX starts)."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from conftest import tiny_config
+from experiments_loader import load_experiment
+
+from gan_jax import data, parallel, train
+from gan_jax.checkpoint import Checkpointer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (fake) devices")
+
+
+def assert_trees_close(a, b, rtol=1e-4, atol=1e-6):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+def run_both(config, dataset, iterations=5):
+    """The same config on one device and under pmap on 8, from the same initial state."""
+    size = None if dataset is None else dataset.x.shape[0]
+    single = train.jit_trainer(train.make_trainer(config, size))
+    state = single.init(jax.random.PRNGKey(0), dataset)
+    pmapped = parallel.pmap_trainer(train.make_trainer(config, size, axis_name=parallel.AXIS))
+    p_state, p_metrics = train.advance(
+        pmapped, parallel.replicate(state), parallel.replicate(dataset), iterations
+    )
+    s_state, s_metrics = train.advance(single, state, dataset, iterations)
+    return (s_state, s_metrics), (parallel.unreplicate(p_state), parallel.unreplicate(p_metrics))
+
+
+def random_images(n, scale):
+    low = -1.0 if scale == "symmetric" else 0.0
+    x = np.random.default_rng(0).uniform(low, 1.0, (n, 28, 28, 1)).astype(np.float32)
+    return data.make_dataset(x)
+
+
+@pytest.mark.parametrize("experiment, scan_steps", [("gan2014_mnist", 5), ("keras_mlp_mnist", 0)])
+def test_pmap_equals_single_device_on_the_same_global_batch(experiment, scan_steps):
+    config = load_experiment(experiment)
+    config.train.update(batch_size=32, scan_steps=scan_steps, num_steps=10, log_every=5)
+    config.train.update(checkpoint_every=5)
+    (s_state, s_metrics), (p_state, p_metrics) = run_both(
+        config, random_images(96, config.data.scale)
+    )
+    assert int(p_state.step) == 5
+    assert_trees_close(s_state, p_state)
+    assert_trees_close(s_metrics, p_metrics, rtol=1e-3)
+
+
+def test_pmap_with_k_d_steps_and_toy_data():
+    config = tiny_config(d_steps=3, batch_size=64, scan_steps=0)
+    (s_state, _), (p_state, _) = run_both(config, None)
+    assert int(p_state.d_updates) == 15
+    assert_trees_close(s_state, p_state)
+
+
+def test_batch_must_divide_over_devices():
+    config = tiny_config(batch_size=36)
+    config.parallel = "pmap"
+    with pytest.raises(ValueError, match="batch_size = 36 .* multiple of 8"):
+        train.train_and_evaluate(config, "/nonexistent/never-written")
+
+
+def test_checkpoints_move_between_pmap_and_a_single_device(tmp_path):
+    straight = train.train_and_evaluate(tiny_config(num_steps=12), str(tmp_path / "a"))
+    for first, second, name in (("pmap", "none", "b"), ("none", "pmap", "c")):
+        config = tiny_config(num_steps=4)
+        config.parallel = first
+        train.train_and_evaluate(config, str(tmp_path / name))
+        config = tiny_config(num_steps=12)
+        config.parallel = second
+        resumed = train.train_and_evaluate(config, str(tmp_path / name), override_config=True)
+        assert int(resumed.step) == 12
+        assert_trees_close(straight, resumed)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path):
+    flags = [
+        "--config=experiments/ring8.py",
+        "--config.parallel=pmap",
+        "--config.train.num_steps=10",
+        "--config.train.scan_steps=5",
+        "--config.train.log_every=5",
+        "--config.train.checkpoint_every=5",
+        "--config.train.sample_every=0",
+    ]
+    workdir = str(tmp_path / "multihost")
+    port = free_port()
+    procs = []
+    for process_id in range(2):
+        env = dict(
+            os.environ,
+            XLA_FLAGS="--xla_force_host_platform_device_count=4",
+            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+            JAX_NUM_PROCESSES="2",
+            JAX_PROCESS_ID=str(process_id),
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gan_jax", "train", f"--workdir={workdir}", *flags],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+
+    config = load_experiment("ring8")
+    config.parallel = "pmap"
+    config.train.update(num_steps=10, scan_steps=5, log_every=5, checkpoint_every=5)
+    config.train.sample_every = 0
+    single_process = train.train_and_evaluate(config, str(tmp_path / "one"))
+    like = train.make_trainer(config).init(jax.random.PRNGKey(0))
+    two_processes = Checkpointer(os.path.join(workdir, "checkpoints")).restore(like)
+    assert int(two_processes.step) == 10
+    assert_trees_close(single_process, two_processes)
