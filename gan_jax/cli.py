@@ -42,4 +42,8 @@ def main(argv) -> None:
 
 
 def run() -> None:
+    try:  # a mistyped --config.key is reported as one line, not a traceback
+        flags.FLAGS(sys.argv)
+    except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as err:
+        sys.exit(f"error: bad flag: {err}".replace("\\n", " "))
     app.run(main)

@@ -7,10 +7,12 @@ counter and a resumed run draws exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import glob
 import gzip
 import math
 import os
 import socket
+import threading
 import struct as pystruct
 from collections.abc import Sequence
 
@@ -20,7 +22,7 @@ import numpy as np
 from flax import struct
 
 TOY_DATASETS = ("gaussian_1d", "ring8", "grid25")
-IMAGE_DATASETS = ("mnist",)
+IMAGE_DATASETS = ("mnist", "stacked_mnist")
 DATASETS = TOY_DATASETS + IMAGE_DATASETS
 SCALES = ("unit", "symmetric")  # pixels in [0, 1] or in [-1, 1]
 
@@ -135,9 +137,23 @@ def load_mnist_idx(data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tfds_reachable(timeout_s: float = 3.0) -> bool:
-    """Whether the TFDS download host answers; TFDS itself retries for minutes when offline."""
-    try:
+    """Whether the TFDS download host answers within `timeout_s`, DNS lookup included (which
+    a socket timeout does not cover); TFDS itself retries for minutes when offline."""
+
+    def connect():
         socket.create_connection(("storage.googleapis.com", 443), timeout=timeout_s).close()
+
+    worker = threading.Thread(target=connect, daemon=True)
+    result = []
+    worker.run = lambda: result.append(_succeeds(connect))
+    worker.start()
+    worker.join(timeout_s)
+    return bool(result and result[0])
+
+
+def _succeeds(fn) -> bool:
+    try:
+        fn()
         return True
     except OSError:
         return False
@@ -153,14 +169,20 @@ def _offline_message(name: str) -> str:
     )
 
 
+def _tfds_prepared_on_disk(name: str) -> bool:
+    """Whether TFDS's data directory holds a prepared copy, looked up without importing TFDS."""
+    root = os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+    return bool(glob.glob(os.path.join(root, name, "*", "dataset_info.json")))
+
+
 def load_mnist_tfds(split: str) -> tuple[np.ndarray, np.ndarray]:
     """MNIST through tensorflow-datasets, failing fast with a clear message when offline."""
+    if not _tfds_prepared_on_disk("mnist") and not _tfds_reachable():
+        raise DataError(_offline_message("mnist"))  # before TFDS's slow import and retries
     import tensorflow_datasets as tfds
 
     builder = tfds.builder("mnist")
     if not builder.is_prepared():
-        if not _tfds_reachable():
-            raise DataError(_offline_message("mnist"))
         builder.download_and_prepare()
     data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
     return data["image"][..., 0].astype(np.uint8), data["label"].astype(np.int32)
@@ -264,6 +286,8 @@ def load_dataset(data_config) -> Dataset | None:
     name = data_config.name
     if name in TOY_DATASETS:
         return None
+    if name == "stacked_mnist":
+        return load_stacked_mnist(data_config)
     if name != "mnist":
         raise DataError(f"unknown dataset {name!r}; allowed: {DATASETS}")
     images, labels = load_mnist(data_config.get("dir") or None, "train")
@@ -278,4 +302,34 @@ def data_shape(data_config) -> Sequence[int]:
         return (1,)
     if data_config.name in TOY_MIXTURES:
         return (2,)
+    if data_config.name == "stacked_mnist":
+        return (28, 28, 3)
     return (28, 28, 1)
+
+
+# ----------------------------------------------------------------------------- Stacked MNIST
+
+CLASSES = {"mnist": 10, "stacked_mnist": 1000}  # label counts of the labelled datasets
+STACKED_MNIST_SEED = 0  # the training set is one fixed draw, the same for every run
+
+
+def stack_digits(key, digits_NxHxW, labels_N, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n Stacked MNIST images [n, H, W, 3], each channel a uniformly drawn digit, and their
+    modes 100 * d0 + 10 * d1 + d2 in [0, 1000) (Metz et al. 2017, Sec. 3.4). Images keep their
+    dtype and range; the draw is `metrics.stacked_mnist`'s for the same key."""
+    digits_NxHxW = np.asarray(digits_NxHxW)
+    rows_nx3 = np.asarray(jax.random.randint(key, (n, 3), 0, digits_NxHxW.shape[0]))
+    x_nxHxWx3 = np.stack([digits_NxHxW[rows_nx3[:, c]] for c in range(3)], axis=-1)
+    modes_n = np.asarray(labels_N)[rows_nx3] @ np.array([100, 10, 1])
+    return x_nxHxWx3, modes_n.astype(np.int32)
+
+
+def load_stacked_mnist(data_config) -> Dataset:
+    """The Stacked MNIST training set: `data.stacked_size` images stacked from the MNIST training
+    digits [start:stop], pixels scaled by `data.scale`, labels = the 1000 modes."""
+    images, labels = load_mnist(data_config.get("dir") or None, "train")
+    start, stop = data_config.get("start", 0), data_config.get("stop", None)
+    digits_NxHxW = scale_images(images[start:stop], data_config.scale)[..., 0]
+    key = jax.random.PRNGKey(STACKED_MNIST_SEED)
+    x, modes = stack_digits(key, digits_NxHxW, labels[start:stop], data_config.stacked_size)
+    return make_dataset(x, modes)

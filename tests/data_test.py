@@ -65,14 +65,8 @@ def test_real_mnist(mnist_dir):
     assert x.shape == (10, 28, 28, 1) and x.min() == -1.0 and x.max() == 1.0
 
 
-def test_offline_tfds_fails_fast_with_instructions(monkeypatch):
-    import tensorflow_datasets as tfds
-
-    class Unprepared:
-        def is_prepared(self):
-            return False
-
-    monkeypatch.setattr(tfds, "builder", lambda name: Unprepared())
+def test_offline_tfds_fails_fast_with_instructions(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))  # no prepared copy there
     monkeypatch.setattr(data, "_tfds_reachable", lambda timeout_s=3.0: False)
     start = time.perf_counter()
     with pytest.raises(data.DataError, match="--config.data.dir"):
