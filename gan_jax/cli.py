@@ -1,16 +1,18 @@
-"""Command line: `gan-jax train --config experiments/<name>.py --workdir DIR [--config.k=v]`.
+"""Command line. Only parses flags and hands over to the module that does the work.
 
-Only parses flags and hands over to the module that does the work.
+gan-jax train --config experiments/<name>.py --workdir DIR [--config.key=value ...]
+gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_dir DIR]
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-COMMANDS = ("train",)
+COMMANDS = ("train", "eval")
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment file with get_config(); override fields with --config.key=value."
@@ -19,31 +21,44 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, 
 _OVERRIDE = flags.DEFINE_bool(
     "override_config", False, "On resume, use the given config instead of the workdir's."
 )
+_METRICS = flags.DEFINE_string(
+    "metrics", None, "eval: comma-separated metric names (default: all that fit the data)."
+)
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "eval: number of generated samples.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "eval: MNIST IDX directory (default: config's).")
 
 
 def main(argv) -> None:
     command = argv[1] if len(argv) > 1 else None
     if command not in COMMANDS or len(argv) > 2:
-        sys.exit(
-            f"usage: gan-jax {{{','.join(COMMANDS)}}} --config FILE --workdir DIR; got {argv[1:]}"
-        )
-    if _CONFIG.value is None or not _WORKDIR.value:
-        sys.exit("gan-jax train needs --config FILE (e.g. experiments/ring8.py) and --workdir DIR")
+        sys.exit(f"usage: gan-jax {{{','.join(COMMANDS)}}} --workdir DIR ...; got {argv[1:]}")
+    if not _WORKDIR.value:
+        sys.exit(f"gan-jax {command} needs --workdir DIR")
+    if command == "train" and _CONFIG.value is None:
+        sys.exit("gan-jax train needs --config FILE (e.g. experiments/ring8.py)")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax and XLA are chatty at INFO
-    from gan_jax import parallel, train  # imported late so that --help stays fast
-
-    parallel.maybe_initialize_distributed()
+    from gan_jax import evaluate, parallel, train  # imported late so that --help stays fast
 
     try:
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _OVERRIDE.value)
+        if command == "train":
+            parallel.maybe_initialize_distributed()
+            train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _OVERRIDE.value)
+        else:
+            record = evaluate.evaluate(
+                _WORKDIR.value, _METRICS.value, _NUM_SAMPLES.value, _DATA_DIR.value
+            )
+            print(json.dumps(record, indent=2))
     except (ValueError, FloatingPointError) as err:
         sys.exit(f"error: {err}")
 
 
-def run() -> None:
+def parse_flags(argv):
     try:  # a mistyped --config.key is reported as one line, not a traceback
-        flags.FLAGS(sys.argv)
+        return flags.FLAGS(argv)
     except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as err:
         sys.exit(f"error: bad flag: {err}".replace("\\n", " "))
-    app.run(main)
+
+
+def run() -> None:
+    app.run(main, flags_parser=parse_flags)

@@ -373,6 +373,20 @@ def restore_or_init(jitted: JittedTrainer, checkpointer: Checkpointer, config, d
     return state
 
 
+def make_evaluator(config):
+    """A function state -> metrics for `config.eval`, its reference data loaded now (so a data
+    error stops the run before training); None when training computes no metrics."""
+    if not config.eval.every:
+        return None
+    from gan_jax import evaluate, metrics  # metrics pulls in the classifier
+
+    names = metrics.parse_metric_names(config.eval.metrics)
+    inputs = evaluate.reference_inputs(config, None)
+    return lambda state: evaluate.evaluate_state(
+        config, state, names, config.eval.num_samples, inputs
+    )
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str, override_config: bool = False
 ) -> GANState:
@@ -401,6 +415,7 @@ def train_and_evaluate(
     dataset = to_devices(dataset)
     if primary:
         write_config(config, workdir)
+    evaluator = make_evaluator(config) if primary else None
     step = checked = int(one_copy(state).step)
     writer = MetricWriter(workdir, t.num_steps, initial_step=step, enabled=primary)
     start = time.perf_counter()
@@ -415,6 +430,8 @@ def train_and_evaluate(
                     host = jax.device_get(one_copy(metrics))
                     check_finite(host, one_copy(state), step)
                     checked = step
+                    if evaluator and step % config.eval.every == 0:
+                        host.update(evaluator(one_copy(state)))
                     writer.write(step, {**host, "seconds": elapsed(start)})
                     if t.checkpoint_every and step % t.checkpoint_every == 0:
                         checkpointer.save(one_copy(state))

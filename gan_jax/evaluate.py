@@ -1,0 +1,135 @@
+"""Evaluation of a trained generator: `gan-jax eval --workdir DIR --metrics parzen,fd,...`.
+
+Restores the newest checkpoint with the workdir's own config, draws samples with a fixed seed,
+and computes the named metrics of `gan_jax.metrics` against the right reference data: the MNIST
+test set (and train[50000:51000] to choose the Parzen sigma, as in Goodfellow et al. 2014), or
+the true mixture for the 2-D toys. Results go to `eval.json`, written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from gan_jax import data, metrics, steps, train
+from gan_jax.checkpoint import Checkpointer
+from gan_jax.config import default_config
+
+EVAL_SEED = 2014
+PARZEN_VALID = (50000, 51000)  # the 2014 protocol's validation images
+DEFAULT_METRICS = {
+    "mnist": "parzen,score,fd,kid,pr,dc,classes",
+    "ring8": "mixture",
+    "grid25": "mixture",
+    "gaussian_1d": "",
+}
+
+
+def _tuples(value):
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+def _merge(defaults: dict, saved: dict) -> dict:
+    """`saved` over `defaults`; keys added to the defaults since the run keep their defaults."""
+    merged = dict(defaults)
+    for key, value in saved.items():
+        if (
+            isinstance(value, dict)
+            and isinstance(defaults.get(key), dict)
+            and key[-7:] != "_kwargs"
+        ):
+            merged[key] = _merge(defaults[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a workdir was trained with (config.json over today's defaults)."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise ValueError(f"{workdir!r} has no config.json: is it a gan-jax training workdir?")
+    with open(path) as f:
+        saved = json.load(f)
+    return ml_collections.ConfigDict(_tuples(_merge(default_config().to_dict(), saved)))
+
+
+def restore_state(config, workdir: str):
+    """The newest checkpoint of `workdir`, or a clear error if there is none."""
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    if checkpointer.latest_step() is None:
+        raise ValueError(f"no checkpoint in {workdir}/checkpoints to evaluate")
+    dataset_stub = None
+    if config.model.get("output_bias_from_data"):
+        # The bias is overwritten by the checkpoint; init only needs the data's shape.
+        dataset_stub = data.make_dataset(np.zeros((1, *data.data_shape(config.data)), np.float32))
+    like = train.make_trainer(config).init(jax.random.PRNGKey(config.seed), dataset_stub)
+    return checkpointer.restore(like)
+
+
+def generate_samples(config, state, num_samples: int, batch_size: int = 1000) -> np.ndarray:
+    """`num_samples` samples of G in inference mode, from a fixed seed."""
+    generate = jax.jit(steps.generate)
+    key = jax.random.PRNGKey(EVAL_SEED)
+    out = []
+    for start in range(0, num_samples, batch_size):
+        size = min(batch_size, num_samples - start)
+        z = steps.sample_z(
+            jax.random.fold_in(key, start), size, config.model.z_dim, config.model.z_dist
+        )
+        out.append(np.asarray(generate(state, z)))
+    return np.concatenate(out)
+
+
+def reference_inputs(config, data_dir: str | None) -> dict:
+    """The reference data each metric compares against, for the config's dataset."""
+    name = config.data.name
+    if name in data.TOY_MIXTURES:
+        return {"mixture": name}
+    if name != "mnist":
+        return {}
+    data_dir = data_dir or config.data.get("dir") or None
+    test_images, _ = data.load_mnist(data_dir, "test")
+    train_images, _ = data.load_mnist(data_dir, "train")
+    scale = config.data.scale
+    return {
+        "value_range": scale,
+        "real": data.scale_images(test_images, scale),
+        "parzen_valid": data.scale_images(train_images[slice(*PARZEN_VALID)], scale),
+        "parzen_test": data.scale_images(test_images, scale),
+    }
+
+
+def evaluate_state(config, state, names, num_samples: int, inputs: dict) -> dict:
+    """The named metrics of the state's generator against prepared reference `inputs`."""
+    samples = generate_samples(config, state, num_samples)
+    return metrics.compute_metrics(names, samples, seed=EVAL_SEED, **inputs)
+
+
+def evaluate(
+    workdir: str,
+    metric_names: str | None = None,
+    num_samples: int | None = None,
+    data_dir: str | None = None,
+) -> dict:
+    """Evaluates the newest checkpoint in `workdir` and writes `eval.json`."""
+    config = load_workdir_config(workdir)
+    names = metrics.parse_metric_names(metric_names or DEFAULT_METRICS[config.data.name])
+    num_samples = num_samples or (2500 if config.data.name in data.TOY_MIXTURES else 10000)
+    inputs = reference_inputs(config, data_dir)  # data errors surface before any compile
+    state = restore_state(config, workdir)
+    results = evaluate_state(config, state, names, num_samples, inputs)
+    record = {"step": int(state.step), "num_samples": num_samples, **results}
+    path = os.path.join(workdir, "eval.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return record

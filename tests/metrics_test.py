@@ -1,0 +1,282 @@
+"""Known cases and invariants of gan_jax.metrics."""
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.spatial.distance
+import scipy.special
+import scipy.stats
+
+from gan_jax import classifier, data, metrics
+
+MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
+
+
+def _mixture_samples(seed, centers_Kx2, std, n):
+    # numpy rather than data.sample_mixture: the same law without compiling jax ops per shape.
+    rng = np.random.default_rng(seed)
+    return centers_Kx2[rng.integers(len(centers_Kx2), size=n)] + std * rng.standard_normal((n, 2))
+
+
+def _gaussian(seed, n, d, scale=1.0, shift=0.0):
+    return shift + scale * np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- Parzen
+
+
+def test_parzen_single_kernel_is_the_gaussian_log_density():
+    center_1xD, x_MxD = _gaussian(0, 1, 5), _gaussian(1, 7, 5)
+    sigma = 0.7
+    ll_M = metrics.parzen_log_likelihood(center_1xD, x_MxD, sigma)
+    expected_M = scipy.stats.multivariate_normal(center_1xD[0], sigma**2).logpdf(x_MxD)
+    np.testing.assert_allclose(ll_M, expected_M, rtol=1e-5)
+
+
+def test_parzen_many_kernels_at_one_point_equal_one_kernel():
+    center_1xD, x_MxD = _gaussian(0, 1, 3), _gaussian(1, 9, 3)
+    one = metrics.parzen_log_likelihood(center_1xD, x_MxD, 0.5, batch_size=4)
+    many = metrics.parzen_log_likelihood(np.repeat(center_1xD, 50, axis=0), x_MxD, 0.5)
+    np.testing.assert_allclose(many, one, rtol=1e-5)
+
+
+def test_parzen_matches_direct_float64_formula_for_every_sigma():
+    # Image-like data: norms ~ 100, the case where the distance expansion loses precision.
+    rng = np.random.default_rng(0)
+    samples_NxD = (rng.random((300, 784)) < 0.2).astype(np.float32)
+    x_MxD = (rng.random((23, 784)) < 0.2).astype(np.float32)
+    sigmas_S = np.array([0.2, 0.5, 1.0])
+    ll_SxM = metrics.parzen_log_likelihood(samples_NxD, x_MxD, sigmas_S, batch_size=10)
+    d2_MxN = scipy.spatial.distance.cdist(x_MxD, samples_NxD, "sqeuclidean")
+    for s, sigma in enumerate(sigmas_S):
+        expected_M = scipy.special.logsumexp(-d2_MxN / (2 * sigma**2), axis=1) - np.log(300)
+        expected_M -= 784 / 2 * np.log(2 * np.pi * sigma**2)
+        np.testing.assert_allclose(ll_SxM[s], expected_M, rtol=1e-5)
+
+
+def test_parzen_of_a_gaussian_approaches_the_smoothed_gaussian_expectation():
+    # With many kernels, the window estimate of N(0, s^2 I) is N(0, (s^2 + sigma^2) I), whose
+    # expected log-density under N(0, s^2 I) is known in closed form.
+    d, s, sigma = 2, 1.0, 0.3
+    samples = _gaussian(0, 20000, d, s)
+    x = _gaussian(1, 4000, d, s)
+    ll = metrics.parzen_log_likelihood(samples, x, sigma, batch_size=500)
+    v = s**2 + sigma**2
+    expected = -d / 2 * np.log(2 * np.pi * v) - d / 2 * s**2 / v
+    assert abs(ll.mean() - expected) < 4 * ll.std() / np.sqrt(len(ll)) + 0.01
+
+
+def test_parzen_sigma_selection_and_evaluate():
+    samples, x_valid, x_test = _gaussian(0, 200, 1), _gaussian(1, 500, 1), _gaussian(2, 300, 1)
+    sigmas = np.logspace(-1, 0, 10)
+    sigma = metrics.parzen_select_sigma(samples, x_valid, sigmas)
+    per_sigma = [metrics.parzen_log_likelihood(samples, x_valid, s).mean() for s in sigmas]
+    assert sigma == pytest.approx(sigmas[int(np.argmax(per_sigma))])
+    assert sigmas[0] < sigma < sigmas[-1]  # 200 points: neither the smallest nor the largest
+    out = metrics.parzen_evaluate(samples, x_valid, x_test, sigmas)
+    ll_test = metrics.parzen_log_likelihood(samples, x_test, out["sigma"])
+    assert out["sigma"] == sigma
+    assert out["mean"] == pytest.approx(ll_test.mean(), rel=1e-6)
+    assert out["stderr"] == pytest.approx(ll_test.std() / np.sqrt(300), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- FD and KID
+
+
+def test_frechet_distance_is_zero_for_identical_features():
+    feats = _gaussian(0, 500, 16)
+    assert abs(metrics.frechet_distance(feats, feats)) < 1e-8 * np.trace(np.cov(feats.T))
+
+
+def test_frechet_distance_of_shifted_features_is_the_squared_shift():
+    feats = _gaussian(0, 500, 16)
+    shift_F = np.linspace(-1, 1, 16).astype(np.float32)
+    fd = metrics.frechet_distance(feats, feats + shift_F)
+    assert fd == pytest.approx(float(np.sum(shift_F.astype(np.float64) ** 2)), rel=1e-4)
+
+
+def test_frechet_distance_of_diagonal_gaussians_is_analytic():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.standard_normal(6), rng.standard_normal(6)
+    var1, var2 = rng.uniform(0.1, 2, 6), rng.uniform(0.1, 2, 6)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(var1) - np.sqrt(var2)) ** 2)
+    fd = metrics.frechet_distance_from_stats(mu1, np.diag(var1), mu2, np.diag(var2))
+    assert fd == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_distance_matches_scipy_sqrtm_on_full_covariances():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((8, 8)), rng.standard_normal((8, 8))
+    cov1, cov2 = a @ a.T + 0.1 * np.eye(8), b @ b.T + 0.1 * np.eye(8)
+    mu1, mu2 = rng.standard_normal(8), rng.standard_normal(8)
+    covmean = scipy.linalg.sqrtm(cov1 @ cov2).real
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(cov1 + cov2 - 2 * covmean)
+    fd = metrics.frechet_distance_from_stats(mu1, cov1, mu2, cov2)
+    assert fd == pytest.approx(expected, rel=1e-8)
+
+
+def _mmd2_unbiased_loops(x, y):
+    k = lambda a, b: (np.dot(a, b) / x.shape[1] + 1.0) ** 3
+    m = len(x)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / m**2
+    return xx + yy - 2 * xy
+
+
+def test_kid_with_full_subsets_is_the_unbiased_mmd():
+    # Subsets of all rows are permutations, and MMD^2_u does not depend on order.
+    x, y = _gaussian(0, 15, 4), _gaussian(1, 15, 4, shift=0.5)
+    kid, kid_std = metrics.kernel_inception_distance(x, y, subset_size=15, n_subsets=3)
+    assert kid == pytest.approx(
+        _mmd2_unbiased_loops(x.astype(np.float64), y.astype(np.float64)), rel=1e-9
+    )
+    assert kid_std < 1e-9 * abs(kid)
+
+
+def test_kid_is_near_zero_for_identical_features_and_positive_for_shifted():
+    feats = _gaussian(0, 2000, 32)
+    kid_same, _ = metrics.kernel_inception_distance(feats, feats, subset_size=500, n_subsets=20)
+    kid_shift, _ = metrics.kernel_inception_distance(
+        feats, feats + 0.5, subset_size=500, n_subsets=20
+    )
+    assert kid_shift > 0
+    assert abs(kid_same) < 0.01 * kid_shift
+
+
+# ----------------------------------------------------------------------------- PR / DC
+
+
+def test_knn_radii_match_brute_force():
+    x = _gaussian(0, 70, 3)
+    d2 = scipy.spatial.distance.cdist(x, x, "sqeuclidean")
+    expected = np.sort(d2, axis=1)[:, 3]  # column 0 is the point itself
+    np.testing.assert_allclose(metrics.knn_radii(x, 3, batch_size=16), expected, rtol=1e-4)
+
+
+def _prdc_brute_force(real, fake, k_pr, k_dc):
+    d_rr = scipy.spatial.distance.cdist(real, real)
+    d_ff = scipy.spatial.distance.cdist(fake, fake)
+    d_fr = scipy.spatial.distance.cdist(fake, real)
+    r_pr, r_dc = np.sort(d_rr, 1)[:, k_pr], np.sort(d_rr, 1)[:, k_dc]
+    f_pr = np.sort(d_ff, 1)[:, k_pr]
+    return {
+        "precision": np.mean((d_fr <= r_pr[None]).any(1)),
+        "recall": np.mean((d_fr <= f_pr[:, None]).any(0)),
+        "density": np.sum(d_fr <= r_dc[None]) / (k_dc * len(fake)),
+        "coverage": np.mean((d_fr <= r_dc[None]).any(0)),
+    }
+
+
+def test_prdc_matches_brute_force():
+    real, fake = _gaussian(0, 120, 4), _gaussian(1, 90, 4, scale=1.3, shift=0.3)
+    out = metrics.prdc(real, fake, k_pr=3, k_dc=5, batch_size=32)
+    expected = _prdc_brute_force(real.astype(np.float64), fake, 3, 5)
+    for name, value in expected.items():
+        assert out[name] == pytest.approx(value, abs=1.5 / 90), name
+
+
+def test_prdc_identical_sets_and_disjoint_sets():
+    real = _gaussian(0, 300, 8)
+    same = metrics.prdc(real, real, batch_size=64)
+    assert same["precision"] == 1.0 and same["recall"] == 1.0 and same["coverage"] == 1.0
+    far = metrics.prdc(real, real + 100.0, batch_size=64)
+    assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+
+
+# ----------------------------------------------------------------------------- histograms
+
+
+def test_histogram_stats_known_cases():
+    uniform = metrics.histogram_stats(np.arange(40) % 10, 10)
+    assert uniform["covered"] == 10 and uniform["kl"] == pytest.approx(0.0, abs=1e-12)
+    single = metrics.histogram_stats(np.full(7, 3), 10)
+    assert single["covered"] == 1 and single["kl"] == pytest.approx(np.log(10))
+    assert metrics.histogram_stats(np.array([0, 0, 1]), 4, min_count=2)["covered"] == 1
+
+
+def test_classifier_score_bounds():
+    confident_NxK = 50.0 * np.eye(10)[np.arange(100) % 10]
+    assert metrics.classifier_score(confident_NxK)[0] == pytest.approx(10.0, rel=1e-4)
+    collapsed_NxK = 50.0 * np.eye(10)[np.zeros(100, int)]
+    assert metrics.classifier_score(collapsed_NxK)[0] == pytest.approx(1.0, rel=1e-4)
+    mean, std = metrics.classifier_score(confident_NxK, n_splits=5)
+    assert mean == pytest.approx(10.0, rel=1e-4) and std < 1e-3
+
+
+# ----------------------------------------------------------------------------- Stacked MNIST
+
+
+def test_stacked_mnist_labels_match_channels():
+    labels_N = np.arange(30) % 10
+    images_Nx28x28 = np.broadcast_to(np.arange(30, dtype=np.uint8)[:, None, None], (30, 28, 28))
+    x, modes = metrics.stacked_mnist(0, images_Nx28x28, labels_N, 4000)
+    assert x.shape == (4000, 28, 28, 3) and x.dtype == np.uint8
+    digits_nx3 = labels_N[x[:, 0, 0, :]]  # each image's pixels are its own row index
+    np.testing.assert_array_equal(modes, digits_nx3 @ np.array([100, 10, 1]))
+    assert len(np.unique(modes)) > 950  # 4000 uniform draws of 1000 modes miss ~2%
+    again, _ = metrics.stacked_mnist(jax.random.PRNGKey(0), images_Nx28x28, labels_N, 4000)
+    np.testing.assert_array_equal(again, x)
+
+
+# ----------------------------------------------------------------------------- 2-D mixtures
+
+
+P_WITHIN_3STD_2D = 1.0 - np.exp(-4.5)  # chi-squared with 2 dof below 9
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25"])
+def test_mixture_metrics_on_the_true_mixture(name):
+    centers, std = data.mixture_spec(name)
+    samples = _mixture_samples(1, centers, std, 2500)
+    out = metrics.mixture_metrics(samples, centers, std)
+    assert out["modes"] == len(centers)
+    # The 3-std disc holds 98.9% of a 2-D Gaussian: the true data is the reference value.
+    tolerance = 4 * 100 * np.sqrt(P_WITHIN_3STD_2D * (1 - P_WITHIN_3STD_2D) / 2500)
+    assert abs(out["high_quality_pct"] - 100 * P_WITHIN_3STD_2D) < tolerance
+    assert out["reverse_kl"] < 0.02
+
+
+def test_mixture_metrics_on_three_ring_modes():
+    centers, std = data.mixture_spec("ring8")
+    samples = _mixture_samples(2, centers[[0, 3, 5]], std, 3000)
+    out = metrics.mixture_metrics(samples, centers, std)
+    assert out["modes"] == 3
+    assert out["reverse_kl"] == pytest.approx(np.log(8 / 3), abs=0.01)
+    far = metrics.mixture_metrics(samples + 10 * std, centers, std)
+    assert far["high_quality_pct"] == 0.0 and far["modes"] == 0 and np.isnan(far["reverse_kl"])
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_compute_metrics_by_name():
+    params = classifier.load_classifier()
+    real = np.random.default_rng(0).random((64, 28, 28, 1)).astype(np.float32)
+    out = metrics.compute_metrics(
+        "fd,classes", real, real=real, classifier_params=params, batch_size=32
+    )
+    assert abs(out["fd"]) < 1e-3
+    assert 1 <= out["classes_covered"] <= 10
+    centers, std = data.mixture_spec("ring8")
+    points = _mixture_samples(0, centers, std, 500)
+    out = metrics.compute_metrics(["mixture"], points, mixture="ring8")
+    assert out["mixture_modes"] == 8
+    with pytest.raises(ValueError, match="unknown metrics"):
+        metrics.parse_metric_names("fd,bogus")
+    with pytest.raises(ValueError, match="needs `real`"):
+        metrics.compute_metrics("kid", real, classifier_params=params)
+
+
+@pytest.mark.skipif(not MNIST_DIR.exists(), reason="real MNIST not available")
+def test_stacked_mnist_modes_of_real_digits_are_recovered():
+    images, labels = data.load_mnist_idx(str(MNIST_DIR), "test")
+    x, modes = metrics.stacked_mnist(0, images, labels, 1000)
+    params = classifier.load_classifier()
+    predicted = metrics.stacked_mnist_predict(params, x, value_range="uint8")
+    assert np.mean(predicted == modes) > 0.97  # 0.993^3 per-digit accuracy cubed
+    out = metrics.stacked_mnist_modes(params, x, value_range="uint8")
+    assert out["modes"] == len(np.unique(predicted)) and out["kl"] > 0
