@@ -1,6 +1,6 @@
 r"""Numerical checks of the GAN theory in `gan_jax.theory`: a table of identities and a plot.
 
-Run from the repository root (CPU is enough; it takes seconds):
+Run from the repository root (CPU is enough; about a minute, nearly all of it the GAN training):
 
     .venv/bin/python experiments/theory_checks.py --out /tmp/theory_out
 
@@ -8,6 +8,13 @@ It prints one row per identity with its left side, right side and absolute error
 inequality, the amount by which it is violated), writes the same table to OUT/theory_checks.txt,
 and plots JSD(p_data, p_g) and C(G) over gradient descent on p_g (Goodfellow et al. 2014,
 Proposition 2) to OUT/proposition2_descent.png.
+
+It also trains the 1-D GAN of experiments/figure1_1d.py (p_data = N(4, 0.5^2), neural G and D)
+and plots, over the training, JSD(p_data, p_g), C(G) = -log 4 + 2 JSD and the trained D's own
+V(D, G) <= C(G), against -log 4, to OUT/training_jsd.png; its final values end the table. p_g is
+the histogram of G applied to evenly spaced quantiles of z (a noise-free sample of p_g), p_data
+the exact Gaussian mass of each bin, so JSD and C(G) are those of the binned distributions.
+`--train_steps 0` skips the training.
 
 To add a check, write a function `(Setup) -> list[Row]` and append it to CHECKS.
 """
@@ -30,7 +37,10 @@ import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import integrate, stats  # noqa: E402
 
-from gan_jax import theory  # noqa: E402
+from experiments import figure1_1d  # noqa: E402
+from gan_jax import steps, theory  # noqa: E402
+from gan_jax.data import GAUSSIAN_1D  # noqa: E402
+from gan_jax.train import make_trainer  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
@@ -229,6 +239,106 @@ def plot_proposition2(jsd_T, c_T, path):
     plt.close(fig)
 
 
+# ----------------------------------------------------------------------------- GAN training
+
+
+TRAIN_EDGES = np.linspace(0.0, 8.0, 161)  # 0.05-wide bins; the outer two are open to +-infinity
+TRAIN_SAMPLES = 20_000
+
+
+def gaussian_bin_masses(edges_E, mean: float, std: float) -> np.ndarray:
+    """Mass of N(mean, std^2) in each of the E - 1 bins, the outer ones open-ended."""
+    cdf_E = stats.norm.cdf(np.concatenate([[-np.inf], edges_E[1:-1], [np.inf]]), mean, std)
+    return np.diff(cdf_E)
+
+
+def sample_bin_counts(x_N, edges_E) -> jax.Array:
+    """Samples in each bin, those beyond the edges counted in the outer bins."""
+    return jnp.histogram(jnp.clip(x_N, edges_E[0], edges_E[-1]), bins=edges_E)[0]
+
+
+def train_and_track(config, seed: int, num_chunks: int, chunk: int):
+    """Trains the 1-D GAN, returning per chunk G's bin counts and D's logits at the bin centres.
+
+    All in one compiled scan; float32 like every training run, whatever the x64 flag says.
+    """
+    trainer = make_trainer(config)
+    centres_K1 = jnp.asarray(0.5 * (TRAIN_EDGES[1:] + TRAIN_EDGES[:-1]), jnp.float32)[:, None]
+    edges_E = jnp.asarray(TRAIN_EDGES, jnp.float32)
+    z_N1 = figure1_1d.z_quantiles(TRAIN_SAMPLES)
+
+    def snapshot(state):
+        counts_K = sample_bin_counts(steps.generate(state, z_N1)[:, 0], edges_E)
+        return counts_K, steps.discriminate(state, centres_K1)
+
+    def body(state, _):
+        state = trainer.run_iterations(state, None, chunk)[0]
+        return state, snapshot(state)
+
+    @jax.jit
+    def run(state):
+        first = snapshot(state)
+        _, rest = jax.lax.scan(body, state, None, length=num_chunks)
+        return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+
+    return run(figure1_1d.init_state(trainer, seed))
+
+
+def run_training(num_steps: int, chunk: int, seed: int):
+    """Rows and curves (iterations, JSD, C(G), V(trained D, G)) of a real 1-D GAN training run."""
+    config = figure1_1d.get_config()
+    with jax.enable_x64(False):
+        counts_TK, logits_TK = train_and_track(config, seed, num_steps // chunk, chunk)
+    p_data_K = gaussian_bin_masses(TRAIN_EDGES, GAUSSIAN_1D["mean"], GAUSSIAN_1D["std"])
+    # Normalised in float64: Theorem 1's identity needs masses that sum to 1 to float64 precision.
+    p_g_TK = np.asarray(counts_TK, np.float64) / TRAIN_SAMPLES
+    # The sigmoid in float64: in float32 a logit above ~17 already gives D = 1, log(1 - D) = -inf.
+    d_TK = jax.nn.sigmoid(np.asarray(logits_TK, np.float64))
+    per_step = jax.vmap(
+        lambda p_g_K, d_K: (
+            theory.jensen_shannon(p_data_K, p_g_K),
+            theory.virtual_training_criterion(p_data_K, p_g_K),
+            theory.value_function(p_data_K, p_g_K, d_K),
+        )
+    )
+    jsd_T, c_T, v_T = (np.asarray(a) for a in per_step(p_g_TK, d_TK))
+    iters_T = chunk * np.arange(len(jsd_T))
+    rows = [
+        Row(f"GAN 1-D: JSD(p_data, p_g) after {num_steps} it.", float(jsd_T[-1]), 0.0),
+        Row(f"GAN 1-D: C(G) after {num_steps} it. = -log 4", float(c_T[-1]), -LOG4),
+        Row(
+            "GAN 1-D: C(G) = -log 4 + 2 JSD (max over run)",
+            float(c_T[-1]),
+            float(-LOG4 + 2.0 * jsd_T[-1]),
+            float(np.max(np.abs(c_T - (-LOG4 + 2.0 * jsd_T)))),
+        ),
+        Row(
+            "GAN 1-D: trained D: V(D, G) <= C(G) (max viol.)",
+            float(v_T[-1]),
+            float(c_T[-1]),
+            max(0.0, float(np.max(v_T - c_T))),
+        ),
+    ]
+    return rows, (iters_T, jsd_T, c_T, v_T)
+
+
+def plot_training(iters_T, jsd_T, c_T, v_T, path):
+    fig, (ax_c, ax_jsd) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_c.plot(iters_T, c_T, label="C(G) = max_D V(D, G)")
+    ax_c.plot(iters_T, v_T, "--", label="V(D, G), the trained D")
+    ax_c.axhline(-LOG4, color="k", linestyle=":", label="-log 4 (global optimum)")
+    ax_c.set_ylim(-1.6, 0.05)  # the untrained D's V (about -3.8) is off the bottom at iteration 0
+    ax_c.set_xlabel("training iteration (5 D steps + 1 G step each)")
+    ax_c.set_title("1-D GAN training: C(G) -> -log 4 (Theorem 1)")
+    ax_c.legend()
+    ax_jsd.semilogy(iters_T, jsd_T, color="C2")
+    ax_jsd.set_xlabel("training iteration")
+    ax_jsd.set_title("JSD(p_data || p_g), binned, nats")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -248,6 +358,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3000, help="Proposition 2 descent steps")
     parser.add_argument("--lr", type=float, default=5.0, help="Proposition 2 step size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--train_steps", type=int, default=4000, help="1-D GAN iterations; 0 skips the training"
+    )
+    parser.add_argument("--train_every", type=int, default=50, help="iterations between points")
     args = parser.parse_args(argv)
 
     jax.config.update("jax_enable_x64", True)  # the identities are checked to float64 precision
@@ -260,14 +374,19 @@ def main(argv=None):
     rows = [row for check in CHECKS for row in check(setup)]
     prop2_rows, jsd_T, c_T = run_proposition2(setup, args.lr, args.steps)
     rows += prop2_rows
+    plot_paths = [os.path.join(args.out, "proposition2_descent.png")]
+    plot_proposition2(jsd_T, c_T, plot_paths[-1])
+    if args.train_steps:
+        train_rows, curves = run_training(args.train_steps, args.train_every, args.seed)
+        rows += train_rows
+        plot_paths.append(os.path.join(args.out, "training_jsd.png"))
+        plot_training(*curves, plot_paths[-1])
 
     table = format_table(rows)
     print(table)
     with open(os.path.join(args.out, "theory_checks.txt"), "w") as f:
         f.write(table + "\n")
-    plot_path = os.path.join(args.out, "proposition2_descent.png")
-    plot_proposition2(jsd_T, c_T, plot_path)
-    print(f"\nwrote {plot_path}")
+    print("\nwrote " + ", ".join(plot_paths))
 
 
 if __name__ == "__main__":
