@@ -12,14 +12,16 @@ import gzip
 import math
 import os
 import socket
-import threading
 import struct as pystruct
+import threading
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+
+from gan_jax.hashing import mix32
 
 TOY_DATASETS = ("gaussian_1d", "ring8", "grid25")
 IMAGE_DATASETS = ("mnist", "stacked_mnist")
@@ -220,21 +222,12 @@ def make_dataset(x, y=None) -> Dataset:
     return Dataset(x=x, y=y)
 
 
-def _mix32(x):
-    """A 32-bit integer hash (the murmur3 finaliser)."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x85EBCA6B)
-    x = x ^ (x >> 13)
-    x = x * jnp.uint32(0xC2B2AE35)
-    return x ^ (x >> 16)
-
-
 def _feistel(i, round_keys, half_bits: int):
     """A bijection of [0, 4**half_bits): a balanced Feistel network with hashed round functions."""
     mask = jnp.uint32((1 << half_bits) - 1)
     left, right = i >> half_bits, i & mask
     for k in round_keys:
-        left, right = right, left ^ (_mix32(right ^ k) & mask)
+        left, right = right, left ^ (mix32(right ^ k) & mask)
     return (left << half_bits) | right
 
 
