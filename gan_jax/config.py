@@ -41,7 +41,14 @@ def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.data = ml_collections.ConfigDict(
-        {"name": "ring8", "dir": "", "scale": "unit", "start": 0, "stop": None}
+        {
+            "name": "ring8",
+            "dir": "",
+            "scale": "unit",
+            "start": 0,
+            "stop": None,
+            "stacked_size": 60_000,  # Stacked MNIST images built from MNIST[start:stop]
+        }
     )
     c.model = ml_collections.ConfigDict(
         {
@@ -52,6 +59,11 @@ def default_config() -> ml_collections.ConfigDict:
             "z_dim": 2,
             "z_dist": "normal",
             "output_bias_from_data": False,
+            # 'none'; 'concat': G(z, y) and D(x, y) (Mirza & Osindero 2014); 'acgan': G(z, y)
+            # and a D with num_classes class logits (Odena et al. 2017). Labels: data.CLASSES.
+            "conditioning": "none",
+            "num_classes": 0,
+            "spectral_norm": False,  # D's layers spectrally normalised (Miyato et al. 2018)
         }
     )
     c.loss = ml_collections.ConfigDict(
@@ -60,7 +72,14 @@ def default_config() -> ml_collections.ConfigDict:
             "real_label": 1.0,
             "penalty": "none",
             "penalty_weight": 0.0,
+            # Lazy regularisation (StyleGAN2): the penalty on every N-th D update, times N.
+            "penalty_every": 1,
             "clip_weights": 0.0,
+            # LSGAN's coding (Mao et al. 2017, eq. 2): D's targets a (fake) and b (real), G's c.
+            "lsgan_a": 0.0,
+            "lsgan_b": 1.0,
+            "lsgan_c": 1.0,
+            "aux_weight": 1.0,  # AC-GAN: weight of the class cross-entropy for D and G
         }
     )
     c.optim = ml_collections.ConfigDict(
@@ -82,6 +101,8 @@ def default_config() -> ml_collections.ConfigDict:
         }
     )
     c.parallel = "none"
+    # Metrics of gan_jax.metrics computed during training into metrics.jsonl (0: never).
+    c.eval = ml_collections.ConfigDict({"every": 0, "metrics": "", "num_samples": 2500})
     return c
 
 
@@ -99,6 +120,73 @@ def _check_positive(path, value, kind=numbers.Real, allow_zero=False):
         _fail(path, value, f"a {'whole' if kind is numbers.Integral else ''} number".strip())
     if value < 0 or (value == 0 and not allow_zero):
         _fail(path, value, "a number >= 0" if allow_zero else "a number > 0")
+
+
+def _check_bool(path, value):
+    if not isinstance(value, bool):
+        _fail(path, value, "True or False")
+
+
+def _validate_post_2014(config) -> None:
+    """The loss, penalty and architecture options after 2014: LSGAN coding, lazy penalties,
+    conditioning, spectral norm, conv nets."""
+    loss, model = config.loss, config.model
+    if loss.real_label != 1.0 and loss.name not in losses.SIGMOID_LOSSES:
+        _fail(
+            "loss.real_label",
+            loss.real_label,
+            f"1.0 with loss.name={loss.name!r} (label smoothing needs one of"
+            f" {list(losses.SIGMOID_LOSSES)})",
+        )
+    for key in ("lsgan_a", "lsgan_b", "lsgan_c"):
+        if isinstance(loss[key], bool) or not isinstance(loss[key], numbers.Real):
+            _fail(f"loss.{key}", loss[key], "a number")
+    if loss.lsgan_a == loss.lsgan_b:
+        _fail("loss.lsgan_b", loss.lsgan_b, f"a number other than loss.lsgan_a={loss.lsgan_a}")
+    _check_positive("loss.penalty_every", loss.penalty_every, numbers.Integral)
+    _check_positive("loss.aux_weight", loss.aux_weight, allow_zero=True)
+    _check_positive("data.stacked_size", config.data.stacked_size, numbers.Integral)
+    _check_choice("model.conditioning", model.conditioning, models.CONDITIONING)
+    _check_positive("model.num_classes", model.num_classes, numbers.Integral, allow_zero=True)
+    if model.conditioning != "none":
+        classes = data.CLASSES.get(config.data.name)
+        if classes is None:
+            _fail(
+                "model.conditioning",
+                model.conditioning,
+                f"'none' for data.name={config.data.name!r}, which has no labels (labelled:"
+                f" {sorted(data.CLASSES)})",
+            )
+        if model.num_classes != classes:
+            _fail(
+                "model.num_classes",
+                model.num_classes,
+                f"{classes}, the number of classes of data.name={config.data.name!r}",
+            )
+    _check_bool("model.spectral_norm", model.spectral_norm)
+    if model.spectral_norm and model.discriminator not in models.SPECTRAL_NORM_DISCRIMINATORS:
+        _fail(
+            "model.spectral_norm",
+            True,
+            f"False for model.discriminator={model.discriminator!r} (spectral norm is an option"
+            f" of {list(models.SPECTRAL_NORM_DISCRIMINATORS)})",
+        )
+    if model.conditioning == "acgan" and model.discriminator not in models.AUX_DISCRIMINATORS:
+        _fail(
+            "model.discriminator",
+            model.discriminator,
+            f"one of {list(models.AUX_DISCRIMINATORS)} with model.conditioning='acgan' (they"
+            " have AC-GAN's class head)",
+        )
+    if config.data.name in data.TOY_DATASETS:
+        for player in ("generator", "discriminator"):
+            if model[player] in models.CONV_NETS:
+                _fail(
+                    f"model.{player}",
+                    model[player],
+                    f"a net for vectors (not {list(models.CONV_NETS)}) for data.name="
+                    f"{config.data.name!r}",
+                )
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -127,6 +215,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_positive("loss.clip_weights", config.loss.clip_weights, allow_zero=True)
     if not 0.0 < config.loss.real_label <= 1.0:
         _fail("loss.real_label", config.loss.real_label, "a number in (0, 1]")
+    _validate_post_2014(config)
     for player in ("g", "d"):
         opt = config.optim[player]
         _check_choice(f"optim.{player}.name", opt.name, optim.OPTIMIZERS)
@@ -151,3 +240,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
             "train.checkpoint_every", t.checkpoint_every, f"a multiple of log_every={t.log_every}"
         )
     _check_choice("parallel", config.parallel, PARALLEL_MODES)
+    _check_positive("eval.every", config.eval.every, numbers.Integral, allow_zero=True)
+    _check_positive("eval.num_samples", config.eval.num_samples, numbers.Integral)
+    if config.eval.every and config.eval.every % t.log_every:
+        _fail("eval.every", config.eval.every, f"a multiple of log_every={t.log_every}")
+    if config.eval.every and not config.eval.metrics:
+        _fail("eval.metrics", config.eval.metrics, "metric names, e.g. 'mixture' or 'fd,kid'")

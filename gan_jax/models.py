@@ -1,17 +1,25 @@
 """Generator and discriminator networks (Flax linen). D returns logits; G returns samples.
 
 Every G is called as `G(z_BxZ, train=...)` and returns x_Bx<data shape>; every D is called as
-`D(x_Bx..., train=...)` and returns logits_B. Dropout draws from the 'dropout' RNG stream.
+`D(x_Bx..., train=...)` and returns logits_B: D's raw outputs, a sigmoid's input for the
+sigmoid losses and the value itself for LSGAN, WGAN and hinge. A PatchGAN D returns logits_BxPxP,
+and an AC-GAN D returns (logits_B, class_logits_BxK). Conditional nets (`ConditionalGenerator`,
+`ConditionalDiscriminator`) take the class labels y_B as a second argument. Dropout draws from
+the 'dropout' RNG stream; batch statistics live in 'batch_stats' and spectral-norm power
+iterates in 'spectral', both updated only when called with `train=True` and made mutable.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gan_jax.layers import RowDropout
 
 
 def uniform_init(scale: float):
@@ -21,6 +29,54 @@ def uniform_init(scale: float):
         return jax.random.uniform(key, shape, dtype, -scale, scale)
 
     return init
+
+
+# ----------------------------------------------------------------------------- shared pieces
+
+SPECTRAL = "spectral"  # the collection holding spectral norm's power-iteration state (u, sigma)
+
+
+def normalised(layer: nn.Module, x, spectral_norm: bool, train: bool):
+    """`layer(x)`, with the layer's weight divided by its largest singular value when
+    `spectral_norm` (Miyato et al. 2018, eq. 8). sigma comes from one power-iteration step per
+    call, warm-started from the `u` kept in the 'spectral' collection, which advances only when
+    `train` (the D step owns it)."""
+    if not spectral_norm:
+        return layer(x)
+    return nn.SpectralNorm(layer, collection_name=SPECTRAL)(x, update_stats=train)
+
+
+def source_and_classes(out_BxN, aux_classes: int):
+    """logits_B, or (logits_B, class_logits_BxK) for an AC-GAN head."""
+    return out_BxN[:, 0] if not aux_classes else (out_BxN[:, 0], out_BxN[:, 1:])
+
+
+def batch_norm(train: bool, momentum: float, axis_name: str | None):
+    """Batch norm (Ioffe & Szegedy 2015): batch statistics in training, running averages
+    otherwise. Under pmap `axis_name` averages the statistics over devices, so a sharded batch
+    is normalised exactly like the whole batch."""
+    return nn.BatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name)
+
+
+def leaky_relu(x):
+    return nn.leaky_relu(x, negative_slope=0.2)  # Radford et al. 2016, Sec. 3: slope 0.2 in D
+
+
+DCGAN_INIT = nn.initializers.normal(0.02)  # Radford et al. 2016, Sec. 4: N(0, 0.02)
+
+
+def upsampling_plan(size: int) -> tuple[int, int]:
+    """(start, n) with start * 2**n == size, halving while the result stays >= 4: 28 -> (7, 2),
+    32 -> (4, 3), 64 -> (4, 4). Conv nets grow from / shrink to start x start."""
+    start, n = size, 0
+    while start % 2 == 0 and start // 2 >= 4:
+        start, n = start // 2, n + 1
+    if n == 0:
+        raise ValueError(f"image size {size} is not 2**n times a size >= 4 (n >= 1)")
+    return start, n
+
+
+# ----------------------------------------------------------------------------- 2014 and MLPs
 
 
 class Maxout(nn.Module):
@@ -63,7 +119,9 @@ class Gan2014Generator(nn.Module):
 class Gan2014Discriminator(nn.Module):
     """2014 MNIST D: maxout 240x5 -> maxout 240x5 -> 1 logit, with dropout on each layer's input.
 
-    Dropout keeps inputs with probability 0.8 and hidden units with 0.5, as in mnist.yaml.
+    Dropout keeps inputs with probability 0.8 and hidden units with 0.5, as in mnist.yaml. Its
+    masks are addressed by `example_ids` (rows of the global batch), so they do not depend on
+    how the batch is split across devices (see layers.RowDropout).
     """
 
     units: int = 240
@@ -73,13 +131,13 @@ class Gan2014Discriminator(nn.Module):
     hidden_keep: float = 0.5
 
     @nn.compact
-    def __call__(self, x, train: bool = True):
+    def __call__(self, x, train: bool = True, example_ids=None):
         h = x.reshape(x.shape[0], -1)
-        h = nn.Dropout(1.0 - self.input_keep, deterministic=not train)(h)
+        h = RowDropout(1.0 - self.input_keep)(h, not train, example_ids)
         h = Maxout(self.units, self.pieces, self.init_scale)(h)
-        h = nn.Dropout(1.0 - self.hidden_keep, deterministic=not train)(h)
+        h = RowDropout(1.0 - self.hidden_keep)(h, not train, example_ids)
         h = Maxout(self.units, self.pieces, self.init_scale)(h)
-        h = nn.Dropout(1.0 - self.hidden_keep, deterministic=not train)(h)
+        h = RowDropout(1.0 - self.hidden_keep)(h, not train, example_ids)
         return nn.Dense(1, kernel_init=uniform_init(self.init_scale))(h)[:, 0]
 
 
@@ -103,37 +161,223 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """Plain MLP D; with the defaults, the Keras tutorial's 784 -> 512 -> 256 -> 1 logit."""
+    """Plain MLP D; with the defaults, the Keras tutorial's 784 -> 512 -> 256 -> 1 logit.
+
+    `spectral_norm` normalises every layer (Miyato et al. 2018); `aux_classes` = K > 0 adds K
+    class logits for AC-GAN (Odena et al. 2017).
+    """
 
     hidden: Sequence[int] = (512, 256)
+    spectral_norm: bool = False
+    aux_classes: int = 0
 
     @nn.compact
     def __call__(self, x, train: bool = True):
         h = x.reshape(x.shape[0], -1)
         for width in self.hidden:
-            h = nn.relu(nn.Dense(width)(h))
-        return nn.Dense(1)(h)[:, 0]
+            h = nn.relu(normalised(nn.Dense(width), h, self.spectral_norm, train))
+        out = normalised(nn.Dense(1 + self.aux_classes), h, self.spectral_norm, train)
+        return source_and_classes(out, self.aux_classes)
 
 
-GENERATORS = {"gan2014": Gan2014Generator, "mlp": MLPGenerator}
-DISCRIMINATORS = {"gan2014": Gan2014Discriminator, "mlp": MLPDiscriminator}
+# ----------------------------------------------------------------------------- DCGAN
 
 
-def make_generator(model_config, data_shape) -> nn.Module:
-    """The generator a config names, producing samples of `data_shape`."""
+class DCGANGenerator(nn.Module):
+    """DCGAN G (Radford et al. 2016, Sec. 3 and Fig. 1): z projected to start x start x F,
+    then n fractionally-strided 4x4 convs each doubling the size and halving the features,
+    batch norm + ReLU after every layer but the last, tanh output. 28x28: 7 -> 14 -> 28;
+    32x32: 4 -> 8 -> 16 -> 32. Batch statistics live in 'batch_stats' (the G step owns them)."""
+
+    output_shape: Sequence[int] = (28, 28, 1)
+    base_features: int = 64  # features of the last hidden layer; doubled per layer towards z
+    kernel_size: int = 4
+    use_batch_norm: bool = True
+    bn_momentum: float = 0.9  # PyTorch's 0.1: running averages that keep up with training
+    output_activation: str = "tanh"  # 'tanh', 'sigmoid' or 'linear'
+    axis_name: str | None = None  # the pmap axis to average batch statistics over
+
+    @nn.compact
+    def __call__(self, z_BxZ, train: bool = True):
+        height, width, channels = self.output_shape
+        start, n = upsampling_plan(height)
+        if upsampling_plan(width) != (start, n):
+            raise ValueError(f"DCGAN G needs square images; got {tuple(self.output_shape)}")
+        features = self.base_features * 2 ** (n - 1)
+        norm = lambda h: batch_norm(train, self.bn_momentum, self.axis_name)(h)
+        bn = self.use_batch_norm
+        h = nn.Dense(start * start * features, use_bias=not bn, kernel_init=DCGAN_INIT)(z_BxZ)
+        h = h.reshape(z_BxZ.shape[0], start, start, features)
+        h = nn.relu(norm(h) if bn else h)
+        kernel = (self.kernel_size, self.kernel_size)
+        for _ in range(n - 1):
+            features //= 2
+            h = nn.ConvTranspose(
+                features, kernel, (2, 2), "SAME", use_bias=not bn, kernel_init=DCGAN_INIT
+            )(h)
+            h = nn.relu(norm(h) if bn else h)
+        h = nn.ConvTranspose(channels, kernel, (2, 2), "SAME", kernel_init=DCGAN_INIT)(h)
+        return {"tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda v: v}[
+            self.output_activation
+        ](h)
+
+
+class DCGANDiscriminator(nn.Module):
+    """DCGAN D (Radford et al. 2016, Sec. 3): n strided 4x4 convs each halving the size and
+    doubling the features, LeakyReLU(0.2), batch norm on all but the input layer, then one
+    linear logit. Options: `spectral_norm` on every layer (Miyato et al. 2018; usually with
+    `use_batch_norm=False`), `aux_classes` K > 0 for AC-GAN's class logits (Odena et al. 2017)."""
+
+    base_features: int = 64
+    kernel_size: int = 4
+    use_batch_norm: bool = True
+    bn_momentum: float = 0.9
+    spectral_norm: bool = False
+    aux_classes: int = 0
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC, train: bool = True):
+        _, n = upsampling_plan(x_BxHxWxC.shape[1])
+        kernel = (self.kernel_size, self.kernel_size)
+        h, features = x_BxHxWxC, self.base_features
+        for i in range(n):
+            conv = nn.Conv(features, kernel, (2, 2), "SAME", kernel_init=DCGAN_INIT)
+            h = normalised(conv, h, self.spectral_norm, train)
+            if i > 0 and self.use_batch_norm:  # Sec. 3: no batch norm at D's input layer
+                h = batch_norm(train, self.bn_momentum, self.axis_name)(h)
+            h, features = leaky_relu(h), features * 2
+        h = h.reshape(h.shape[0], -1)
+        dense = nn.Dense(1 + self.aux_classes, kernel_init=DCGAN_INIT)
+        return source_and_classes(normalised(dense, h, self.spectral_norm, train), self.aux_classes)
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN D (Isola et al. 2017, Sec. 3.2.2 and App. 6.1.2): strided 4x4 convs
+    (C64-C128-... with LeakyReLU 0.2, batch norm after the first), then a 4x4 conv to one
+    channel: logits_BxPxP, one per overlapping input patch. The losses average over patches."""
+
+    features: Sequence[int] = (64, 128)
+    kernel_size: int = 4
+    use_batch_norm: bool = True
+    bn_momentum: float = 0.9
+    spectral_norm: bool = False
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC, train: bool = True):
+        kernel = (self.kernel_size, self.kernel_size)
+        h = x_BxHxWxC
+        for i, features in enumerate(self.features):
+            conv = nn.Conv(features, kernel, (2, 2), "SAME", kernel_init=DCGAN_INIT)
+            h = normalised(conv, h, self.spectral_norm, train)
+            if i > 0 and self.use_batch_norm:
+                h = batch_norm(train, self.bn_momentum, self.axis_name)(h)
+            h = leaky_relu(h)
+        out = nn.Conv(1, kernel, (1, 1), "SAME", kernel_init=DCGAN_INIT)
+        return normalised(out, h, self.spectral_norm, train)[..., 0]
+
+
+# ----------------------------------------------------------------------------- conditioning
+
+
+def default_labels(batch_size: int, num_classes: int) -> jax.Array:
+    """y_i = i mod K: the labels used when none are given (initialisation, sample grids, where
+    column c of a K-column grid then shows class c)."""
+    return jnp.arange(batch_size) % num_classes
+
+
+class ConditionalGenerator(nn.Module):
+    """G(z, y) (Mirza & Osindero 2014, Sec. 3.2): the one-hot label is concatenated to z."""
+
+    generator: nn.Module
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, z_BxZ, y_B=None, train: bool = True):
+        y_B = default_labels(z_BxZ.shape[0], self.num_classes) if y_B is None else y_B
+        y_BxK = jax.nn.one_hot(y_B, self.num_classes, dtype=z_BxZ.dtype)
+        return self.generator(jnp.concatenate([z_BxZ, y_BxK], axis=-1), train=train)
+
+
+class ConditionalDiscriminator(nn.Module):
+    """D(x, y) (Mirza & Osindero 2014, Sec. 3.2): the one-hot label joins D's input, as extra
+    constant channels of an image for a conv D (as in the DCGAN code's conditional MNIST), as
+    extra features of the flattened input otherwise."""
+
+    discriminator: nn.Module
+    num_classes: int
+    labels_as_channels: bool = False
+
+    @nn.compact
+    def __call__(self, x_Bx, y_B=None, train: bool = True):
+        y_B = default_labels(x_Bx.shape[0], self.num_classes) if y_B is None else y_B
+        y_BxK = jax.nn.one_hot(y_B, self.num_classes, dtype=x_Bx.dtype)
+        if self.labels_as_channels:
+            y_BxHxWxK = jnp.broadcast_to(y_BxK[:, None, None, :], (*x_Bx.shape[:3], y_BxK.shape[1]))
+            return self.discriminator(jnp.concatenate([x_Bx, y_BxHxWxK], axis=-1), train=train)
+        x_BxN = x_Bx.reshape(x_Bx.shape[0], -1)
+        return self.discriminator(jnp.concatenate([x_BxN, y_BxK], axis=-1), train=train)
+
+
+GENERATORS = {"gan2014": Gan2014Generator, "mlp": MLPGenerator, "dcgan": DCGANGenerator}
+DISCRIMINATORS = {
+    "gan2014": Gan2014Discriminator,
+    "mlp": MLPDiscriminator,
+    "dcgan": DCGANDiscriminator,
+    "patch": PatchDiscriminator,
+}
+CONV_NETS = ("dcgan", "patch")  # nets that need image data [H, W, C]
+SPECTRAL_NORM_DISCRIMINATORS = ("mlp", "dcgan", "patch")
+AUX_DISCRIMINATORS = ("mlp", "dcgan")  # those with an AC-GAN class head
+CONDITIONING = ("none", "concat", "acgan")
+
+
+def _accepts(module_cls, field: str) -> bool:
+    return field in module_cls.__dataclass_fields__
+
+
+def _with_axis(module_cls, kwargs: dict, axis_name: str | None) -> dict:
+    """The kwargs plus the pmap axis for nets with batch norm (the others do not take one)."""
+    return {**kwargs, "axis_name": axis_name} if _accepts(module_cls, "axis_name") else kwargs
+
+
+def make_generator(model_config, data_shape, axis_name: str | None = None) -> nn.Module:
+    """The generator a config names, producing samples of `data_shape`; G(z, y) when the config
+    conditions on labels ('concat' or 'acgan'). `axis_name` is the pmap axis for batch norm."""
     name = model_config.generator
     if name not in GENERATORS:
         raise ValueError(f"unknown generator {name!r}; allowed: {sorted(GENERATORS)}")
-    kwargs = dict(model_config.get("generator_kwargs", {}))
-    return GENERATORS[name](output_shape=tuple(data_shape), **kwargs)
+    kwargs = _with_axis(GENERATORS[name], dict(model_config.get("generator_kwargs", {})), axis_name)
+    generator = GENERATORS[name](output_shape=tuple(data_shape), **kwargs)
+    if model_config.get("conditioning", "none") == "none":
+        return generator
+    return ConditionalGenerator(generator, model_config.num_classes)
 
 
-def make_discriminator(model_config) -> nn.Module:
-    """The discriminator a config names."""
+def make_discriminator(model_config, axis_name: str | None = None) -> nn.Module:
+    """The discriminator a config names: D(x, y) for 'concat' conditioning, an extra K class
+    logits for 'acgan', spectrally normalised when `model.spectral_norm`."""
     name = model_config.discriminator
     if name not in DISCRIMINATORS:
         raise ValueError(f"unknown discriminator {name!r}; allowed: {sorted(DISCRIMINATORS)}")
-    return DISCRIMINATORS[name](**dict(model_config.get("discriminator_kwargs", {})))
+    cls = DISCRIMINATORS[name]
+    kwargs = _with_axis(cls, dict(model_config.get("discriminator_kwargs", {})), axis_name)
+    conditioning = model_config.get("conditioning", "none")
+    if model_config.get("spectral_norm", False):
+        if not _accepts(cls, "spectral_norm"):
+            raise ValueError(f"discriminator {name!r} has no spectral-norm option")
+        kwargs["spectral_norm"] = True
+    if conditioning == "acgan":
+        if not _accepts(cls, "aux_classes"):
+            raise ValueError(f"discriminator {name!r} has no AC-GAN class head")
+        kwargs["aux_classes"] = model_config.num_classes
+    discriminator = cls(**kwargs)
+    if conditioning == "concat":
+        return ConditionalDiscriminator(
+            discriminator, model_config.num_classes, labels_as_channels=name in CONV_NETS
+        )
+    return discriminator
 
 
 def sigmoid_bias_from_marginals(x_Nx, eps: float = 1e-3) -> jax.Array:
@@ -144,8 +388,24 @@ def sigmoid_bias_from_marginals(x_Nx, eps: float = 1e-3) -> jax.Array:
 
 
 def with_output_bias(g_params, bias):
-    """G params with the output layer's bias replaced (the layer must be named 'output')."""
-    if "output" not in g_params:
-        raise ValueError(f"generator has no layer named 'output'; layers: {sorted(g_params)}")
-    output = dict(g_params["output"], bias=jnp.asarray(bias, jnp.float32))
-    return dict(g_params, output=output)
+    """G params with the output layer's bias replaced: the layer named 'output', at the top or
+    inside a wrapper (e.g. a conditional G's inner net)."""
+    if "output" in g_params:
+        output = dict(g_params["output"], bias=jnp.asarray(bias, jnp.float32))
+        return dict(g_params, output=output)
+    for name, sub in g_params.items():
+        if isinstance(sub, dict) and _has_output_layer(sub):
+            return dict(g_params, **{name: with_output_bias(sub, bias)})
+    raise ValueError(f"generator has no layer named 'output'; layers: {sorted(g_params)}")
+
+
+def _has_output_layer(params) -> bool:
+    return "output" in params or any(
+        isinstance(sub, dict) and _has_output_layer(sub) for sub in params.values()
+    )
+
+
+def takes_example_ids(apply_fn) -> bool:
+    """Whether a module's `apply` accepts `example_ids` (nets whose randomness is per row)."""
+    module = getattr(apply_fn, "__self__", None)
+    return module is not None and "example_ids" in inspect.signature(module.__call__).parameters

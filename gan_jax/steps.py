@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import penalties
-from gan_jax.losses import GANLoss
+from gan_jax import models, penalties
+from gan_jax.losses import GANLoss, class_cross_entropy
 from gan_jax.state import GANState, Player
 
 Z_DISTRIBUTIONS = ("uniform", "normal")
@@ -45,29 +45,37 @@ def local_rows(x_Bx, offset, local: int):
     return jax.lax.dynamic_slice_in_dim(x_Bx, offset, local)
 
 
-def apply_player(player: Player, params, inputs, *, train: bool, key=None, example_ids=None):
-    """Runs a player's network with `params`: (outputs, updated mutable collections).
+def apply_player(player: Player, params, *inputs, train: bool, key=None, example_ids=None):
+    """Runs a player's network with `params` on `inputs` (x, or x and labels y for a conditional
+    net): (outputs, updated mutable collections).
 
-    With `example_ids` (global row numbers), a net without batch statistics draws its dropout
-    mask per example from fold_in(key, id), so masks do not depend on how the batch is split
-    across devices. Nets with batch statistics see the batch at once.
+    `example_ids` are the rows' places in the global batch. A net that takes them (the 2014 D)
+    draws its dropout masks per row from them, so masks do not depend on how the batch is split
+    across devices; any other net gets a different dropout key on each device.
     """
     variables = {"params": params, **player.model_state}
-    if key is not None and example_ids is not None and not player.model_state:
-
-        def one_example(x, example_id):
-            rngs = {"dropout": jax.random.fold_in(key, example_id)}
-            return player.apply_fn(variables, x[None], train=train, rngs=rngs)[0]
-
-        return jax.vmap(one_example)(inputs, example_ids), player.model_state
-    if key is not None and example_ids is not None:
-        key = jax.random.fold_in(key, example_ids[0])  # a different key on each device
+    kwargs = {}
+    if example_ids is not None and models.takes_example_ids(player.apply_fn):
+        kwargs["example_ids"] = example_ids
+    elif key is not None and example_ids is not None:
+        key = jax.random.fold_in(key, example_ids[0])
     rngs = {"dropout": key} if key is not None else {}
     if train and player.model_state:
         return player.apply_fn(
-            variables, inputs, train=True, rngs=rngs, mutable=list(player.model_state)
+            variables, *inputs, train=True, rngs=rngs, mutable=list(player.model_state), **kwargs
         )
-    return player.apply_fn(variables, inputs, train=train, rngs=rngs), player.model_state
+    return player.apply_fn(variables, *inputs, train=train, rngs=rngs, **kwargs), player.model_state
+
+
+def split_outputs(outputs):
+    """D's outputs as (logits, class_logits_BxK or None): an AC-GAN D returns both."""
+    return outputs if isinstance(outputs, tuple) else (outputs, None)
+
+
+def per_example(logits):
+    """logits_B from a D's output: a PatchGAN's logits_BxPxP averaged over patches, which is the
+    D whose input gradient the penalties measure (the losses average over patches too)."""
+    return logits if logits.ndim == 1 else jnp.mean(logits.reshape(logits.shape[0], -1), axis=1)
 
 
 def average_over_devices(tree, axis_name: str | None):
@@ -75,19 +83,53 @@ def average_over_devices(tree, axis_name: str | None):
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
 
-def generate(state: GANState, z_BxZ, *, train: bool = False, key=None):
-    """G(z) with the state's generator (inference mode unless `train`)."""
-    return apply_player(state.g, state.g.params, z_BxZ, train=train, key=key)[0]
+def sample_labels(key, batch_size: int, num_classes: int) -> jax.Array:
+    """Fake labels y_B, uniform over the K classes (drawn for the global batch, like z)."""
+    return jax.random.randint(key, (batch_size,), 0, num_classes)
 
 
-def discriminate(state: GANState, x_Bx, *, train: bool = False, key=None):
-    """D's logits for x with the state's discriminator (inference mode unless `train`)."""
-    return apply_player(state.d, state.d.params, x_Bx, train=train, key=key)[0]
+def label_key(key_z):
+    """The fake labels' key, derived from z's so that unconditional runs keep their keys."""
+    return jax.random.fold_in(key_z, 1)
+
+
+def generate(state: GANState, z_BxZ, y_B=None, *, train: bool = False, key=None):
+    """G(z) (or G(z, y) for a conditional G) with the state's generator, inference mode unless
+    `train`. A conditional G given no labels uses y_i = i mod K (`models.default_labels`)."""
+    inputs = (z_BxZ,) if y_B is None else (z_BxZ, y_B)
+    return apply_player(state.g, state.g.params, *inputs, train=train, key=key)[0]
+
+
+def sample_classes(state: GANState, key, classes, per_class: int, *, z_dim: int, z_dist: str):
+    """A class-conditional sampler: `per_class` samples of each class in `classes`, class-major
+    (rows c * per_class ... (c + 1) * per_class - 1 show classes[c]), and their labels."""
+    y_N = jnp.repeat(jnp.asarray(classes, jnp.int32), per_class)
+    z_NxZ = sample_z(key, y_N.shape[0], z_dim, z_dist)
+    return generate(state, z_NxZ, y_N), y_N
+
+
+def discriminate(state: GANState, x_Bx, y_B=None, *, train: bool = False, key=None):
+    """D's logits for x (and labels y for a D(x, y)) with the state's discriminator, inference
+    mode unless `train`; an AC-GAN D's class logits are dropped."""
+    inputs = (x_Bx,) if y_B is None else (x_Bx, y_B)
+    return split_outputs(apply_player(state.d, state.d.params, *inputs, train=train, key=key)[0])[0]
 
 
 def clip_params(params, bound: float):
     """WGAN's weight clipping to [-bound, bound] (Arjovsky et al. 2017, Algorithm 1)."""
     return jax.tree.map(lambda p: jnp.clip(p, -bound, bound), params)
+
+
+def lazy_penalty(regulariser, params, d_updates, every: int):
+    """A penalty computed only on every `every`-th D update, else 0 (lazy regularisation, Karras
+    et al. 2020, StyleGAN2 Sec. 3.1). The caller scales it by `every` so that its average
+    strength is unchanged. lax.cond keeps the step jit- and scan-friendly and skips the double
+    backward pass on the other updates (under vmap over seeds the counter is shared)."""
+    if every == 1:
+        return regulariser(params)
+    return jax.lax.cond(
+        d_updates % every == 0, regulariser, lambda _: jnp.zeros((), jnp.float32), params
+    )
 
 
 def d_step(
@@ -100,55 +142,100 @@ def d_step(
     z_dist: str,
     penalty: str = "none",
     penalty_weight: float = 0.0,
+    penalty_every: int = 1,
     clip_weights: float = 0.0,
+    conditioning: str = "none",
+    num_classes: int = 0,
+    aux_weight: float = 1.0,
     axis_name: str | None = None,
 ):
     """One D update on a real batch (x_real, y_real) and a fresh batch from G.
 
     `batch_size` is the global batch; under pmap (`axis_name`) `batch` holds this device's rows,
-    and gradients are averaged across devices once, here.
+    and gradients are averaged across devices once, here. D sees real and fake data in separate
+    calls, as in the DCGAN code, so batch norm normalises each with its own statistics (the G
+    step then shows D a fake batch normalised the same way); its mutable collections (batch
+    statistics, spectral-norm iterates) thread through both calls and are D's new state.
+    `conditioning`: 'concat' gives D and G the labels, 'acgan' gives G the labels and adds
+    `aux_weight` x the class cross-entropy on real and fake data (Odena et al. 2017, eq. 2).
     """
-    x_real = batch[0]
+    x_real, y_real = batch[0], batch[1]
     offset, local = shard(batch_size, axis_name)
     ids = offset + jnp.arange(local)
     key = jax.random.fold_in(stream_key(state.rng, D_STREAM), state.d_updates)
     key_z, key_g, key_d, key_penalty = jax.random.split(key, 4)
     z = local_rows(sample_z(key_z, batch_size, z_dim, z_dist), offset, local)
+    y_fake = None
+    if conditioning != "none":
+        y_fake = local_rows(sample_labels(label_key(key_z), batch_size, num_classes), offset, local)
+    g_inputs = (z,) if y_fake is None else (z, y_fake)
     # G's own batch statistics belong to the G step; here G only supplies samples.
-    x_fake = apply_player(state.g, state.g.params, z, train=True, key=key_g, example_ids=ids)[0]
-    x_fake = jax.lax.stop_gradient(x_fake)
-    both_ids = jnp.concatenate([ids, batch_size + ids])
+    x_fake = apply_player(
+        state.g, state.g.params, *g_inputs, train=True, key=key_g, example_ids=ids
+    )
+    x_fake = jax.lax.stop_gradient(x_fake[0])
+    labels_to_d = conditioning == "concat"
     if axis_name is not None:  # penalties draw per-batch noise: one stream per device
         key_penalty = jax.random.fold_in(key_penalty, jax.lax.axis_index(axis_name))
 
+    def d_inputs(x, y):
+        return (x, y) if labels_to_d else (x,)
+
+    def regulariser(params):
+        # R2 looks at fakes, so it sees their labels; GP, DRAGAN and R1 look at (or interpolate
+        # from) real data and see the real labels.
+        y = y_fake if penalty == "r2" else y_real
+
+        def d_fn(x):
+            out = apply_player(
+                state.d, params, *d_inputs(x, y), train=True, key=key_d, example_ids=ids
+            )[0]
+            return per_example(split_outputs(out)[0])
+
+        return penalties.penalty(penalty, d_fn, x_real, x_fake, key_penalty)
+
     def loss_fn(params):
-        logits_2b, model_state = apply_player(
-            state.d,
+        real_out, model_state = apply_player(
+            state.d, params, *d_inputs(x_real, y_real), train=True, key=key_d, example_ids=ids
+        )
+        fake_out, model_state = apply_player(
+            state.d.replace(model_state=model_state),
             params,
-            jnp.concatenate([x_real, x_fake]),
+            *d_inputs(x_fake, y_fake),
             train=True,
             key=key_d,
-            example_ids=both_ids,
+            example_ids=batch_size + ids,
         )
-        real_logits, fake_logits = jnp.split(logits_2b, 2)
-        d_fn = lambda x: apply_player(state.d, params, x, train=True, key=key_d, example_ids=ids)[0]
-        reg = penalties.penalty(penalty, d_fn, x_real, x_fake, key_penalty)
-        value = loss.d_loss(real_logits, fake_logits) + penalty_weight * reg
-        return value, (model_state, real_logits, fake_logits, reg)
+        (real_logits, real_classes), (fake_logits, fake_classes) = map(
+            split_outputs, (real_out, fake_out)
+        )
+        value = loss.d_loss(real_logits, fake_logits)
+        aux = jnp.zeros((), jnp.float32)
+        if conditioning == "acgan":
+            aux = class_cross_entropy(real_classes, y_real) + class_cross_entropy(
+                fake_classes, y_fake
+            )
+        reg = jnp.zeros((), jnp.float32)
+        if penalty != "none":
+            reg = lazy_penalty(regulariser, params, state.d_updates, penalty_every)
+        total = value + aux_weight * aux + penalty_weight * penalty_every * reg
+        return total, (model_state, real_logits, fake_logits, value, aux, reg)
 
-    grads, (model_state, real_logits, fake_logits, reg) = jax.grad(loss_fn, has_aux=True)(
-        state.d.params
-    )
+    grads, (model_state, real_logits, fake_logits, value, aux, reg) = jax.grad(
+        loss_fn, has_aux=True
+    )(state.d.params)
     grads, model_state = average_over_devices((grads, model_state), axis_name)
     d = state.d.apply_gradients(grads, model_state)
     if clip_weights:
         d = d.replace(params=clip_params(d.params, clip_weights))
     metrics = {
-        "d_loss": loss.d_loss(real_logits, fake_logits),
-        "d_penalty": reg,
-        "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
-        "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
+        "d_loss": value,
+        "d_penalty": reg,  # the unweighted penalty; 0 on the updates a lazy interval skips
+        "d_real": jnp.mean(loss.d_output(real_logits)),
+        "d_fake": jnp.mean(loss.d_output(fake_logits)),
     }
+    if conditioning == "acgan":
+        metrics["d_class_loss"] = aux
     metrics = average_over_devices(metrics, axis_name)
     metrics["d_grad_norm"] = optax.tree.norm(grads)
     return state.replace(d=d, d_updates=state.d_updates + 1), metrics
@@ -162,33 +249,47 @@ def g_step(
     batch_size: int,
     z_dim: int,
     z_dist: str,
+    conditioning: str = "none",
+    num_classes: int = 0,
+    aux_weight: float = 1.0,
     axis_name: str | None = None,
 ):
-    """One G update against the current D; increments `state.step`."""
+    """One G update against the current D; increments `state.step`. A conditional G draws
+    uniform fake labels; with 'acgan' it also minimises `aux_weight` x D's class cross-entropy on
+    its samples (Odena et al. 2017: G maximises L_C - L_S; L_C's real term does not involve G)."""
     del batch  # G's losses here need no real data
     offset, local = shard(batch_size, axis_name)
     ids = offset + jnp.arange(local)
     key = jax.random.fold_in(stream_key(state.rng, G_STREAM), state.step)
     key_z, key_g, key_d = jax.random.split(key, 3)
     z = local_rows(sample_z(key_z, batch_size, z_dim, z_dist), offset, local)
+    y_fake = None
+    if conditioning != "none":
+        y_fake = local_rows(sample_labels(label_key(key_z), batch_size, num_classes), offset, local)
+    g_inputs = (z,) if y_fake is None else (z, y_fake)
 
     def loss_fn(params):
         x_fake, model_state = apply_player(
-            state.g, params, z, train=True, key=key_g, example_ids=ids
+            state.g, params, *g_inputs, train=True, key=key_g, example_ids=ids
         )
+        d_inputs = (x_fake, y_fake) if conditioning == "concat" else (x_fake,)
         # D runs in training mode (dropout on, as in the 2014 code) but its statistics
         # belong to the D step, so its mutable collections are dropped.
-        fake_logits = apply_player(
-            state.d, state.d.params, x_fake, train=True, key=key_d, example_ids=ids
+        out = apply_player(
+            state.d, state.d.params, *d_inputs, train=True, key=key_d, example_ids=ids
         )[0]
-        return loss.g_loss(fake_logits), (model_state, fake_logits)
+        fake_logits, fake_classes = split_outputs(out)
+        value = loss.g_loss(fake_logits)
+        if conditioning == "acgan":
+            value = value + aux_weight * class_cross_entropy(fake_classes, y_fake)
+        return value, (model_state, fake_logits)
 
     (value, (model_state, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.g.params
     )
     grads, model_state = average_over_devices((grads, model_state), axis_name)
     g = state.g.apply_gradients(grads, model_state)
-    metrics = {"g_loss": value, "d_fake_for_g": jnp.mean(jax.nn.sigmoid(fake_logits))}
+    metrics = {"g_loss": value, "d_fake_for_g": jnp.mean(loss.d_output(fake_logits))}
     metrics = average_over_devices(metrics, axis_name)
     metrics["g_grad_norm"] = optax.tree.norm(grads)
     return state.replace(g=g, step=state.step + 1), metrics

@@ -66,3 +66,79 @@ def test_saturating_gradient_vanishes_when_d_rejects_fakes():
 def test_unknown_loss_names_allowed():
     with pytest.raises(ValueError, match="allowed"):
         losses.get_loss("nope")
+
+
+# ----------------------------------------------------------------------------- after 2014
+
+
+@pytest.mark.parametrize("a, b, c", [(0.0, 1.0, 1.0), (-1.0, 1.0, 0.0)])
+def test_lsgan_matches_numpy(logits, a, b, c):
+    # Mao et al. 2017, eq. 2 on D's raw outputs, for the 0-1 and the -1/1/0 codings.
+    real, fake = logits
+    loss = losses.get_loss("lsgan", a=a, b=b, c=c)
+    expected_d = 0.5 * np.mean((real - b) ** 2) + 0.5 * np.mean((fake - a) ** 2)
+    np.testing.assert_allclose(loss.d_loss(real, fake), expected_d, rtol=1e-5)
+    np.testing.assert_allclose(loss.g_loss(fake), 0.5 * np.mean((fake - c) ** 2), rtol=1e-5)
+    np.testing.assert_array_equal(loss.d_output(real), real)  # no sigmoid: D(x) is the output
+
+
+def test_lsgan_optimal_d_is_the_weighted_label_average():
+    # Mao et al. 2017, eq. 4: D*(x) = (b p_data(x) + a p_g(x)) / (p_data(x) + p_g(x)). On a
+    # two-point support with p_data = (3/4, 1/4) and p_g = (1/4, 3/4), D is a free table t; the
+    # loss is quadratic in t, so one Newton step from 0 lands on its minimiser.
+    a, b = -1.0, 1.0
+    real_idx, fake_idx = np.array([0, 0, 0, 1]), np.array([0, 1, 1, 1])
+    d_loss = losses.get_loss("lsgan", a=a, b=b).d_loss
+    table_loss = lambda t: d_loss(t[real_idx], t[fake_idx])
+    t0 = jax.numpy.zeros(2)
+    t_star = t0 - np.linalg.solve(jax.hessian(table_loss)(t0), jax.grad(table_loss)(t0))
+    p_data, p_g = np.array([0.75, 0.25]), np.array([0.25, 0.75])
+    np.testing.assert_allclose(t_star, (b * p_data + a * p_g) / (p_data + p_g), rtol=1e-5)
+
+
+def test_wgan_and_hinge_match_numpy(logits):
+    real, fake = logits
+    wgan, hinge = losses.get_loss("wgan"), losses.get_loss("hinge")
+    np.testing.assert_allclose(wgan.d_loss(real, fake), fake.mean() - real.mean(), rtol=1e-5)
+    np.testing.assert_allclose(wgan.g_loss(fake), -fake.mean(), rtol=1e-5)
+    expected = np.mean(np.maximum(0, 1 - real)) + np.mean(np.maximum(0, 1 + fake))
+    np.testing.assert_allclose(hinge.d_loss(real, fake), expected, rtol=1e-5)
+    np.testing.assert_allclose(hinge.g_loss(fake), -fake.mean(), rtol=1e-5)
+
+
+def test_patch_logits_are_averaged_over_patches_and_examples():
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(size=(4, 3, 3)), rng.normal(size=(4, 3, 3))
+    expected = np.mean(np.log1p(np.exp(-real))) + np.mean(np.log1p(np.exp(fake)))
+    np.testing.assert_allclose(losses.minimax_d_loss(real, fake), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.hinge_d_loss(real, fake),
+        np.mean(np.maximum(0, 1 - real)) + np.mean(np.maximum(0, 1 + fake)),
+        rtol=1e-6,
+    )
+
+
+def test_class_cross_entropy_matches_numpy():
+    rng = np.random.default_rng(2)
+    logits, labels = rng.normal(size=(6, 4)).astype(np.float32), np.array([0, 1, 2, 3, 3, 0])
+    log_p = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    expected = -np.mean(log_p[np.arange(6), labels])
+    np.testing.assert_allclose(losses.class_cross_entropy(logits, labels), expected, rtol=1e-5)
+
+
+def test_hyperparameters_bind_from_config_and_bad_ones_are_named():
+    from gan_jax.config import default_config
+
+    cfg = default_config().loss
+    cfg.update(name="lsgan", lsgan_a=-1.0, lsgan_b=1.0, lsgan_c=0.0)
+    loss = losses.from_config(cfg)
+    fake = np.array([0.0, 2.0], np.float32)
+    np.testing.assert_allclose(loss.g_loss(fake), 0.5 * np.mean(fake**2))
+    np.testing.assert_allclose(
+        loss.d_loss(fake, fake), 0.5 * np.mean((fake - 1) ** 2 + (fake + 1) ** 2)
+    )
+    cfg.update(name="non_saturating", real_label=0.9)
+    smoothed = losses.from_config(cfg)
+    np.testing.assert_allclose(smoothed.d_loss(fake, fake), losses.minimax_d_loss(fake, fake, 0.9))
+    with pytest.raises(ValueError, match=r"'wgan' takes no hyperparameter \['a'\]"):
+        losses.get_loss("wgan", a=0.0)

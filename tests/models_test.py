@@ -71,3 +71,136 @@ def test_keras_mlp_defaults():
     ]
     x = g.apply({"params": g_params}, jnp.full((2, 100), 10.0))
     assert float(jnp.abs(x).max()) <= 1.0
+
+
+# ----------------------------------------------------------------------------- after 2014
+
+import flax.linen as nn  # noqa: E402
+import pytest  # noqa: E402
+
+
+def shapes(tree):
+    return jax.tree.map(lambda x: tuple(x.shape), tree)
+
+
+def test_upsampling_plan():
+    assert [models.upsampling_plan(s) for s in (28, 32, 64, 16)] == [(7, 2), (4, 3), (4, 4), (4, 2)]
+    assert models.upsampling_plan(30) == (15, 1)
+    for size in (7, 27):
+        with pytest.raises(ValueError, match=f"image size {size} is not"):
+            models.upsampling_plan(size)
+
+
+@pytest.mark.parametrize("image_shape", [(28, 28, 1), (28, 28, 3), (32, 32, 3)])
+def test_dcgan_layer_shapes(image_shape):
+    # Radford et al. 2016: project z, then fractionally-strided convs doubling the size and
+    # halving the features; D mirrors it with strided convs and batch norm after the first.
+    g = models.DCGANGenerator(output_shape=image_shape, base_features=8)
+    d = models.DCGANDiscriminator(base_features=8)
+    key, z = jax.random.PRNGKey(0), jnp.zeros((2, 10))
+    g_vars = jax.eval_shape(lambda: g.init(key, z, train=False))
+    start, n = models.upsampling_plan(image_shape[0])
+    widths = [8 * 2 ** (n - 1 - i) for i in range(n)] + [image_shape[2]]
+    assert shapes(g_vars["params"])["Dense_0"]["kernel"] == (10, start * start * widths[0])
+    convs = [shapes(g_vars["params"])[f"ConvTranspose_{i}"]["kernel"] for i in range(n)]
+    assert convs == [(4, 4, widths[i], widths[i + 1]) for i in range(n)]
+    assert len(g_vars["batch_stats"]) == n  # after the projection and each hidden layer
+    x = jax.eval_shape(lambda v: g.apply(v, z, train=False), g_vars)
+    assert x.shape == (2, *image_shape)
+    d_vars = jax.eval_shape(lambda: d.init(key, jnp.zeros((2, *image_shape)), train=False))
+    assert len(d_vars["batch_stats"]) == n - 1  # none at the input layer
+    logits = jax.eval_shape(lambda v: d.apply(v, jnp.zeros((2, *image_shape)), train=False), d_vars)
+    assert logits.shape == (2,)
+
+
+def test_batch_norm_uses_batch_statistics_only_in_training():
+    g = models.DCGANGenerator(output_shape=(16, 16, 1), base_features=2)
+    z = jax.random.normal(jax.random.PRNGKey(0), (4, 3))
+    variables = g.init(jax.random.PRNGKey(1), z, train=False)
+    apply = jax.jit(g.apply, static_argnames=("train", "mutable"))
+    # Eval: running averages, so an example's output does not depend on its batch.
+    np.testing.assert_allclose(
+        apply(variables, z, train=False)[:1], apply(variables, z[:1], train=False), atol=1e-6
+    )
+    full, new_vars = apply(variables, z, train=True, mutable=("batch_stats",))
+    part, _ = apply(variables, z[:2], train=True, mutable=("batch_stats",))
+    assert not np.allclose(full[:2], part)  # training: normalised by the batch's statistics
+    assert float(jnp.abs(full).max()) <= 1.0  # tanh output
+    old, new = jax.tree.leaves(variables["batch_stats"]), jax.tree.leaves(new_vars["batch_stats"])
+    assert any(not np.allclose(a, b) for a, b in zip(old, new, strict=True))
+
+
+class _OneLayer(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=True):
+        return models.normalised(nn.Dense(4, use_bias=False), x, True, train)
+
+
+def test_spectral_norm_divides_the_weight_by_its_largest_singular_value():
+    # Miyato et al. 2018, eq. 8: W_SN = W / sigma(W); power iteration converges to sigma(W).
+    layer, eye = _OneLayer(), jnp.eye(6)
+    variables = layer.init(jax.random.PRNGKey(0), eye, train=False)
+    kernel = np.asarray(variables["params"]["Dense_0"]["kernel"])
+    step = jax.jit(lambda v: layer.apply(v, eye, train=True, mutable=[models.SPECTRAL]))
+    for _ in range(30):
+        _, updates = step(variables)
+        variables = {**variables, **updates}
+    out = layer.apply(variables, eye, train=False)  # rows of W / sigma
+    np.testing.assert_allclose(out, kernel / np.linalg.svd(kernel)[1][0], rtol=1e-4)
+    assert np.linalg.svd(np.asarray(out))[1][0] == pytest.approx(1.0, abs=1e-4)
+    frozen = layer.apply(variables, eye, train=False, mutable=[models.SPECTRAL])[1]
+    jax.tree.map(np.testing.assert_array_equal, frozen, {models.SPECTRAL: variables["spectral"]})
+
+
+def test_conditional_nets_take_one_hot_labels():
+    g = models.ConditionalGenerator(models.MLPGenerator(output_shape=(2,), hidden=(8,)), 3)
+    z = jnp.zeros((6, 4))
+    variables = g.init(jax.random.PRNGKey(0), z, train=False)
+    assert variables["params"]["generator"]["Dense_0"]["kernel"].shape == (4 + 3, 8)
+    by_label = [g.apply(variables, z, jnp.full(6, c), train=False) for c in range(3)]
+    assert not np.allclose(by_label[0], by_label[1])
+    default = g.apply(variables, z, train=False)  # no labels: y_i = i mod 3
+    np.testing.assert_allclose(default[4], by_label[1][4], rtol=1e-6)
+    cfg = ConfigDict({"discriminator": "dcgan", "conditioning": "concat", "num_classes": 10})
+    cfg.discriminator_kwargs = {"base_features": 4}
+    x = jnp.zeros((2, 28, 28, 1))
+    d_vars = jax.eval_shape(lambda: models.make_discriminator(cfg).init(jax.random.PRNGKey(0), x))
+    assert shapes(d_vars["params"])["discriminator"]["Conv_0"]["kernel"] == (4, 4, 1 + 10, 4)
+    cfg = ConfigDict({"discriminator": "mlp", "conditioning": "concat", "num_classes": 10})
+    cfg.discriminator_kwargs = {"hidden": (3,)}
+    d_vars = jax.eval_shape(lambda: models.make_discriminator(cfg).init(jax.random.PRNGKey(0), x))
+    assert shapes(d_vars["params"])["discriminator"]["Dense_0"]["kernel"] == (784 + 10, 3)
+
+
+def test_acgan_head_patch_logits_and_spectral_state_from_config():
+    from gan_jax.config import default_config
+
+    cfg = default_config().model
+    cfg.update(discriminator="dcgan", conditioning="acgan", num_classes=10, spectral_norm=True)
+    cfg.discriminator_kwargs = {"base_features": 4}
+    d = models.make_discriminator(cfg, axis_name="devices")
+    assert d.aux_classes == 10 and d.spectral_norm and d.axis_name == "devices"
+    x = jnp.zeros((3, 28, 28, 1))
+    variables = jax.eval_shape(lambda: d.init(jax.random.PRNGKey(0), x, train=False))
+    assert set(variables) == {"params", "batch_stats", models.SPECTRAL}
+    logits, classes = jax.eval_shape(lambda v: d.apply(v, x, train=False), variables)
+    assert logits.shape == (3,) and classes.shape == (3, 10)
+    cfg.update(discriminator="patch", conditioning="none", spectral_norm=False)
+    cfg.discriminator_kwargs = {"features": (4, 8)}
+    patch = models.make_discriminator(cfg)
+    variables = jax.eval_shape(lambda: patch.init(jax.random.PRNGKey(0), x, train=False))
+    out = jax.eval_shape(lambda v: patch.apply(v, x, train=False), variables)
+    assert out.shape == (3, 7, 7)
+    cfg.update(generator="mlp", discriminator="mlp")
+    cfg.generator_kwargs, cfg.discriminator_kwargs = {}, {}
+    assert not hasattr(models.make_generator(cfg, (2,), axis_name="devices"), "axis_name")
+
+
+def test_output_bias_reaches_a_wrapped_generator():
+    g = models.ConditionalGenerator(models.Gan2014Generator(output_shape=(4,), hidden=3), 10)
+    params = g.init(jax.random.PRNGKey(0), jnp.zeros((1, 5)))["params"]
+    bias = jnp.arange(4.0)
+    new = models.with_output_bias(params, bias)
+    np.testing.assert_array_equal(new["generator"]["output"]["bias"], bias)
+    with pytest.raises(ValueError, match="no layer named 'output'"):
+        models.with_output_bias({"Dense_0": {"bias": bias}}, bias)

@@ -54,3 +54,15 @@ def test_penalty_dispatch_and_gradient_is_finite(batches):
         assert np.isfinite(value)
     with pytest.raises(ValueError, match="allowed"):
         penalties.penalty("bogus", linear_d, real, fake, jax.random.PRNGKey(0))
+
+
+def test_penalties_see_a_patch_discriminator_through_its_mean_over_patches(batches):
+    # A PatchGAN's loss averages its patch logits, so the D a penalty measures is that mean:
+    # with patch p's logit x . W_p, grad_x = mean_p W_p and R1 = ||mean_p W_p||^2.
+    from gan_jax.steps import per_example
+
+    w_4xP = jnp.stack([W, -0.5 * W, 2.0 * W], axis=1)
+    patch_d = lambda x: per_example((x @ w_4xP).reshape(x.shape[0], 3, 1))
+    real, _ = batches
+    expected = jnp.sum(jnp.mean(w_4xP, axis=1) ** 2)
+    np.testing.assert_allclose(penalties.r1_penalty(patch_d, real), expected, rtol=1e-5)

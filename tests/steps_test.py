@@ -64,3 +64,127 @@ def test_metrics_values_match_their_definitions():
     assert 0.0 < float(metrics["d_real"]) < 1.0 and 0.0 < float(metrics["d_fake"]) < 1.0
     assert float(metrics["d_loss"]) > 0 and float(metrics["d_penalty"]) == 0.0
     assert jnp.isfinite(metrics["d_grad_norm"]) and float(metrics["d_grad_norm"]) > 0
+
+
+# ----------------------------------------------------------------------------- after 2014
+
+import functools  # noqa: E402
+
+import pytest  # noqa: E402
+
+from gan_jax import data, losses, steps  # noqa: E402
+from gan_jax.config import default_config  # noqa: E402
+
+
+def image_config(generator="dcgan", discriminator="dcgan", **model):
+    """MNIST-shaped nets small enough to compile in seconds."""
+    c = default_config()
+    c.data.name = "mnist"
+    c.model.update(generator=generator, discriminator=discriminator, z_dim=4, **model)
+    c.model.generator_kwargs = {"base_features": 2} if generator == "dcgan" else {"hidden": (4,)}
+    c.model.discriminator_kwargs = (
+        {"base_features": 2} if discriminator == "dcgan" else {"hidden": (4,)}
+    )
+    c.train.update(batch_size=8, num_steps=4, scan_steps=2, log_every=2, sample_every=0)
+    return c
+
+
+def image_dataset(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (n, 28, 28, 1)).astype(np.float32)
+    return data.make_dataset(x, np.arange(n) % 10)
+
+
+@pytest.fixture(scope="module")
+def conv_steps():
+    """One D and one G update of DCGAN nets with batch norm in G and D, spectral norm in D and
+    an AC-GAN head: (state, after D update, after G update, D metrics)."""
+    config = image_config(conditioning="acgan", num_classes=10, spectral_norm=True)
+    trainer, dataset = train.make_trainer(config, 16), image_dataset()
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0), dataset)
+    after_d, d_metrics = jax.jit(trainer.d_update)(state, dataset)
+    after_g, _ = jax.jit(trainer.g_update)(after_d, dataset)
+    return state, after_d, after_g, d_metrics
+
+
+def test_each_step_updates_only_its_own_batch_and_spectral_statistics(conv_steps):
+    state, after_d, after_g, d_metrics = conv_steps
+    assert set(state.g.model_state) == {"batch_stats"}
+    assert set(state.d.model_state) == {"batch_stats", "spectral"}
+    assert leaves_equal(after_d.g, state.g)  # G's batch statistics untouched by the D step
+    for collection in ("batch_stats", "spectral"):
+        assert not leaves_equal(after_d.d.model_state[collection], state.d.model_state[collection])
+    assert leaves_equal(after_g.d, after_d.d)  # D's statistics untouched by the G step
+    assert not leaves_equal(after_g.g.model_state, after_d.g.model_state)
+    assert np.isfinite(float(d_metrics["d_class_loss"])) and float(d_metrics["d_class_loss"]) > 0
+
+
+def test_lazy_penalty_is_applied_every_n_updates_scaled_by_n():
+    # StyleGAN2's lazy R1: on every 2nd update the penalty's gradient counts twice, else not at
+    # all. With SGD(lr=1) a D update is minus the gradient, so the parts can be compared.
+    config = tiny_config()
+    config.model.discriminator_kwargs = {"hidden": ()}  # linear D: grad_x D = w
+    config.optim.d.update(name="sgd", lr=1.0)
+    state = train.make_trainer(config).init(jax.random.PRNGKey(0))
+    step = functools.partial(
+        steps.d_step, loss=losses.get_loss("non_saturating"), batch_size=32, z_dim=2,
+        z_dist="normal", penalty="r1", penalty_weight=0.5,
+    )  # fmt: skip
+    batch = data.real_batch("ring8", None, steps.stream_key(state.rng, 0), 0, 32)
+
+    @jax.jit
+    def changes(state):
+        def change(d_step, d_updates):
+            start = state.replace(d_updates=jnp.int32(d_updates))
+            after, metrics = d_step(start, batch)
+            return jax.tree.map(jnp.subtract, after.d.params, start.d.params), metrics
+
+        plain = functools.partial(step, penalty="none")
+        every_2 = functools.partial(step, penalty_every=2)
+        runs = ((plain, 0), (step, 0), (every_2, 0), (every_2, 1), (plain, 1))
+        return [change(f, n) for f, n in runs]
+
+    results = changes(state)
+    (plain, _), (every_1, metrics), (every_2, _), (skipped, skipped_metrics) = results[:4]
+    # R1 of a linear D is ||w||^2 exactly (Mescheder et al. 2018, eq. 9 without gamma/2).
+    w = np.asarray(state.d.params["Dense_0"]["kernel"])
+    np.testing.assert_allclose(metrics["d_penalty"], np.sum(w**2), rtol=1e-5)
+    trees = (plain, every_1, every_2, skipped, results[4][0])
+    for p, one, two, skip, plain_1 in zip(*map(jax.tree.leaves, trees), strict=True):
+        np.testing.assert_allclose(two - p, 2 * (one - p), atol=1e-6)
+        np.testing.assert_array_equal(skip, plain_1)  # update 1: the same as no penalty
+    assert float(skipped_metrics["d_penalty"]) == 0.0
+
+
+def test_concat_conditioning_feeds_real_labels_and_the_sampler_gives_classes():
+    config = image_config("mlp", "mlp", conditioning="concat", num_classes=10)
+    trainer = train.make_trainer(config, 16)
+    state = trainer.init(jax.random.PRNGKey(0))
+    d_update = jax.jit(trainer.d_update)
+    a, _ = d_update(state, image_dataset())
+    relabelled = image_dataset().replace(y=(image_dataset().y + 1) % 10)
+    b, _ = d_update(state, relabelled)
+    assert not leaves_equal(a.d.params, b.d.params)  # D(x, y) saw the batch's labels
+    x, y = steps.sample_classes(state, jax.random.PRNGKey(3), [3, 7], 2, z_dim=4, z_dist="normal")
+    np.testing.assert_array_equal(y, [3, 3, 7, 7])
+    z = steps.sample_z(jax.random.PRNGKey(3), 4, 4, "normal")
+    np.testing.assert_allclose(x, steps.generate(state, z, jnp.array([3, 3, 7, 7])), rtol=1e-6)
+    assert not np.allclose(x, steps.generate(state, z, jnp.array([7, 7, 3, 3])))
+    # No labels (the host loop's sample grid): y_i = i mod 10, so column c shows class c.
+    np.testing.assert_allclose(
+        steps.generate(state, z), steps.generate(state, z, jnp.arange(4)), rtol=1e-6
+    )
+
+
+def test_new_losses_reach_the_steps_with_raw_outputs():
+    # LSGAN, WGAN and hinge read D's raw output: d_real is its mean, not a sigmoid of it.
+    for name in ("lsgan", "wgan", "hinge"):
+        config = tiny_config()
+        config.loss.name = name
+        trainer = train.make_trainer(config)
+        state = trainer.init(jax.random.PRNGKey(0))
+        _, metrics = trainer.d_update(state)
+        batch = data.real_batch("ring8", None, steps.stream_key(state.rng, 0), 0, 32)
+        raw = steps.discriminate(state, batch[0], train=True)
+        np.testing.assert_allclose(metrics["d_real"], jnp.mean(raw), rtol=1e-5)
+        assert not np.isclose(metrics["d_real"], jnp.mean(jax.nn.sigmoid(raw)), rtol=1e-3)
