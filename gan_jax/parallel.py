@@ -59,8 +59,15 @@ def replicate(tree):
 
 
 def unreplicate(tree):
-    """The first device's copy (all copies are equal: updates are averaged across devices)."""
-    return jax.tree.map(lambda x: x[0], tree)
+    """This process's first device copy (all copies are equal: updates are averaged across
+    devices). Read from local memory: indexing a multi-host array would be a collective that
+    every process must join, and only process 0 writes files."""
+
+    def first(x):
+        local = x.addressable_data(0)
+        return local[0] if local.ndim == x.ndim else local
+
+    return jax.tree.map(first, tree)
 
 
 def pmap_trainer(trainer: Trainer) -> JittedTrainer:

@@ -100,7 +100,7 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path):
     ]
     workdir = str(tmp_path / "multihost")
     port = free_port()
-    procs = []
+    procs, logs = [], []
     for process_id in range(2):
         env = dict(
             os.environ,
@@ -109,18 +109,22 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path):
             JAX_NUM_PROCESSES="2",
             JAX_PROCESS_ID=str(process_id),
         )
+        # Output goes to files: a full pipe would block one process inside a collective.
+        logs.append(open(tmp_path / f"process{process_id}.log", "w+"))
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "gan_jax", "train", f"--workdir={workdir}", *flags],
                 cwd=REPO,
                 env=env,
-                stdout=subprocess.PIPE,
+                stdout=logs[-1],
                 stderr=subprocess.STDOUT,
                 text=True,
             )
         )
-    outputs = [p.communicate(timeout=240)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    for proc in procs:
+        proc.wait(timeout=240)
+    outputs = [(log.seek(0), log.read())[1][-2000:] for log in logs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
 
     config = load_experiment("ring8")
     config.parallel = "pmap"
