@@ -6,14 +6,16 @@ is `--config.loss.lsgan_a=-1 --config.loss.lsgan_c=0`. The paper's optimiser: Ad
 b1=0.5), batch 64. Nets (Radford et al. 2016): G z (100-d normal) -> 7x7x128 -> 14x14x64 ->
 28x28x1 tanh with batch norm; D conv 64 -> conv 128 (batch norm) -> 1 raw output (no sigmoid).
 
-Run:
+Run (the README's row stopped at 3,000 steps: add --config.train.num_steps=3000):
     python -m gan_jax train --config experiments/lsgan_mnist.py --workdir runs/lsgan \
         --config.data.dir=../shared/data/mnist
+    python -m gan_jax eval --workdir runs/lsgan --data_dir ../shared/data/mnist
 
 Expect: recognisable digits in samples/ after a few thousand steps; in metrics.jsonl d_real and
 d_fake are D's mean raw outputs and move towards each other (D* = (b p_data + a p_g) /
-(p_data + p_g), eq. 4, is 1/2 everywhere once p_g = p_data). About 0.5 it/s (2 s per step)
-on a 2-core CPU: a GPU run.
+(p_data + p_g), eq. 4, is 1/2 everywhere once p_g = p_data). At 3,000 steps (15 min on one
+core): Parzen 81.3, classifier score 6.00, FD 89.88, all 10 classes. About 3.3 it/s on one CPU core
+(`python -m gan_jax.bench --experiment lsgan_mnist`), so 30,000 steps take hours: a GPU run.
 """
 
 from gan_jax.config import default_config, optimizer_config

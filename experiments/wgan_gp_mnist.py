@@ -13,8 +13,9 @@ Run:
         --config.data.dir=../shared/data/mnist
 
 Expect: digits in samples/ after a few thousand G steps; -d_loss (the critic's estimate of the
-Wasserstein distance, d_real - d_fake) falls steadily and d_penalty stays small. About 0.09 G
-steps/s (11 s each: 5 critic steps with a double backward pass) on a 2-core CPU: a GPU run.
+Wasserstein distance, d_real - d_fake) falls steadily and d_penalty stays small. About 0.5 G
+steps/s (5 critic steps each, with a double backward pass) on one CPU core (`python -m
+gan_jax.bench --experiment wgan_gp_mnist`): a GPU run.
 """
 
 from gan_jax.config import default_config, optimizer_config

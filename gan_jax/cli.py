@@ -53,11 +53,29 @@ def main(argv) -> None:
         sys.exit(f"error: {err}")
 
 
+def unknown_config_key(argv) -> str | None:
+    """'config.a.b is not a config key; config.a has: [...]' for the first such override."""
+    from gan_jax.config import default_config
+
+    for arg in argv:
+        if not arg.startswith("--config."):
+            continue
+        node, path = default_config(), "config"
+        for name in arg[2:].split("=", 1)[0].split(".")[1:]:
+            if not hasattr(node, "keys"):
+                break
+            if name not in node:
+                return f"{path}.{name} is not a config key; {path} has: {sorted(node.keys())}"
+            node, path = node[name], f"{path}.{name}"
+    return None
+
+
 def parse_flags(argv):
     try:  # a mistyped --config.key is reported as one line, not a traceback
         return flags.FLAGS(argv)
     except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as err:
-        sys.exit(f"error: bad flag: {err}".replace("\\n", " "))
+        message = unknown_config_key(argv)
+        sys.exit(f"error: bad flag: {message or err}".replace("\\n", " "))
 
 
 def run() -> None:

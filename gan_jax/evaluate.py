@@ -23,10 +23,23 @@ EVAL_SEED = 2014
 PARZEN_VALID = (50000, 51000)  # the 2014 protocol's validation images
 DEFAULT_METRICS = {
     "mnist": "parzen,score,fd,kid,pr,dc,classes",
+    "stacked_mnist": "stacked",
     "ring8": "mixture",
     "grid25": "mixture",
     "gaussian_1d": "",
 }
+
+
+# PacGAN's 2,500 points per 2-D mixture; 26,000 Stacked MNIST samples (VEEGAN, PacGAN).
+DEFAULT_NUM_SAMPLES = {"ring8": 2500, "grid25": 2500, "stacked_mnist": 26000}
+
+
+def default_metrics(config) -> str:
+    """The dataset's metrics, plus 'accuracy' for a conditional G of MNIST digits."""
+    names = DEFAULT_METRICS.get(config.data.name, "")
+    if config.data.name == "mnist" and config.model.get("conditioning", "none") != "none":
+        names += ",accuracy"
+    return names
 
 
 def _tuples(value):
@@ -75,18 +88,22 @@ def restore_state(config, workdir: str):
     return checkpointer.restore(like)
 
 
-def generate_samples(config, state, num_samples: int, batch_size: int = 1000) -> np.ndarray:
-    """`num_samples` samples of G in inference mode, from a fixed seed."""
+def generate_samples(config, state, num_samples: int, batch_size: int = 1000):
+    """(samples, labels): `num_samples` samples of G in inference mode from a fixed seed; a
+    conditional G makes sample i of class i mod K (labels is None for an unconditional G)."""
     generate = jax.jit(steps.generate)
     key = jax.random.PRNGKey(EVAL_SEED)
+    conditional = config.model.get("conditioning", "none") != "none"
+    labels = np.arange(num_samples) % config.model.num_classes if conditional else None
     out = []
     for start in range(0, num_samples, batch_size):
         size = min(batch_size, num_samples - start)
         z = steps.sample_z(
             jax.random.fold_in(key, start), size, config.model.z_dim, config.model.z_dist
         )
-        out.append(np.asarray(generate(state, z)))
-    return np.concatenate(out)
+        y = None if labels is None else labels[start : start + size]
+        out.append(np.asarray(generate(state, z, y)))
+    return np.concatenate(out), labels
 
 
 def reference_inputs(config, data_dir: str | None) -> dict:
@@ -94,6 +111,8 @@ def reference_inputs(config, data_dir: str | None) -> dict:
     name = config.data.name
     if name in data.TOY_MIXTURES:
         return {"mixture": name}
+    if name == "stacked_mnist":
+        return {"value_range": config.data.scale}
     if name != "mnist":
         return {}
     data_dir = data_dir or config.data.get("dir") or None
@@ -110,7 +129,9 @@ def reference_inputs(config, data_dir: str | None) -> dict:
 
 def evaluate_state(config, state, names, num_samples: int, inputs: dict) -> dict:
     """The named metrics of the state's generator against prepared reference `inputs`."""
-    samples = generate_samples(config, state, num_samples)
+    samples, labels = generate_samples(config, state, num_samples)
+    if labels is not None:
+        inputs = {**inputs, "labels": labels}
     return metrics.compute_metrics(names, samples, seed=EVAL_SEED, **inputs)
 
 
@@ -122,8 +143,8 @@ def evaluate(
 ) -> dict:
     """Evaluates the newest checkpoint in `workdir` and writes `eval.json`."""
     config = load_workdir_config(workdir)
-    names = metrics.parse_metric_names(metric_names or DEFAULT_METRICS[config.data.name])
-    num_samples = num_samples or (2500 if config.data.name in data.TOY_MIXTURES else 10000)
+    names = metrics.parse_metric_names(metric_names or default_metrics(config))
+    num_samples = num_samples or DEFAULT_NUM_SAMPLES.get(config.data.name, 10000)
     inputs = reference_inputs(config, data_dir)  # data errors surface before any compile
     state = restore_state(config, workdir)
     results = evaluate_state(config, state, names, num_samples, inputs)

@@ -14,6 +14,7 @@ Registered metric names (`METRICS`) and the keys each adds to `compute_metrics`'
   pr        precision, recall (k=3)                          Kynkaanniemi et al. 2019
   dc        density, coverage (k=5)                          Naeem et al. 2020
   classes   classes_covered, classes_kl                      histogram of predicted digits
+  accuracy  class_accuracy                                   a conditional G's digits, classified
   stacked   stacked_modes, stacked_kl                        Stacked MNIST (Metz et al. 2017)
   mixture   mixture_modes, mixture_high_quality_pct,         PacGAN / VEEGAN 2-D protocol
             mixture_reverse_kl
@@ -305,6 +306,11 @@ def histogram_stats(labels_N, num_modes: int, min_count: int = 1) -> dict:
     return {"counts": counts_K, "covered": int(np.sum(counts_K >= min_count)), "kl": kl}
 
 
+def class_accuracy(logits_NxK, labels_N) -> float:
+    """Fraction of samples classified as the class they were generated for (conditional G)."""
+    return float(np.mean(np.argmax(np.asarray(logits_NxK), axis=-1) == np.asarray(labels_N)))
+
+
 def class_histogram(logits_NxK, min_count: int = 1) -> dict:
     """Histogram of predicted classes, number of classes covered, KL(histogram || uniform)."""
     logits_NxK = np.asarray(logits_NxK)
@@ -393,6 +399,7 @@ class EvalInputs:
     parzen_valid, parzen_test: data for 'parzen' (images in `value_range`, or points); images
       are scored in [0, 1] pixel space as in Goodfellow et al. 2014.
     mixture: 'ring8' or 'grid25' (see `gan_jax.data.mixture_spec`) for 'mixture'.
+    labels: the class each sample was generated for, for 'accuracy'.
     classifier_params: MNIST CNN params; loaded from the committed weights when None.
     """
 
@@ -402,6 +409,7 @@ class EvalInputs:
     parzen_valid: np.ndarray | None = None
     parzen_test: np.ndarray | None = None
     mixture: str | None = None
+    labels: np.ndarray | None = None
     classifier_params: dict | None = None
     seed: int = 0
     batch_size: int = 500
@@ -479,6 +487,10 @@ def _classes(inp: EvalInputs) -> dict[str, float]:
     return {"classes_covered": stats["covered"], "classes_kl": stats["kl"]}
 
 
+def _accuracy(inp: EvalInputs) -> dict[str, float]:
+    return {"class_accuracy": class_accuracy(inp.embed("samples")[0], inp.require("labels"))}
+
+
 def _stacked(inp: EvalInputs) -> dict[str, float]:
     out = stacked_mnist_modes(inp.params(), inp.samples, inp.value_range, inp.batch_size)
     return {"stacked_modes": out["modes"], "stacked_kl": out["kl"]}
@@ -498,6 +510,7 @@ METRICS: dict[str, Callable[[EvalInputs], dict[str, float]]] = {
     "pr": _pr,
     "dc": _dc,
     "classes": _classes,
+    "accuracy": _accuracy,
     "stacked": _stacked,
     "mixture": _mixture,
 }

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax import layers
 from gan_jax.layers import RowDropout
 
 
@@ -212,11 +213,9 @@ class DCGANGenerator(nn.Module):
         kernel = (self.kernel_size, self.kernel_size)
         for _ in range(n - 1):
             features //= 2
-            h = nn.ConvTranspose(
-                features, kernel, (2, 2), "SAME", use_bias=not bn, kernel_init=DCGAN_INIT
-            )(h)
+            h = layers.ConvTranspose(features, kernel, (2, 2), not bn, DCGAN_INIT)(h)
             h = nn.relu(norm(h) if bn else h)
-        h = nn.ConvTranspose(channels, kernel, (2, 2), "SAME", kernel_init=DCGAN_INIT)(h)
+        h = layers.ConvTranspose(channels, kernel, (2, 2), kernel_init=DCGAN_INIT)(h)
         return {"tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda v: v}[
             self.output_activation
         ](h)
@@ -242,7 +241,7 @@ class DCGANDiscriminator(nn.Module):
         kernel = (self.kernel_size, self.kernel_size)
         h, features = x_BxHxWxC, self.base_features
         for i in range(n):
-            conv = nn.Conv(features, kernel, (2, 2), "SAME", kernel_init=DCGAN_INIT)
+            conv = layers.Conv(features, kernel, (2, 2), kernel_init=DCGAN_INIT)
             h = normalised(conv, h, self.spectral_norm, train)
             if i > 0 and self.use_batch_norm:  # Sec. 3: no batch norm at D's input layer
                 h = batch_norm(train, self.bn_momentum, self.axis_name)(h)
@@ -269,7 +268,7 @@ class PatchDiscriminator(nn.Module):
         kernel = (self.kernel_size, self.kernel_size)
         h = x_BxHxWxC
         for i, features in enumerate(self.features):
-            conv = nn.Conv(features, kernel, (2, 2), "SAME", kernel_init=DCGAN_INIT)
+            conv = layers.Conv(features, kernel, (2, 2), kernel_init=DCGAN_INIT)
             h = normalised(conv, h, self.spectral_norm, train)
             if i > 0 and self.use_batch_norm:
                 h = batch_norm(train, self.bn_momentum, self.axis_name)(h)

@@ -35,12 +35,12 @@ def save_image_grid(path: str, x_NxHxWxC, columns: int | None = None, scale: int
     image.save(path)
 
 
-def save_scatter_2d(path, samples_Nx2, data_Nx2, grid_xy, d_prob_GxG, title="") -> None:
-    """Samples over the data, with D(x) as filled contours in the background."""
+def save_scatter_2d(path, samples_Nx2, data_Nx2, grid_xy, d_GxG, title="", d_label="D(x)") -> None:
+    """Samples over the data, with D's output as filled contours in the background."""
     fig, ax = plt.subplots(figsize=(5, 5))
     xs, ys = grid_xy
-    contour = ax.contourf(xs, ys, d_prob_GxG, levels=20, cmap="coolwarm", alpha=0.6)
-    fig.colorbar(contour, ax=ax, label="D(x)", shrink=0.8)
+    contour = ax.contourf(xs, ys, d_GxG, levels=20, cmap="coolwarm", alpha=0.6)
+    fig.colorbar(contour, ax=ax, label=d_label, shrink=0.8)
     ax.scatter(*np.asarray(data_Nx2).T, s=2, c="black", alpha=0.3, label="data")
     ax.scatter(*np.asarray(samples_Nx2).T, s=2, c="limegreen", alpha=0.5, label="G(z)")
     ax.set_xlim(xs.min(), xs.max())
@@ -51,13 +51,13 @@ def save_scatter_2d(path, samples_Nx2, data_Nx2, grid_xy, d_prob_GxG, title="") 
     _save(fig, path)
 
 
-def save_density_1d(path, samples_N, data_N, grid_x, d_prob_G, title="") -> None:
+def save_density_1d(path, samples_N, data_N, grid_x, d_G, title="", d_label="D(x)") -> None:
     """Histograms of data and samples with D(x) over x (the layout of the 2014 Figure 1)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     bins = np.linspace(grid_x.min(), grid_x.max(), 80)
     ax.hist(np.asarray(data_N), bins=bins, density=True, color="black", alpha=0.3, label="p_data")
     ax.hist(np.asarray(samples_N), bins=bins, density=True, color="green", alpha=0.4, label="p_g")
-    ax.plot(grid_x, d_prob_G, color="blue", linestyle="--", label="D(x)")
+    ax.plot(grid_x, d_G, color="blue", linestyle="--", label=d_label)
     ax.set_xlabel("x")
     ax.legend()
     ax.set_title(title)

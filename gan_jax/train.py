@@ -232,15 +232,18 @@ def save_samples(config, state: GANState, workdir: str, step: int) -> str:
         real = np.asarray(data.sample_toy(name, jax.random.fold_in(key, 1), num))
         lo, hi = plotting_bounds(real, x)
         title = f"{name}, step {step}"
+        # D(x) as the loss defines it: a probability for the sigmoid losses, else D's raw value.
+        d_output = losses.from_config(config.loss).d_output
+        d_label = "D(x)" if config.loss.name in losses.SIGMOID_LOSSES else "D(x), raw"
         if x.shape[1] == 2:
             xs, ys = np.meshgrid(np.linspace(lo[0], hi[0], 100), np.linspace(lo[1], hi[1], 100))
             grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
-            d_prob = np.asarray(jax.nn.sigmoid(_discriminate(state, grid))).reshape(xs.shape)
-            plotting.save_scatter_2d(path, x, real, (xs, ys), d_prob, title)
+            d_out = np.asarray(d_output(_discriminate(state, grid))).reshape(xs.shape)
+            plotting.save_scatter_2d(path, x, real, (xs, ys), d_out, title, d_label)
         else:
             grid = np.linspace(lo[0], hi[0], 400, dtype=np.float32)[:, None]
-            d_prob = np.asarray(jax.nn.sigmoid(_discriminate(state, grid)))
-            plotting.save_density_1d(path, x[:, 0], real[:, 0], grid[:, 0], d_prob, title)
+            d_out = np.asarray(d_output(_discriminate(state, grid)))
+            plotting.save_density_1d(path, x[:, 0], real[:, 0], grid[:, 0], d_out, title, d_label)
     else:
         images = (x + 1.0) / 2.0 if config.data.scale == "symmetric" else x
         plotting.save_image_grid(path, images, columns=10)

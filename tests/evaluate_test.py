@@ -31,6 +31,30 @@ def test_eval_of_the_2014_nets_on_mnist(tmp_path, mnist_dir):
     assert 1 <= record["classes_covered"] <= 10
 
 
+def test_eval_of_a_conditional_dcgan_scores_each_sample_against_its_label(tmp_path, mnist_dir):
+    config = load_experiment("conditional_mnist")
+    config.data.update(dir=mnist_dir, stop=500)
+    config.model.generator_kwargs = {"base_features": 8, "output_activation": "tanh"}
+    config.model.discriminator_kwargs = {"base_features": 8}
+    config.train.update(num_steps=2, scan_steps=2, log_every=2, sample_every=0)
+    train.train_and_evaluate(config, str(tmp_path))
+    assert "accuracy" in evaluate.default_metrics(config)
+    samples, labels = evaluate.generate_samples(
+        config, evaluate.restore_state(config, str(tmp_path)), 25, 10
+    )
+    assert samples.shape == (25, 28, 28, 1) and samples.min() >= -1 and samples.max() <= 1
+    np.testing.assert_array_equal(labels, np.arange(25) % 10)
+    record = evaluate.evaluate(str(tmp_path), "accuracy,classes", num_samples=100)
+    assert record["class_accuracy"] in np.arange(101) / 100
+
+
+def test_stacked_mnist_runs_default_to_the_1000_mode_metric():
+    config = load_experiment("stacked_mnist_dcgan")
+    assert evaluate.default_metrics(config) == "stacked"
+    assert evaluate.DEFAULT_NUM_SAMPLES["stacked_mnist"] == 26000
+    assert evaluate.reference_inputs(config, None) == {"value_range": "symmetric"}
+
+
 def test_training_logs_configured_metrics(tmp_path):
     config = tiny_config(num_steps=8)
     config.eval.update(every=4, metrics="mixture", num_samples=300)

@@ -198,6 +198,20 @@ def test_histogram_stats_known_cases():
     assert metrics.histogram_stats(np.array([0, 0, 1]), 4, min_count=2)["covered"] == 1
 
 
+def test_class_accuracy_counts_samples_classified_as_their_label():
+    logits_NxK = np.eye(10)[np.array([0, 1, 2, 3, 3])]
+    assert metrics.class_accuracy(logits_NxK, np.array([0, 1, 2, 3, 4])) == pytest.approx(0.8)
+    out = metrics.compute_metrics(
+        "accuracy",
+        np.zeros((4, 28, 28, 1), np.float32),
+        labels=np.arange(4),
+        classifier_params=classifier.load_classifier(),
+    )
+    assert out["class_accuracy"] in (0.0, 0.25)  # one blank image, at most one class right
+    with pytest.raises(ValueError, match="needs `labels`"):
+        metrics.compute_metrics("accuracy", np.zeros((4, 28, 28, 1), np.float32))
+
+
 def test_classifier_score_bounds():
     confident_NxK = 50.0 * np.eye(10)[np.arange(100) % 10]
     assert metrics.classifier_score(confident_NxK)[0] == pytest.approx(10.0, rel=1e-4)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from gan_jax import train
+from gan_jax import steps, train
 from gan_jax.writers import read_metrics
 
 
@@ -109,3 +109,22 @@ def test_2014_nets_train_on_real_mnist(mnist_dir, tmp_path):
     lr = float(state.d.opt_state.hyperparams["learning_rate"])
     np.testing.assert_allclose(lr, 0.1 / 1.000004**3, rtol=1e-6)
     assert os.path.exists(tmp_path / "samples" / "step_4.png")
+
+
+@pytest.mark.parametrize("loss", ["non_saturating", "wgan"])
+def test_toy_pictures_show_d_as_its_loss_defines_it(tmp_path, monkeypatch, loss):
+    """A probability for the sigmoid losses; the raw critic value for WGAN (not its sigmoid)."""
+    config = tiny_config()
+    config.loss.name = loss
+    state = train.jit_trainer(train.make_trainer(config)).init(jax.random.PRNGKey(0), None)
+    seen = {}
+
+    def capture(path, samples, real, grid_xy, d_GxG, title, d_label):
+        seen.update(grid=np.stack([g.ravel() for g in grid_xy], 1), d=d_GxG, label=d_label)
+
+    monkeypatch.setattr(train.plotting, "save_scatter_2d", capture)
+    train.save_samples(config, state, str(tmp_path), 0)
+    logits = np.asarray(steps.discriminate(state, seen["grid"].astype(np.float32)))
+    expected = jax.nn.sigmoid(logits) if loss == "non_saturating" else logits
+    np.testing.assert_allclose(seen["d"].ravel(), expected, rtol=1e-5, atol=1e-6)
+    assert seen["label"] == ("D(x)" if loss == "non_saturating" else "D(x), raw")
