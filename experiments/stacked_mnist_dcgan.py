@@ -14,7 +14,7 @@ Run (`:r1` for the R1 variant; the CPU runs below stopped at 3,000 of the 50,000
     python -m gan_jax eval --workdir runs/stacked_plain   # 26,000 samples -> eval.json
 
 The eval counts modes among 26,000 samples (each channel classified by the MNIST CNN) and the KL
-of their histogram to uniform; 26,000 real Stacked MNIST images give 1000 modes, KL 0.025.
+of their histogram to uniform; 26,000 real images (stacked test digits) give 1000 modes, KL 0.025.
 VEEGAN's Table 2 reports about 99 modes (KL 3.4) for its DCGAN.
 Expect (3,000 steps, 18 min each on one CPU core): plain 966 modes, KL 0.77; R1 921 modes, KL
 0.81 (docs/stacked_mnist_dcgan_step_3000.png, ..._r1_step_3000.png). The channels are still
