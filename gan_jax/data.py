@@ -309,7 +309,7 @@ STACKED_MNIST_SEED = 0  # the training set is one fixed draw, the same for every
 def stack_digits(key, digits_NxHxW, labels_N, n: int) -> tuple[np.ndarray, np.ndarray]:
     """n Stacked MNIST images [n, H, W, 3], each channel a uniformly drawn digit, and their
     modes 100 * d0 + 10 * d1 + d2 in [0, 1000) (Metz et al. 2017, Sec. 3.4). Images keep their
-    dtype and range; the draw is `metrics.stacked_mnist`'s for the same key."""
+    dtype and range (`metrics.stacked_mnist` calls this for the evaluation's draws)."""
     digits_NxHxW = np.asarray(digits_NxHxW)
     rows_nx3 = np.asarray(jax.random.randint(key, (n, 3), 0, digits_NxHxW.shape[0]))
     x_nxHxWx3 = np.stack([digits_NxHxW[rows_nx3[:, c]] for c in range(3)], axis=-1)

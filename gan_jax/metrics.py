@@ -324,14 +324,11 @@ def stacked_mnist(key_or_seed, images, labels_N, n: int) -> tuple[np.ndarray, np
     """n Stacked MNIST images [n, 28, 28, 3]: three uniformly drawn digits as channels.
 
     Mode label = 100 * d0 + 10 * d1 + d2 with d_c the digit in channel c (Metz et al. 2017,
-    used by VEEGAN and PacGAN). Images keep their dtype and range.
+    used by VEEGAN and PacGAN). Images keep their dtype and range; see `data.stack_digits`.
     """
     images = np.asarray(images)
     images_NxHxW = images.reshape(images.shape[0], *images.shape[1:3])
-    rows_nx3 = np.asarray(jax.random.randint(_to_key(key_or_seed), (n, 3), 0, images.shape[0]))
-    x_nxHxWx3 = np.stack([images_NxHxW[rows_nx3[:, c]] for c in range(3)], axis=-1)
-    digits_nx3 = np.asarray(labels_N)[rows_nx3]
-    return x_nxHxWx3, (digits_nx3 @ np.array([100, 10, 1])).astype(np.int32)
+    return data.stack_digits(_to_key(key_or_seed), images_NxHxW, labels_N, n)
 
 
 def stacked_mnist_predict(params, x_Nx28x28x3, value_range: str = "unit", batch_size: int = 1000):

@@ -93,6 +93,15 @@ def label_key(key_z):
     return jax.random.fold_in(key_z, 1)
 
 
+def fake_inputs(key_z, batch_size, z_dim, z_dist, conditioning, num_classes, offset, local):
+    """(G's inputs (z,) or (z, y), y or None) for this device's rows of a global fake batch."""
+    z = local_rows(sample_z(key_z, batch_size, z_dim, z_dist), offset, local)
+    if conditioning == "none":
+        return (z,), None
+    y = local_rows(sample_labels(label_key(key_z), batch_size, num_classes), offset, local)
+    return (z, y), y
+
+
 def generate(state: GANState, z_BxZ, y_B=None, *, train: bool = False, key=None):
     """G(z) (or G(z, y) for a conditional G) with the state's generator, inference mode unless
     `train`. A conditional G given no labels uses y_i = i mod K (`models.default_labels`)."""
@@ -164,11 +173,9 @@ def d_step(
     ids = offset + jnp.arange(local)
     key = jax.random.fold_in(stream_key(state.rng, D_STREAM), state.d_updates)
     key_z, key_g, key_d, key_penalty = jax.random.split(key, 4)
-    z = local_rows(sample_z(key_z, batch_size, z_dim, z_dist), offset, local)
-    y_fake = None
-    if conditioning != "none":
-        y_fake = local_rows(sample_labels(label_key(key_z), batch_size, num_classes), offset, local)
-    g_inputs = (z,) if y_fake is None else (z, y_fake)
+    g_inputs, y_fake = fake_inputs(
+        key_z, batch_size, z_dim, z_dist, conditioning, num_classes, offset, local
+    )
     # G's own batch statistics belong to the G step; here G only supplies samples.
     x_fake = apply_player(
         state.g, state.g.params, *g_inputs, train=True, key=key_g, example_ids=ids
@@ -262,11 +269,9 @@ def g_step(
     ids = offset + jnp.arange(local)
     key = jax.random.fold_in(stream_key(state.rng, G_STREAM), state.step)
     key_z, key_g, key_d = jax.random.split(key, 3)
-    z = local_rows(sample_z(key_z, batch_size, z_dim, z_dist), offset, local)
-    y_fake = None
-    if conditioning != "none":
-        y_fake = local_rows(sample_labels(label_key(key_z), batch_size, num_classes), offset, local)
-    g_inputs = (z,) if y_fake is None else (z, y_fake)
+    g_inputs, y_fake = fake_inputs(
+        key_z, batch_size, z_dim, z_dist, conditioning, num_classes, offset, local
+    )
 
     def loss_fn(params):
         x_fake, model_state = apply_player(
