@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from gan_jax import steps, train
+from gan_jax import bench, data, steps, train
 from gan_jax.writers import read_metrics
 
 
@@ -128,3 +129,20 @@ def test_toy_pictures_show_d_as_its_loss_defines_it(tmp_path, monkeypatch, loss)
     expected = jax.nn.sigmoid(logits) if loss == "non_saturating" else logits
     np.testing.assert_allclose(seen["d"].ravel(), expected, rtol=1e-5, atol=1e-6)
     assert seen["label"] == ("D(x)" if loss == "non_saturating" else "D(x), raw")
+
+
+def test_the_cpu_schedule_changes_no_numbers():
+    """The steps' compiler options reorder XLA's work, not its arithmetic: the 2014 nets (dropout,
+    maxout, SGD with momentum) give bit-identical states with and without them."""
+    config = bench.load_config("gan2014_mnist")
+    config.train.update(batch_size=32, scan_steps=2)
+    x = np.random.default_rng(0).uniform(0.0, 1.0, (64, 28, 28, 1)).astype(np.float32)
+    dataset = data.make_dataset(x)
+    trainer = train.make_trainer(config, len(x))
+    chunk = functools.partial(trainer.run_chunk, num_iterations=2)
+    states = [
+        jit(chunk)(trainer.init(jax.random.PRNGKey(0), dataset), dataset)[0]
+        for jit in (jax.jit, train.jit_step)
+    ]
+    for default, scheduled in zip(*map(jax.tree.leaves, states), strict=True):
+        np.testing.assert_array_equal(default, scheduled)
