@@ -53,7 +53,9 @@ def iteration_flops(trainer, state, dataset) -> float:
     return float(analysis["flops"])
 
 
-def bench(experiment: str, num_iterations: int, scan_steps: int, rounds: int = 5) -> dict:
+def bench(
+    experiment: str, num_iterations: int, scan_steps: int, rounds: int = 5, peak_size: int = 2048
+) -> dict:
     config = load_config(experiment)
     config.train.scan_steps = scan_steps
     shape = data.data_shape(config.data)
@@ -87,7 +89,7 @@ def bench(experiment: str, num_iterations: int, scan_steps: int, rounds: int = 5
         state, _ = train.advance(jitted, state, dataset, per_round)
         jax.block_until_ready(state)
         rounds_its.append(per_round / (time.perf_counter() - start))
-        rounds_peak.append(matmul_peak_gflops())
+        rounds_peak.append(matmul_peak_gflops(peak_size))
     its, peak = np.median(rounds_its), np.median(rounds_peak)
     fraction = np.median(np.array(rounds_its) * flops / 1e9 / np.array(rounds_peak))
     achieved = flops * its / 1e9
