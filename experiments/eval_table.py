@@ -1,7 +1,8 @@
 """The MNIST evaluation table of the README: trained generators side by side with real data.
 
 Run (after training the workdirs; each row is `gan-jax eval` of the newest checkpoint):
-    python experiments/eval_table.py --workdirs runs/gan2014,runs/keras,runs/lsgan,runs/cdcgan \
+    python experiments/eval_table.py \
+        --workdirs runs/gan2014,runs/keras,runs/lsgan,runs/cdcgan,runs/wgan_gp \
         --data_dir ../shared/data/mnist > docs/eval_table.md
 
 The "real data" row scores 10,000 MNIST training images (train[0:10000]) as if they were
