@@ -14,11 +14,11 @@ Run:
 
 Expect: -d_loss (the critic's estimate of the Wasserstein distance, d_real - d_fake) falls
 steadily and d_penalty stays small (measured: 4.22, 3.28, 2.39, 2.10 at G steps 500 to 2,000;
-penalty 0.037 -> 0.012). About 0.5 G steps/s (5 critic steps each, with a double backward pass) on one CPU
-core: a run stopped at 2,000 G steps (`--config.train.num_steps=2000`, 67 min on one core)
-shows digit-like strokes (docs/wgan_gp_mnist_step_2000.png) and scores, by `gan-jax eval`,
-Parzen 81.4 +- 1.4, classifier score 5.73, FD 103.0, 10 classes. The paper's 200,000 G steps
-are a GPU run.
+penalty 0.037 -> 0.012). About 0.5 G steps/s (5 critic steps each, with a double backward
+pass) on one CPU core: a run stopped at 2,000 G steps (`--config.train.num_steps=2000`, 67 min
+on one core) shows digit-like strokes (docs/wgan_gp_mnist_step_2000.png) and scores, by
+`gan-jax eval`, Parzen 81.4 +- 1.4, classifier score 5.73, FD 103.0, 10 classes. The paper's
+200,000 G steps are a GPU run.
 """
 
 from gan_jax.config import default_config, optimizer_config
