@@ -7,8 +7,9 @@ import jax
 import numpy as np
 import pytest
 from conftest import tiny_config
+from experiments_loader import load_experiment
 
-from gan_jax import bench, data, steps, train
+from gan_jax import data, steps, train
 from gan_jax.writers import read_metrics
 
 
@@ -98,8 +99,6 @@ def test_train_and_evaluate_writes_the_workdir(tmp_path):
 
 
 def test_2014_nets_train_on_real_mnist(mnist_dir, tmp_path):
-    from experiments_loader import load_experiment
-
     config = load_experiment("gan2014_mnist")
     config.data.update(dir=mnist_dir, stop=1000)
     config.train.update(num_steps=4, scan_steps=2, log_every=2, sample_every=4)
@@ -134,7 +133,7 @@ def test_toy_pictures_show_d_as_its_loss_defines_it(tmp_path, monkeypatch, loss)
 def test_the_cpu_schedule_changes_no_numbers():
     """The steps' compiler options reorder XLA's work, not its arithmetic: the 2014 nets (dropout,
     maxout, SGD with momentum) give bit-identical states with and without them."""
-    config = bench.load_config("gan2014_mnist")
+    config = load_experiment("gan2014_mnist")
     config.train.update(batch_size=32, scan_steps=2)
     x = np.random.default_rng(0).uniform(0.0, 1.0, (64, 28, 28, 1)).astype(np.float32)
     dataset = data.make_dataset(x)
