@@ -2,9 +2,13 @@
 
 Prints one JSON object: iterations/s of an experiment's nets at its batch size on random
 on-device data (one iteration = d_steps D updates + 1 G update), compile seconds of the D and G
-steps, the matmul GFLOP/s achieved (XLA's FLOP count of one iteration times iterations/s), this
+steps, the GFLOP/s achieved (XLA's FLOP counts of one iteration's steps times iterations/s), this
 machine's measured float32 matmul peak, and their ratio: medians over `--rounds` rounds that
 alternate training and the peak's measurement.
+
+It also times the iteration's own matrix products alone (`gemm_only_*`: every dot_general of
+one iteration, same shapes, on random inputs, in one jitted call): the most the step could
+reach with all its other work free, since small matmuls do not reach the large-matmul peak.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend import core as jax_core
 
 from gan_jax import data, train
 
@@ -46,11 +51,71 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def iteration_flops(trainer, state, dataset) -> float:
-    compiled = train.jit_step(trainer.iteration).lower(state, dataset).compile()
+def compiled_flops(compiled) -> float:
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, list) else analysis
     return float(analysis["flops"])
+
+
+def compiled_steps(trainer, state, dataset) -> tuple[dict, float]:
+    """Compile seconds of the D and G steps, and XLA's FLOP count of one iteration, summed
+    over its steps: XLA counts a loop's body once, which would undercount an iteration whose
+    d_steps > 1 D updates run in a lax.scan."""
+    compile_s, flops = {}, {}
+    for name, fn in (("d_step", trainer.d_update), ("g_step", trainer.g_update)):
+        start = time.perf_counter()
+        compiled = train.jit_step(fn).lower(state, dataset).compile()
+        compile_s[name] = round(time.perf_counter() - start, 3)
+        flops[name] = compiled_flops(compiled)
+    return compile_s, trainer.config.train.d_steps * flops["d_step"] + flops["g_step"]
+
+
+def gemm_shapes(fn, *args) -> list[tuple]:
+    """(lhs shape, rhs shape, dimension numbers) of each dot_general that one call of `fn`
+    runs, nested calls included; a dot inside a `lax.scan` counts once per scan step."""
+    found = []
+
+    def walk(jaxpr, times):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                lhs, rhs = (v.aval.shape for v in eqn.invars)
+                found.extend([(lhs, rhs, eqn.params["dimension_numbers"])] * times)
+            repeat = times * eqn.params["length"] if eqn.primitive.name == "scan" else times
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, tuple | list) else (param,):
+                    if isinstance(sub, jax_core.ClosedJaxpr):
+                        walk(sub.jaxpr, repeat)
+                    elif isinstance(sub, jax_core.Jaxpr):
+                        walk(sub, repeat)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr, 1)
+    return found
+
+
+def gemm_flops(lhs, rhs, dimension_numbers) -> int:
+    (lhs_contract, rhs_contract), (lhs_batch, _) = dimension_numbers
+    free_lhs = [d for i, d in enumerate(lhs) if i not in (*lhs_contract, *lhs_batch)]
+    free_rhs = [d for i, d in enumerate(rhs) if i not in (*rhs_contract, *lhs_batch)]
+    sizes = [lhs[i] for i in (*lhs_contract, *lhs_batch)] + free_lhs + free_rhs
+    return 2 * int(np.prod(sizes))
+
+
+def gemms_alone(shapes):
+    """A jitted function running the given matrix products on fixed random inputs, and those
+    inputs. The products are independent, so XLA may overlap them as it may in the step."""
+    keys = jax.random.split(jax.random.PRNGKey(1), 2 * len(shapes))
+    inputs = [
+        (jax.random.normal(keys[2 * i], lhs), jax.random.normal(keys[2 * i + 1], rhs))
+        for i, (lhs, rhs, _) in enumerate(shapes)
+    ]
+
+    def products(inputs):
+        return [
+            jax.lax.dot_general(a, b, dims)
+            for (a, b), (_, _, dims) in zip(inputs, shapes, strict=True)
+        ]
+
+    return train.jit_step(products), inputs
 
 
 def bench(
@@ -67,31 +132,34 @@ def bench(
     jitted = train.jit_trainer(trainer)
     state = jitted.init(jax.random.PRNGKey(0), dataset)
 
-    compile_s = {}
-    for name, fn, args in (
-        ("d_step", trainer.d_update, (state, dataset)),
-        ("g_step", trainer.g_update, (state, dataset)),
-    ):
-        start = time.perf_counter()
-        train.jit_step(fn).lower(*args).compile()
-        compile_s[name] = round(time.perf_counter() - start, 3)
-    flops = iteration_flops(trainer, state, dataset)
+    compile_s, flops = compiled_steps(trainer, state, dataset)
+    shapes = gemm_shapes(trainer.iteration, state, dataset)
+    gemm_flops_per_iteration = sum(gemm_flops(*shape) for shape in shapes)
+    gemms, gemm_inputs = gemms_alone(shapes)
+    jax.block_until_ready(gemms(gemm_inputs))
 
     state, _ = train.advance(jitted, state, dataset, scan_steps)  # compile and warm up
     jax.block_until_ready(state)
     # This machine's speed drifts (shared cores, clock changes), so training and the matmul
     # peak are timed in alternating rounds and each round's ratio is taken under the same
     # conditions; the medians are reported.
-    rounds_its, rounds_peak = [], []
+    rounds_its, rounds_gemm_its, rounds_peak = [], [], []
     per_round = max(scan_steps, num_iterations // rounds // scan_steps * scan_steps)
     for _ in range(rounds):
         start = time.perf_counter()
         state, _ = train.advance(jitted, state, dataset, per_round)
         jax.block_until_ready(state)
         rounds_its.append(per_round / (time.perf_counter() - start))
+        start = time.perf_counter()
+        for _ in range(per_round):
+            out = gemms(gemm_inputs)
+        jax.block_until_ready(out)
+        rounds_gemm_its.append(per_round / (time.perf_counter() - start))
         rounds_peak.append(matmul_peak_gflops(peak_size))
     its, peak = np.median(rounds_its), np.median(rounds_peak)
-    fraction = np.median(np.array(rounds_its) * flops / 1e9 / np.array(rounds_peak))
+    peaks = np.array(rounds_peak)
+    fraction = np.median(np.array(rounds_its) * flops / 1e9 / peaks)
+    gemm_fraction = np.median(np.array(rounds_gemm_its) * gemm_flops_per_iteration / 1e9 / peaks)
     achieved = flops * its / 1e9
     return {
         "experiment": experiment,
@@ -104,6 +172,9 @@ def bench(
         "achieved_gflops": round(float(achieved), 1),
         "matmul_peak_gflops": round(float(peak), 1),
         "fraction_of_peak": round(float(fraction), 3),
+        "gemm_gflop_per_iteration": round(gemm_flops_per_iteration / 1e9, 3),
+        "gemm_only_iterations_per_s": round(float(np.median(rounds_gemm_its)), 2),
+        "gemm_only_fraction_of_peak": round(float(gemm_fraction), 3),
         "rounds": rounds,
         "backend": jax.default_backend(),
         "devices": len(jax.devices()),

@@ -94,7 +94,7 @@ class Maxout(nn.Module):
             kernel_init=uniform_init(self.init_scale),
             bias_init=nn.initializers.zeros,
         )(x_BxN)
-        return jnp.max(h.reshape(x_BxN.shape[0], self.units, self.pieces), axis=-1)
+        return layers.max_over_pieces(h.reshape(x_BxN.shape[0], self.units, self.pieces))
 
 
 class Gan2014Generator(nn.Module):

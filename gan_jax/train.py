@@ -46,9 +46,16 @@ class Trainer:
         )
 
     def run_chunk(self, state: GANState, dataset, num_iterations: int):
-        """Like `run_iterations`, keeping only the last iteration's metrics (what is logged)."""
-        state, stacked = self.run_iterations(state, dataset, num_iterations)
-        return state, jax.tree.map(lambda m: m[-1], stacked)
+        """Like `run_iterations`, returning only the last iteration's metrics (what is logged).
+        The others are never computed: gradient norms alone cost ~5% of a 2014 MNIST step."""
+        if num_iterations > 1:
+            state, _ = jax.lax.scan(
+                lambda s, _: (self.iteration(s, dataset)[0], None),
+                state,
+                None,
+                length=num_iterations - 1,
+            )
+        return self.iteration(state, dataset)
 
 
 def updates_per_epoch(config, dataset_size: int | None) -> int:

@@ -1,9 +1,20 @@
 """Shared fixtures. Eight fake CPU devices are configured before JAX starts, for the pmap tests."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# Compiling dominates this suite's time and many tests compile the same small nets, so one
+# compilation cache serves the whole run: the xdist workers and the processes tests start
+# inherit it from the first process, which removes it at the end (a user's own cache is kept).
+OWN_CACHE_DIR = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    OWN_CACHE_DIR = tempfile.mkdtemp(prefix="gan_jax_test_cache_")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = OWN_CACHE_DIR
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # noqa: E402
 
@@ -27,3 +38,8 @@ def tiny_config(**train):
     c.train.update(batch_size=32, num_steps=8, scan_steps=4, log_every=4, sample_every=0)
     c.train.update(**train)
     return c
+
+
+def pytest_sessionfinish(session):
+    if OWN_CACHE_DIR:
+        shutil.rmtree(OWN_CACHE_DIR, ignore_errors=True)

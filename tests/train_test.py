@@ -145,3 +145,12 @@ def test_the_cpu_schedule_changes_no_numbers():
     ]
     for default, scheduled in zip(*map(jax.tree.leaves, states), strict=True):
         np.testing.assert_array_equal(default, scheduled)
+
+
+def test_run_chunk_returns_the_last_iteration_of_run_iterations():
+    trainer = train.make_trainer(tiny_config())
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    chunk_state, chunk_metrics = jax.jit(trainer.run_chunk, static_argnums=2)(state, None, 3)
+    all_state, stacked = jax.jit(trainer.run_iterations, static_argnums=2)(state, None, 3)
+    assert_trees_close(chunk_state, all_state, rtol=1e-6, atol=1e-7)
+    assert_trees_close(chunk_metrics, jax.tree.map(lambda m: m[-1], stacked), rtol=1e-5, atol=1e-7)
