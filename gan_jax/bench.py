@@ -72,7 +72,8 @@ def compiled_steps(trainer, state, dataset) -> tuple[dict, float]:
 
 def gemm_shapes(fn, *args) -> list[tuple]:
     """(lhs shape, rhs shape, dimension numbers) of each dot_general that one call of `fn`
-    runs, nested calls included; a dot inside a `lax.scan` counts once per scan step."""
+    runs, nested calls included; a dot inside a `lax.scan` counts once per scan step (every
+    branch of a `lax.cond` is counted, a `while_loop`'s body once)."""
     found = []
 
     def walk(jaxpr, times):
