@@ -124,6 +124,41 @@ def discriminate(state: GANState, x_Bx, y_B=None, *, train: bool = False, key=No
     return split_outputs(apply_player(state.d, state.d.params, *inputs, train=train, key=key)[0])[0]
 
 
+def discriminate_real_and_fake(
+    player: Player, params, real_inputs, fake_inputs, *, key, real_ids, fake_ids, stacked=None
+):
+    """D's training-mode outputs on a real and a fake batch, and its new mutable collections.
+
+    A D with batch statistics sees the batches in separate calls, as in the DCGAN code, so each
+    is normalised with its own statistics (and the G step shows D a fake batch normalised the
+    same way); its collections thread through both calls. A D without mutable collections
+    treats rows independently, so by default (`stacked=None`) it sees both batches stacked in
+    one call: the same outputs, with twice the rows per matmul, which is faster.
+    """
+    if stacked is None:
+        stacked = not player.model_state
+    if not stacked:
+        real_out, model_state = apply_player(
+            player, params, *real_inputs, train=True, key=key, example_ids=real_ids
+        )
+        fake_out, model_state = apply_player(
+            player.replace(model_state=model_state),
+            params,
+            *fake_inputs,
+            train=True,
+            key=key,
+            example_ids=fake_ids,
+        )
+        return real_out, fake_out, model_state
+    inputs = [jnp.concatenate(pair) for pair in zip(real_inputs, fake_inputs, strict=True)]
+    ids = jnp.concatenate([real_ids, fake_ids])
+    out, model_state = apply_player(player, params, *inputs, train=True, key=key, example_ids=ids)
+    rows = real_ids.shape[0]
+    real_out = jax.tree.map(lambda o: o[:rows], out)
+    fake_out = jax.tree.map(lambda o: o[rows:], out)
+    return real_out, fake_out, model_state
+
+
 def clip_params(params, bound: float):
     """WGAN's weight clipping to [-bound, bound] (Arjovsky et al. 2017, Algorithm 1)."""
     return jax.tree.map(lambda p: jnp.clip(p, -bound, bound), params)
@@ -161,10 +196,9 @@ def d_step(
     """One D update on a real batch (x_real, y_real) and a fresh batch from G.
 
     `batch_size` is the global batch; under pmap (`axis_name`) `batch` holds this device's rows,
-    and gradients are averaged across devices once, here. D sees real and fake data in separate
-    calls, as in the DCGAN code, so batch norm normalises each with its own statistics (the G
-    step then shows D a fake batch normalised the same way); its mutable collections (batch
-    statistics, spectral-norm iterates) thread through both calls and are D's new state.
+    and gradients are averaged across devices once, here. How D sees the real and the fake
+    batch (together, or apart for batch norm) is `discriminate_real_and_fake`'s; its mutable
+    collections (batch statistics, spectral-norm iterates) come back as D's new state.
     `conditioning`: 'concat' gives D and G the labels, 'acgan' gives G the labels and adds
     `aux_weight` x the class cross-entropy on real and fake data (Odena et al. 2017, eq. 2).
     """
@@ -202,16 +236,14 @@ def d_step(
         return penalties.penalty(penalty, d_fn, x_real, x_fake, key_penalty)
 
     def loss_fn(params):
-        real_out, model_state = apply_player(
-            state.d, params, *d_inputs(x_real, y_real), train=True, key=key_d, example_ids=ids
-        )
-        fake_out, model_state = apply_player(
-            state.d.replace(model_state=model_state),
+        real_out, fake_out, model_state = discriminate_real_and_fake(
+            state.d,
             params,
-            *d_inputs(x_fake, y_fake),
-            train=True,
+            d_inputs(x_real, y_real),
+            d_inputs(x_fake, y_fake),
             key=key_d,
-            example_ids=batch_size + ids,
+            real_ids=ids,
+            fake_ids=batch_size + ids,
         )
         (real_logits, real_classes), (fake_logits, fake_classes) = map(
             split_outputs, (real_out, fake_out)

@@ -170,9 +170,10 @@ class JittedTrainer:
 
 def compiler_options() -> dict:
     """XLA options for the training steps. On CPU, the concurrency-optimised schedule leaves
-    room for independent ops (D on real and on fake data, weight and input gradients) to run
-    side by side; it reorders the work, not the arithmetic, so the numbers are the same
-    (tests/train_test.py). Measured gain is small: ~5% on the 2014 nets (README, Speed)."""
+    room for independent ops (G's samples for the D and the G step, weight and input gradients)
+    to run side by side; it reorders the work, not the arithmetic, so the numbers are the same
+    (tests/train_test.py). Measured gain: ~5% on the 2014 nets once, within this machine's noise
+    in later paired comparisons (README, Speed)."""
     if jax.default_backend() == "cpu":
         return {"xla_cpu_enable_concurrency_optimized_scheduler": True}
     return {}

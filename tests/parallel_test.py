@@ -51,7 +51,10 @@ def test_pmap_equals_single_device_on_the_same_global_batch(experiment, scan_ste
         config, random_images(96, config.data.scale)
     )
     assert int(p_state.step) == 5
-    assert_trees_close(s_state, p_state)
+    # keras_mlp_mnist's Adam moves a weight by up to lr = 2e-4 a step however small its gradient,
+    # so a near-zero gradient summed in another order can move it differently: atol is 1% of
+    # 5 such steps.
+    assert_trees_close(s_state, p_state, atol=1e-5)
     assert_trees_close(s_metrics, p_metrics, rtol=1e-3)
 
 

@@ -70,9 +70,11 @@ def test_metrics_values_match_their_definitions():
 
 import functools  # noqa: E402
 
+import optax  # noqa: E402
 import pytest  # noqa: E402
 
-from gan_jax import data, losses, steps  # noqa: E402
+from gan_jax import data, losses, models, steps  # noqa: E402
+from gan_jax import state as state_lib  # noqa: E402
 from gan_jax.config import default_config  # noqa: E402
 
 
@@ -188,3 +190,69 @@ def test_new_losses_reach_the_steps_with_raw_outputs():
         raw = steps.discriminate(state, batch[0], train=True)
         np.testing.assert_allclose(metrics["d_real"], jnp.mean(raw), rtol=1e-5)
         assert not np.isclose(metrics["d_real"], jnp.mean(jax.nn.sigmoid(raw)), rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "discriminator, kwargs",
+    [
+        (models.Gan2014Discriminator(units=8, pieces=3), {}),  # dropout drawn per row
+        (models.MLPDiscriminator(hidden=(8,), aux_classes=3), {}),  # AC-GAN: (logits, classes)
+    ],
+)
+def test_a_stateless_d_sees_real_and_fake_stacked_with_the_same_outputs_and_gradients(
+    discriminator, kwargs
+):
+    player = state_lib.init_player(
+        discriminator, optax.sgd(0.1), jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1))
+    )
+    x_real, x_fake = jax.random.uniform(jax.random.PRNGKey(1), (2, 6, 28, 28, 1))
+    call = functools.partial(
+        steps.discriminate_real_and_fake,
+        player,
+        real_inputs=(x_real,),
+        fake_inputs=(x_fake,),
+        key=jax.random.PRNGKey(2),
+        real_ids=jnp.arange(6),
+        fake_ids=100 + jnp.arange(6),
+    )
+
+    def outputs(params, stacked):
+        real_out, fake_out, _ = call(params, stacked=stacked)
+        return jax.tree.leaves((real_out, fake_out))
+
+    def objective(params, stacked):  # any scalar mixing real and fake outputs
+        return sum(jnp.sum(jnp.sin(o) * (i + 1)) for i, o in enumerate(outputs(params, stacked)))
+
+    for stacked_out, apart_out in zip(
+        outputs(player.params, True), outputs(player.params, False), strict=True
+    ):
+        np.testing.assert_allclose(stacked_out, apart_out, rtol=1e-5, atol=1e-6)
+    grads_stacked, grads_apart = (jax.grad(objective)(player.params, s) for s in (True, False))
+    for a, b in zip(jax.tree.leaves(grads_stacked), jax.tree.leaves(grads_apart), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not player.model_state  # so d_step stacks them (stacked=None)
+
+
+def test_a_batch_norm_d_sees_real_and_fake_apart_and_threads_its_statistics():
+    discriminator = models.DCGANDiscriminator(base_features=2)
+    player = state_lib.init_player(
+        discriminator, optax.sgd(0.1), jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1))
+    )
+    x_real, x_fake = jax.random.uniform(jax.random.PRNGKey(1), (2, 6, 28, 28, 1))
+    real_out, fake_out, model_state = steps.discriminate_real_and_fake(
+        player,
+        player.params,
+        (x_real,),
+        (x_fake,),
+        key=None,
+        real_ids=jnp.arange(6),
+        fake_ids=6 + jnp.arange(6),
+    )
+    # Each batch is normalised with its own statistics: outputs equal those of separate calls.
+    alone_real, after_real = steps.apply_player(player, player.params, x_real, train=True)
+    alone_fake, after_fake = steps.apply_player(
+        player.replace(model_state=after_real), player.params, x_fake, train=True
+    )
+    np.testing.assert_array_equal(real_out, alone_real)
+    np.testing.assert_array_equal(fake_out, alone_fake)
+    assert leaves_equal(model_state, after_fake)
