@@ -408,3 +408,17 @@ def takes_example_ids(apply_fn) -> bool:
     """Whether a module's `apply` accepts `example_ids` (nets whose randomness is per row)."""
     module = getattr(apply_fn, "__self__", None)
     return module is not None and "example_ids" in inspect.signature(module.__call__).parameters
+
+
+def rows_independent(apply_fn) -> bool:
+    """Whether a D's training-mode output on each row depends on that row alone, so that real
+    and fake rows may share one call. Only nets known to be per-row say yes: a net with a
+    batch-coupled layer (batch norm, minibatch discrimination), or one not listed here, says no."""
+    module = getattr(apply_fn, "__self__", None)
+    if isinstance(module, ConditionalDiscriminator):
+        module = module.discriminator
+    if isinstance(module, Gan2014Discriminator | MLPDiscriminator):
+        return True
+    if isinstance(module, DCGANDiscriminator | PatchDiscriminator):
+        return not module.use_batch_norm
+    return False

@@ -131,12 +131,13 @@ def discriminate_real_and_fake(
 
     A D with batch statistics sees the batches in separate calls, as in the DCGAN code, so each
     is normalised with its own statistics (and the G step shows D a fake batch normalised the
-    same way); its collections thread through both calls. A D without mutable collections
-    treats rows independently, so by default (`stacked=None`) it sees both batches stacked in
-    one call: the same outputs, with twice the rows per matmul, which is faster.
+    same way); its collections thread through both calls. A D whose rows are independent
+    (`models.rows_independent`) and that has no mutable collections (a spectral-norm iterate
+    moves once per call) by default (`stacked=None`) sees both batches stacked in one call: the
+    same outputs, with twice the rows per matmul, which is faster.
     """
     if stacked is None:
-        stacked = not player.model_state
+        stacked = models.rows_independent(player.apply_fn) and not player.model_state
     if not stacked:
         real_out, model_state = apply_player(
             player, params, *real_inputs, train=True, key=key, example_ids=real_ids

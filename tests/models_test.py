@@ -204,3 +204,22 @@ def test_output_bias_reaches_a_wrapped_generator():
     np.testing.assert_array_equal(new["generator"]["output"]["bias"], bias)
     with pytest.raises(ValueError, match="no layer named 'output'"):
         models.with_output_bias({"Dense_0": {"bias": bias}}, bias)
+
+
+def test_only_nets_known_to_be_per_row_may_see_real_and_fake_rows_in_one_call():
+    def answer(module):
+        return models.rows_independent(module.apply)
+
+    assert answer(models.Gan2014Discriminator()) and answer(models.MLPDiscriminator())
+    assert answer(models.ConditionalDiscriminator(models.MLPDiscriminator(), num_classes=10))
+    assert answer(models.DCGANDiscriminator(use_batch_norm=False))
+    assert not answer(models.DCGANDiscriminator())  # batch norm couples the rows
+    assert not answer(models.PatchDiscriminator())
+    assert not answer(models.ConditionalDiscriminator(models.DCGANDiscriminator(), 10))
+
+    class BatchMeanD(nn.Module):  # an unlisted net, coupling rows like minibatch features
+        @nn.compact
+        def __call__(self, x, train=True):
+            return nn.Dense(1)(x - x.mean(axis=0))[:, 0]
+
+    assert not answer(BatchMeanD())

@@ -230,7 +230,8 @@ def test_a_stateless_d_sees_real_and_fake_stacked_with_the_same_outputs_and_grad
     grads_stacked, grads_apart = (jax.grad(objective)(player.params, s) for s in (True, False))
     for a, b in zip(jax.tree.leaves(grads_stacked), jax.tree.leaves(grads_apart), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    assert not player.model_state  # so d_step stacks them (stacked=None)
+    # so d_step stacks them (stacked=None)
+    assert models.rows_independent(player.apply_fn) and not player.model_state
 
 
 def test_a_batch_norm_d_sees_real_and_fake_apart_and_threads_its_statistics():
