@@ -193,14 +193,14 @@ def test_new_losses_reach_the_steps_with_raw_outputs():
 
 
 @pytest.mark.parametrize(
-    "discriminator, kwargs",
+    "discriminator",
     [
-        (models.Gan2014Discriminator(units=8, pieces=3), {}),  # dropout drawn per row
-        (models.MLPDiscriminator(hidden=(8,), aux_classes=3), {}),  # AC-GAN: (logits, classes)
+        models.Gan2014Discriminator(units=8, pieces=3),  # dropout drawn per row
+        models.MLPDiscriminator(hidden=(8,), aux_classes=3),  # AC-GAN: (logits, classes)
     ],
 )
-def test_a_stateless_d_sees_real_and_fake_stacked_with_the_same_outputs_and_gradients(
-    discriminator, kwargs
+def test_a_per_row_d_sees_real_and_fake_stacked_with_the_same_outputs_and_gradients(
+    discriminator,
 ):
     player = state_lib.init_player(
         discriminator, optax.sgd(0.1), jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1))
