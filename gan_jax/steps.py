@@ -197,9 +197,9 @@ def d_step(
     """One D update on a real batch (x_real, y_real) and a fresh batch from G.
 
     `batch_size` is the global batch; under pmap (`axis_name`) `batch` holds this device's rows,
-    and gradients are averaged across devices once, here. How D sees the real and the fake
-    batch (together, or apart for batch norm) is `discriminate_real_and_fake`'s; its mutable
-    collections (batch statistics, spectral-norm iterates) come back as D's new state.
+    and gradients are averaged across devices once, here. Whether D sees the real and the fake
+    batch in one call or two is `discriminate_real_and_fake`'s choice; its mutable collections
+    (batch statistics, spectral-norm iterates) come back as D's new state.
     `conditioning`: 'concat' gives D and G the labels, 'acgan' gives G the labels and adds
     `aux_weight` x the class cross-entropy on real and fake data (Odena et al. 2017, eq. 2).
     """
