@@ -1,11 +1,14 @@
 """Gradient penalties on the discriminator, each computed with `jax.grad` inside the D step.
 
 `d_fn` maps a batch x_Bx... to logits_B (or critic values_B); penalties differentiate the sum of
-its outputs, which gives each example's own input gradient because examples do not interact.
+its outputs, which gives each example's own input gradient when examples do not interact. A D
+with batch norm in training mode couples them: its penalty is then that of the batch function,
+each row's gradient including terms through the batch statistics (as in the DCGAN + R1 run).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import jax
@@ -26,23 +29,49 @@ def _per_example_grad_sq_norm(d_fn: Callable, x_Bx) -> jax.Array:
     return jnp.sum(grad_Bx.reshape(grad_Bx.shape[0], -1) ** 2, axis=1)
 
 
-def _broadcast_uniform(key, x_Bx) -> jax.Array:
-    shape = (x_Bx.shape[0],) + (1,) * (x_Bx.ndim - 1)
-    return jax.random.uniform(key, shape, x_Bx.dtype)
+@dataclasses.dataclass(frozen=True)
+class Rows:
+    """Where a device's rows sit in the global batch, so that under pmap the penalties' noise
+    and DRAGAN's std are those of the global batch, as on one device. The default is one
+    device holding the whole batch."""
+
+    offset: jax.Array | int = 0
+    global_batch: int | None = None
+    axis_name: str | None = None
+
+    def uniform(self, key, x_Bx, per_element: bool) -> jax.Array:
+        """U[0, 1] per row (broadcast over the rest) or per element: drawn for every row of the
+        global batch, then this device's rows are sliced out."""
+        local = x_Bx.shape[0]
+        rest = x_Bx.shape[1:] if per_element else (1,) * (x_Bx.ndim - 1)
+        full = jax.random.uniform(key, (self.global_batch or local, *rest), x_Bx.dtype)
+        return jax.lax.dynamic_slice_in_dim(full, self.offset, local)
+
+    def std(self, x_Bx) -> jax.Array:
+        """The standard deviation of all elements of the global batch."""
+        if self.axis_name is None:
+            return jnp.std(x_Bx)
+        mean = jax.lax.pmean(jnp.mean(x_Bx), self.axis_name)
+        mean_sq = jax.lax.pmean(jnp.mean(x_Bx**2), self.axis_name)
+        return jnp.sqrt(jnp.maximum(mean_sq - mean**2, 0.0))
 
 
-def gradient_penalty(d_fn: Callable, x_real, x_fake, key, target: float = 1.0) -> jax.Array:
+def gradient_penalty(
+    d_fn: Callable, x_real, x_fake, key, target: float = 1.0, rows: Rows = Rows()
+) -> jax.Array:
     """WGAN-GP (Gulrajani et al. 2017, eq. 3): E[(||grad D(x_hat)|| - 1)^2] on interpolates."""
-    eps = _broadcast_uniform(key, x_real)
+    eps = rows.uniform(key, x_real, per_element=False)
     x_hat = eps * x_real + (1.0 - eps) * x_fake
     return jnp.mean((_per_example_grad_norm(d_fn, x_hat) - target) ** 2)
 
 
-def dragan_penalty(d_fn: Callable, x_real, key, scale: float = 0.5, target: float = 1.0):
+def dragan_penalty(
+    d_fn: Callable, x_real, key, scale: float = 0.5, target: float = 1.0, rows: Rows = Rows()
+):
     """DRAGAN (Kodali et al. 2017): the GP around real data perturbed by scale*std(x)*U[0,1]."""
     key_noise, key_mix = jax.random.split(key)
-    noise = scale * jnp.std(x_real) * jax.random.uniform(key_noise, x_real.shape, x_real.dtype)
-    alpha = _broadcast_uniform(key_mix, x_real)
+    noise = scale * rows.std(x_real) * rows.uniform(key_noise, x_real, per_element=True)
+    alpha = rows.uniform(key_mix, x_real, per_element=False)
     x_hat = x_real + alpha * noise
     return jnp.mean((_per_example_grad_norm(d_fn, x_hat) - target) ** 2)
 
@@ -57,14 +86,15 @@ def r2_penalty(d_fn: Callable, x_fake) -> jax.Array:
     return jnp.mean(_per_example_grad_sq_norm(d_fn, x_fake))
 
 
-def penalty(name: str, d_fn: Callable, x_real, x_fake, key) -> jax.Array:
-    """The named penalty's value (0 for 'none'); its weight is applied by the caller."""
+def penalty(name: str, d_fn: Callable, x_real, x_fake, key, rows: Rows = Rows()) -> jax.Array:
+    """The named penalty's value (0 for 'none'); its weight is applied by the caller. `rows`
+    places a pmap device's rows in the global batch for the penalties that draw noise."""
     if name == "none":
         return jnp.zeros((), jnp.float32)
     if name == "gp":
-        return gradient_penalty(d_fn, x_real, x_fake, key)
+        return gradient_penalty(d_fn, x_real, x_fake, key, rows=rows)
     if name == "dragan":
-        return dragan_penalty(d_fn, x_real, key)
+        return dragan_penalty(d_fn, x_real, key, rows=rows)
     if name == "r1":
         return r1_penalty(d_fn, x_real)
     if name == "r2":

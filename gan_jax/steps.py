@@ -217,8 +217,6 @@ def d_step(
     )
     x_fake = jax.lax.stop_gradient(x_fake[0])
     labels_to_d = conditioning == "concat"
-    if axis_name is not None:  # penalties draw per-batch noise: one stream per device
-        key_penalty = jax.random.fold_in(key_penalty, jax.lax.axis_index(axis_name))
 
     def d_inputs(x, y):
         return (x, y) if labels_to_d else (x,)
@@ -234,7 +232,8 @@ def d_step(
             )[0]
             return per_example(split_outputs(out)[0])
 
-        return penalties.penalty(penalty, d_fn, x_real, x_fake, key_penalty)
+        rows = penalties.Rows(offset, batch_size, axis_name)
+        return penalties.penalty(penalty, d_fn, x_real, x_fake, key_penalty, rows)
 
     def loss_fn(params):
         real_out, fake_out, model_state = discriminate_real_and_fake(

@@ -65,6 +65,16 @@ def test_pmap_with_k_d_steps_and_toy_data():
     assert_trees_close(s_state, p_state)
 
 
+@pytest.mark.parametrize("penalty", ["gp", "dragan"])
+def test_pmap_equals_single_device_with_a_noisy_gradient_penalty(penalty):
+    # Their noise is drawn for the global batch and DRAGAN's std taken over it, as on one device.
+    config = tiny_config(batch_size=64, scan_steps=0)
+    config.loss.update(penalty=penalty, penalty_weight=10.0)
+    (s_state, s_metrics), (p_state, p_metrics) = run_both(config, None)
+    assert_trees_close(s_state, p_state)
+    assert_trees_close(s_metrics, p_metrics, rtol=1e-3)
+
+
 def test_batch_must_divide_over_devices():
     config = tiny_config(batch_size=36)
     config.parallel = "pmap"

@@ -66,3 +66,12 @@ def test_penalties_see_a_patch_discriminator_through_its_mean_over_patches(batch
     real, _ = batches
     expected = jnp.sum(jnp.mean(w_4xP, axis=1) ** 2)
     np.testing.assert_allclose(penalties.r1_penalty(patch_d, real), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("per_element", [False, True])
+def test_a_devices_noise_is_its_rows_of_the_global_draw(per_element):
+    key, x_6x3 = jax.random.PRNGKey(4), jnp.zeros((6, 3))
+    whole = penalties.Rows().uniform(key, x_6x3, per_element)
+    part = penalties.Rows(offset=2, global_batch=6).uniform(key, x_6x3[2:4], per_element)
+    np.testing.assert_array_equal(part, whole[2:4])
+    assert whole.shape == ((6, 3) if per_element else (6, 1))
