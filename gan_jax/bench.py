@@ -189,6 +189,11 @@ def main() -> None:
     parser.add_argument("--scan-steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    for flag in ("iterations", "scan_steps", "rounds"):
+        if getattr(args, flag) < 1:
+            parser.error(
+                f"--{flag.replace('_', '-')} = {getattr(args, flag)}: expected a number >= 1"
+            )
     result = bench(args.experiment, args.iterations, args.scan_steps, args.rounds)
     print(json.dumps(result, indent=2))
 

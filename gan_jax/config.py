@@ -187,6 +187,72 @@ def _validate_post_2014(config) -> None:
                     f"a net for vectors (not {list(models.CONV_NETS)}) for data.name="
                     f"{config.data.name!r}",
                 )
+    for player, nets in (
+        ("generator", models.GENERATORS),
+        ("discriminator", models.DISCRIMINATORS),
+    ):
+        allowed = models.net_options(nets[model[player]])
+        for key, value in model[f"{player}_kwargs"].items():
+            if key not in allowed:
+                _fail(f"model.{player}_kwargs.{key}", value, f"an option of {allowed}")
+    activation = model.generator_kwargs.get("output_activation", "tanh")
+    _check_choice("model.generator_kwargs.output_activation", activation, models.OUTPUT_ACTIVATIONS)
+
+
+def _validate_optimizer(path: str, opt) -> None:
+    known = optimizer_config()
+    for key in opt.keys():
+        if key not in known:
+            _fail(f"{path}.{key}", opt[key], f"no such key; known keys: {sorted(known.keys())}")
+    _check_choice(f"{path}.name", opt.name, optim.OPTIMIZERS)
+    _check_positive(f"{path}.lr", opt.lr)
+    _check_positive(f"{path}.min_lr", opt.min_lr, allow_zero=True)
+    if opt.min_lr > opt.lr:
+        _fail(f"{path}.min_lr", opt.min_lr, f"a number <= {path}.lr={opt.lr}")
+    # A factor below 1 would grow the rate, which optax clips to min_lr from the first update.
+    _check_positive(f"{path}.lr_decay", opt.lr_decay)
+    if opt.lr_decay < 1.0:
+        _fail(f"{path}.lr_decay", opt.lr_decay, "a number >= 1 (the lr is divided by it)")
+    for key in ("b1", "b2", "decay", "momentum"):
+        value = opt[key]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+            _fail(f"{path}.{key}", value, "a number in [0, 1)")
+    _check_positive(f"{path}.eps", opt.eps, allow_zero=True)
+    if opt.final_momentum is not None:
+        if isinstance(opt.final_momentum, bool) or not 0 <= opt.final_momentum < 1:
+            _fail(f"{path}.final_momentum", opt.final_momentum, "None or a number in [0, 1)")
+        _check_positive(
+            f"{path}.momentum_start_epoch", opt.momentum_start_epoch, numbers.Integral, True
+        )
+        if opt.momentum_saturate_epoch <= opt.momentum_start_epoch:
+            _fail(
+                f"{path}.momentum_saturate_epoch",
+                opt.momentum_saturate_epoch,
+                f"a whole number > {path}.momentum_start_epoch={opt.momentum_start_epoch}",
+            )
+
+
+def _validate_data(config) -> None:
+    d = config.data
+    _check_positive("data.start", d.start, numbers.Integral, allow_zero=True)
+    if d.stop is not None:
+        _check_positive("data.stop", d.stop, numbers.Integral)
+        if d.stop <= d.start:
+            _fail("data.stop", d.stop, f"None or a whole number > data.start={d.start}")
+    generator = config.model.generator
+    if config.model.output_bias_from_data and generator not in models.OUTPUT_BIAS_GENERATORS:
+        _fail(
+            "model.output_bias_from_data",
+            True,
+            f"False for model.generator={generator!r} (only {list(models.OUTPUT_BIAS_GENERATORS)}"
+            " have a sigmoid layer named 'output' to take the bias)",
+        )
+    if config.model.output_bias_from_data and d.name in data.TOY_DATASETS:
+        _fail(
+            "model.output_bias_from_data",
+            True,
+            f"False for data.name={d.name!r} (the bias comes from image pixel marginals)",
+        )
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -205,6 +271,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     )
     _check_choice("data.name", config.data.name, data.DATASETS)
     _check_choice("data.scale", config.data.scale, data.SCALES)
+    _validate_data(config)
     _check_choice("model.generator", config.model.generator, models.GENERATORS)
     _check_choice("model.discriminator", config.model.discriminator, models.DISCRIMINATORS)
     _check_choice("model.z_dist", config.model.z_dist, steps.Z_DISTRIBUTIONS)
@@ -217,10 +284,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _fail("loss.real_label", config.loss.real_label, "a number in (0, 1]")
     _validate_post_2014(config)
     for player in ("g", "d"):
-        opt = config.optim[player]
-        _check_choice(f"optim.{player}.name", opt.name, optim.OPTIMIZERS)
-        _check_positive(f"optim.{player}.lr", opt.lr)
-        _check_positive(f"optim.{player}.lr_decay", opt.lr_decay)
+        _validate_optimizer(f"optim.{player}", config.optim[player])
     t = config.train
     for key in ("batch_size", "num_steps", "d_steps", "log_every"):
         _check_positive(f"train.{key}", t[key], numbers.Integral)
@@ -230,10 +294,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _fail("train.num_steps", t.num_steps, f"a multiple of train.scan_steps={t.scan_steps}")
     if t.scan_steps and t.log_every % t.scan_steps:
         _fail("train.log_every", t.log_every, f"a multiple of train.scan_steps={t.scan_steps}")
-    if t.sample_every and t.scan_steps and t.sample_every % t.scan_steps:
-        _fail(
-            "train.sample_every", t.sample_every, f"a multiple of train.scan_steps={t.scan_steps}"
-        )
+    # The loop stops on the host only at log steps, so samples and checkpoints fall on them.
+    if t.sample_every and t.sample_every % t.log_every:
+        _fail("train.sample_every", t.sample_every, f"a multiple of log_every={t.log_every}")
     _check_positive("train.keep_checkpoints", t.keep_checkpoints, numbers.Integral)
     if t.checkpoint_every % t.log_every:
         _fail(

@@ -29,6 +29,33 @@ DEFAULT_METRICS = {
     "gaussian_1d": "",
 }
 
+# The metrics `reference_inputs` has reference data for, per dataset ('accuracy' also needs
+# a conditional G; 'score' and 'classes' read single digits, not Stacked MNIST's three).
+SUPPORTED_METRICS = {
+    "mnist": ("parzen", "score", "fd", "kid", "pr", "dc", "classes", "accuracy"),
+    "stacked_mnist": ("stacked",),
+    "ring8": ("mixture",),
+    "grid25": ("mixture",),
+    "gaussian_1d": (),
+}
+
+
+def check_metrics(config, names) -> list[str]:
+    """The parsed metric names, or a ValueError naming those that do not fit the config."""
+    names = metrics.parse_metric_names(names)
+    allowed = [
+        name
+        for name in SUPPORTED_METRICS[config.data.name]
+        if name != "accuracy" or config.model.get("conditioning", "none") != "none"
+    ]
+    unfit = [name for name in names if name not in allowed]
+    if unfit:
+        raise ValueError(
+            f"metrics {unfit} do not apply to data.name={config.data.name!r} with"
+            f" model.conditioning={config.model.get('conditioning', 'none')!r}; allowed: {allowed}"
+        )
+    return names
+
 
 # PacGAN's 2,500 points per 2-D mixture; 26,000 Stacked MNIST samples (VEEGAN, PacGAN).
 DEFAULT_NUM_SAMPLES = {"ring8": 2500, "grid25": 2500, "stacked_mnist": 26000}
@@ -84,7 +111,10 @@ def restore_state(config, workdir: str):
     if config.model.get("output_bias_from_data"):
         # The bias is overwritten by the checkpoint; init only needs the data's shape.
         dataset_stub = data.make_dataset(np.zeros((1, *data.data_shape(config.data)), np.float32))
-    like = train.make_trainer(config).init(jax.random.PRNGKey(config.seed), dataset_stub)
+    # Only the state's structure matters here, and schedules do not change it.
+    like = train.make_trainer(config, config.train.batch_size).init(
+        jax.random.PRNGKey(config.seed), dataset_stub
+    )
     return checkpointer.restore(like)
 
 
@@ -143,8 +173,13 @@ def evaluate(
 ) -> dict:
     """Evaluates the newest checkpoint in `workdir` and writes `eval.json`."""
     config = load_workdir_config(workdir)
-    names = metrics.parse_metric_names(metric_names or default_metrics(config))
-    num_samples = num_samples or DEFAULT_NUM_SAMPLES.get(config.data.name, 10000)
+    names = check_metrics(config, metric_names or default_metrics(config))
+    if num_samples is None:
+        num_samples = DEFAULT_NUM_SAMPLES.get(config.data.name, 10000)
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(
+            f"num_samples = {num_samples!r} is not allowed; expected a whole number > 0"
+        )
     inputs = reference_inputs(config, data_dir)  # data errors surface before any compile
     state = restore_state(config, workdir)
     results = evaluate_state(config, state, names, num_samples, inputs)

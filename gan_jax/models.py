@@ -22,6 +22,9 @@ import jax.numpy as jnp
 from gan_jax import layers
 from gan_jax.layers import RowDropout
 
+# G's last activation, matching the data's scale: tanh for [-1, 1], sigmoid for [0, 1].
+OUTPUT_ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda v: v}
+
 
 def uniform_init(scale: float):
     """U[-scale, scale], pylearn2's `irange` initialisation used by the 2014 code."""
@@ -155,9 +158,7 @@ class MLPGenerator(nn.Module):
         for width in self.hidden:
             h = nn.relu(nn.Dense(width)(h))
         out = nn.Dense(math.prod(self.output_shape))(h)
-        out = {"tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda v: v}[
-            self.output_activation
-        ](out)
+        out = OUTPUT_ACTIVATIONS[self.output_activation](out)
         return out.reshape((-1, *self.output_shape))
 
 
@@ -216,9 +217,7 @@ class DCGANGenerator(nn.Module):
             h = layers.ConvTranspose(features, kernel, (2, 2), not bn, DCGAN_INIT)(h)
             h = nn.relu(norm(h) if bn else h)
         h = layers.ConvTranspose(channels, kernel, (2, 2), kernel_init=DCGAN_INIT)(h)
-        return {"tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda v: v}[
-            self.output_activation
-        ](h)
+        return OUTPUT_ACTIVATIONS[self.output_activation](h)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -320,6 +319,8 @@ class ConditionalDiscriminator(nn.Module):
 
 
 GENERATORS = {"gan2014": Gan2014Generator, "mlp": MLPGenerator, "dcgan": DCGANGenerator}
+# Generators whose sigmoid layer named 'output' can take its bias from the data's marginals.
+OUTPUT_BIAS_GENERATORS = ("gan2014",)
 DISCRIMINATORS = {
     "gan2014": Gan2014Discriminator,
     "mlp": MLPDiscriminator,
@@ -334,6 +335,13 @@ CONDITIONING = ("none", "concat", "acgan")
 
 def _accepts(module_cls, field: str) -> bool:
     return field in module_cls.__dataclass_fields__
+
+
+def net_options(module_cls) -> list[str]:
+    """The keyword options a config's `*_kwargs` may set for a net (not the ones the config
+    sets through other keys)."""
+    set_elsewhere = {"output_shape", "axis_name", "spectral_norm", "aux_classes", "parent", "name"}
+    return sorted(set(module_cls.__dataclass_fields__) - set_elsewhere)
 
 
 def _with_axis(module_cls, kwargs: dict, axis_name: str | None) -> dict:

@@ -59,6 +59,17 @@ class Trainer:
 
 
 def updates_per_epoch(config, dataset_size: int | None) -> int:
+    """D updates per pass over the data, which epoch-based schedules count in."""
+    epoch_based = [
+        f"optim.{player}.final_momentum"
+        for player in ("g", "d")
+        if config.optim[player].final_momentum not in (None, config.optim[player].momentum)
+    ]
+    if dataset_size is None and epoch_based and config.data.name not in data.TOY_DATASETS:
+        raise ValueError(
+            f"{epoch_based[0]} sets a schedule counted in epochs of data.name="
+            f"{config.data.name!r}; pass dataset_size (the number of training examples)"
+        )
     return max(1, (dataset_size or 0) // config.train.batch_size)
 
 
@@ -404,9 +415,9 @@ def make_evaluator(config):
     error stops the run before training); None when training computes no metrics."""
     if not config.eval.every:
         return None
-    from gan_jax import evaluate, metrics  # metrics pulls in the classifier
+    from gan_jax import evaluate  # it pulls in the classifier
 
-    names = metrics.parse_metric_names(config.eval.metrics)
+    names = evaluate.check_metrics(config, config.eval.metrics)
     inputs = evaluate.reference_inputs(config, None)
     return lambda state: evaluate.evaluate_state(
         config, state, names, config.eval.num_samples, inputs
@@ -421,6 +432,10 @@ def train_and_evaluate(
     validate(config)
     config = resolve_config(config, workdir, override_config)
     validate(config)
+    if config.eval.every:
+        from gan_jax import evaluate  # it pulls in the classifier
+
+        evaluate.check_metrics(config, config.eval.metrics)  # before any data or compile
     dataset = load_data(config)
     size = None if dataset is None else dataset.x.shape[0]
     if config.parallel == "pmap":
@@ -438,11 +453,16 @@ def train_and_evaluate(
         os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints, primary=primary
     )
     state = to_devices(restore_or_init(jitted, checkpointer, config, dataset))
+    step = checked = int(one_copy(state).step)
+    if t.scan_steps and step % t.scan_steps:
+        raise ValueError(
+            f"config.train.scan_steps = {t.scan_steps} is not allowed for the checkpoint at step"
+            f" {step} in {workdir}; expected a divisor of {step} (the run dispatches whole chunks)"
+        )
     dataset = to_devices(dataset)
     if primary:
         write_config(config, workdir)
     evaluator = make_evaluator(config) if primary else None
-    step = checked = int(one_copy(state).step)
     writer = MetricWriter(workdir, t.num_steps, initial_step=step, enabled=primary)
     start = time.perf_counter()
     try:

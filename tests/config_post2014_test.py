@@ -8,8 +8,13 @@ from gan_jax.config import validate
 
 
 def image(config, **model):
+    """MNIST with the given nets, each with its own default options (the tiny MLP options of
+    `tiny_config` are not options of the conv nets)."""
     config.data.name = "mnist"
     config.model.update(**model)
+    for player in ("generator", "discriminator"):
+        if config.model[player] != "mlp":
+            config.model[f"{player}_kwargs"] = {}
     return config
 
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import tiny_config
 from experiments_loader import load_experiment
 
-from gan_jax import classifier, evaluate, train
+from gan_jax import classifier, data, evaluate, train
 from gan_jax.writers import read_metrics
 
 
@@ -16,7 +16,17 @@ def test_eval_writes_eval_json_and_is_deterministic(tmp_path):
     with open(tmp_path / "eval.json") as f:
         assert json.load(f) == first
     assert first["step"] == 8 and first["num_samples"] == 500
-    assert 0 <= first["mixture_modes"] <= 8
+    # The record is the mixture metric of these 500 samples, recomputed here by hand: each
+    # sample's nearest ring centre counts as a mode when the sample lies within 3 std of it.
+    config = evaluate.load_workdir_config(str(tmp_path))
+    samples, _ = evaluate.generate_samples(
+        config, evaluate.restore_state(config, str(tmp_path)), 500
+    )
+    centers, std = data.mixture_spec("ring8")
+    dist = np.linalg.norm(samples[:, None] - centers[None], axis=-1)
+    close = dist.min(axis=1) < 3 * std
+    assert first["mixture_modes"] == len(np.unique(dist.argmin(axis=1)[close]))
+    assert first["mixture_high_quality_pct"] == pytest.approx(100 * close.mean())
     assert evaluate.evaluate(str(tmp_path), "mixture", num_samples=500) == first
 
 
@@ -28,7 +38,16 @@ def test_eval_of_the_2014_nets_on_mnist(tmp_path, mnist_dir):
     record = evaluate.evaluate(str(tmp_path), "parzen,classes", num_samples=200)
     assert np.isfinite(record["parzen_ll"]) and record["parzen_ll_stderr"] > 0
     assert np.isclose(np.logspace(-1, 0, 10), record["parzen_sigma"]).any()
-    assert 1 <= record["classes_covered"] <= 10
+    # classes_covered counts the distinct digits the classifier sees in the same 200 samples.
+    config = evaluate.load_workdir_config(str(tmp_path))
+    samples, _ = evaluate.generate_samples(
+        config, evaluate.restore_state(config, str(tmp_path)), 200
+    )
+    predicted = np.argmax(classifier.classify(classifier.load_classifier(), samples, "unit"), -1)
+    assert record["classes_covered"] == len(np.unique(predicted))
+    counts = np.bincount(predicted, minlength=10) / 200
+    seen = counts[counts > 0]
+    assert record["classes_kl"] == pytest.approx(np.sum(seen * np.log(10 * seen)), abs=1e-6)
 
 
 def test_eval_of_a_conditional_dcgan_scores_each_sample_against_its_label(tmp_path, mnist_dir):
@@ -75,4 +94,9 @@ def test_eval_errors_are_clear(tmp_path):
         evaluate.evaluate(str(tmp_path), "mixture")
     with pytest.raises(ValueError, match="unknown metrics"):
         evaluate.evaluate(str(tmp_path), "fid_infinity")
+    # Checked before the (missing) checkpoint is looked for: a misfit costs no restore.
+    with pytest.raises(ValueError, match=r"metrics \['fd'\] do not apply to data.name='ring8'"):
+        evaluate.evaluate(str(tmp_path), "mixture,fd")
+    with pytest.raises(ValueError, match=r"num_samples = 0 .*> 0"):
+        evaluate.evaluate(str(tmp_path), "mixture", num_samples=0)
     assert not os.path.exists(tmp_path / "eval.json")

@@ -154,3 +154,30 @@ def test_run_chunk_returns_the_last_iteration_of_run_iterations():
     all_state, stacked = jax.jit(trainer.run_iterations, static_argnums=2)(state, None, 3)
     assert_trees_close(chunk_state, all_state, rtol=1e-6, atol=1e-7)
     assert_trees_close(chunk_metrics, jax.tree.map(lambda m: m[-1], stacked), rtol=1e-5, atol=1e-7)
+
+
+def test_metrics_that_do_not_fit_the_data_fail_before_anything_is_written(tmp_path):
+    config = tiny_config()
+    config.eval.update(every=4, metrics="mixture,fd")  # fd needs real images; ring8 has none
+    with pytest.raises(ValueError, match=r"metrics \['fd'\] do not apply to data.name='ring8'"):
+        train.train_and_evaluate(config, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run" / "config.json")
+
+
+def test_resuming_with_a_scan_length_that_splits_a_chunk_is_refused(tmp_path):
+    workdir = str(tmp_path / "run")
+    train.train_and_evaluate(tiny_config(num_steps=4), workdir)
+    with open(os.path.join(workdir, "config.json")) as f:
+        written = f.read()
+    longer = tiny_config(num_steps=16, scan_steps=8, log_every=8)
+    with pytest.raises(ValueError, match=r"scan_steps = 8 .*step 4 .*divisor of 4"):
+        train.train_and_evaluate(longer, workdir, override_config=True)
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert f.read() == written  # the refused run overwrote nothing
+
+
+def test_an_epoch_schedule_needs_the_dataset_size():
+    config = load_experiment("gan2014_mnist")
+    with pytest.raises(ValueError, match=r"final_momentum .*epochs.*dataset_size"):
+        train.make_train(config)
+    assert train.updates_per_epoch(config, 50_000) == 50_000 // config.train.batch_size
