@@ -8,17 +8,36 @@ from gan_jax import bench, train
 
 
 def test_bench_reports_an_experiment_s_throughput_against_the_peak():
-    """One round: the ratio is the achieved GFLOP/s over the measured peak (the timings
-    themselves are not checked here: they belong to `make bench`)."""
+    """One round, as a smoke test of the report (the timings themselves are not checked here:
+    they belong to `make bench`); the FLOP counts it rests on are checked by hand below."""
     result = bench.bench("ring8", num_iterations=4, scan_steps=2, rounds=1, peak_size=256)
     assert result["experiment"] == "ring8" and result["iterations"] == 4
-    assert result["gflop_per_iteration"] > 0
-    achieved = result["gflop_per_iteration"] * result["iterations_per_s"]
-    assert result["achieved_gflops"] == pytest.approx(achieved, rel=0.01, abs=0.1)
-    ratio = result["achieved_gflops"] / result["matmul_peak_gflops"]
-    assert result["fraction_of_peak"] == pytest.approx(ratio, rel=0.01, abs=0.002)
+    assert result["scan_steps"] == 2 and result["rounds"] == 1
+    assert result["batch_size"] == bench.load_config("ring8").train.batch_size
     assert 0 < result["gemm_gflop_per_iteration"] <= result["gflop_per_iteration"]
-    assert result["gemm_only_iterations_per_s"] > 0
+    for key in ("iterations_per_s", "matmul_peak_gflops", "gemm_only_iterations_per_s"):
+        assert result[key] > 0
+
+
+def test_gemm_flops_are_two_m_n_k_counted_by_hand():
+    m, k, n, b = 6, 7, 5, 3
+    plain = (((1,), (0,)), ((), ()))  # (M, K) @ (K, N)
+    assert bench.gemm_flops((m, k), (k, n), plain) == 2 * 6 * 7 * 5
+    transposed = (((0,), (1,)), ((), ()))  # (K, M)^T @ (N, K)^T
+    assert bench.gemm_flops((k, m), (n, k), transposed) == 2 * 6 * 7 * 5
+    batched = (((2,), (1,)), ((0,), (0,)))  # (B, M, K) @ (B, K, N)
+    assert bench.gemm_flops((b, m, k), (b, k, n), batched) == 2 * 3 * 6 * 7 * 5
+    # The shapes a traced einsum reports give the same count.
+    x, y = jnp.ones((b, m, k)), jnp.ones((b, k, n))
+    (shape,) = bench.gemm_shapes(lambda x, y: jnp.einsum("bmk,bkn->bmn", x, y), x, y)
+    assert bench.gemm_flops(*shape) == 2 * 3 * 6 * 7 * 5
+
+
+def test_compiled_flops_of_a_plain_matmul():
+    m, k, n = 32, 48, 16
+    a, b = jnp.ones((m, k)), jnp.ones((k, n))
+    compiled = jax.jit(jnp.matmul).lower(a, b).compile()
+    assert bench.compiled_flops(compiled) == pytest.approx(2 * m * k * n, rel=0.01)
 
 
 def test_gemm_shapes_finds_every_product_and_counts_scan_steps():

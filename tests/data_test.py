@@ -1,6 +1,7 @@
 import gzip
 import struct
-import time
+import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -67,11 +68,33 @@ def test_real_mnist(mnist_dir):
 
 def test_offline_tfds_fails_fast_with_instructions(monkeypatch, tmp_path):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))  # no prepared copy there
-    monkeypatch.setattr(data, "_tfds_reachable", lambda timeout_s=3.0: False)
-    start = time.perf_counter()
-    with pytest.raises(data.DataError, match="--config.data.dir"):
+    probes = []
+    monkeypatch.setattr(
+        data, "_tfds_reachable", lambda timeout_s=3.0: probes.append(timeout_s) or False
+    )
+    # TFDS itself must never be reached: no import of its builder, no download attempt.
+    tfds_calls = []
+
+    class NoTfds(types.ModuleType):
+        def __getattr__(self, name):
+            if name.startswith("__"):  # import machinery probing, not a use of TFDS
+                raise AttributeError(name)
+            tfds_calls.append(name)
+            raise AssertionError(f"tensorflow_datasets.{name} used while offline")
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", NoTfds("tensorflow_datasets"))
+    with pytest.raises(data.DataError) as error:
         data.load_dataset(ConfigDict({"name": "mnist", "dir": "", "scale": "unit"}))
-    assert time.perf_counter() - start < 10
+    message = str(error.value)
+    assert "--config.data.dir=DIR" in message and "train-images-idx3-ubyte.gz" in message
+    assert "download_and_prepare()" in message  # the other way: prepare it once online
+    assert len(probes) == 1 and tfds_calls == []
+    # With a data directory given, neither the network probe nor TFDS is consulted.
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.full((3, 28, 28), 255, np.uint8))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.array([4, 1, 7], np.uint8))
+    loaded = data.load_dataset(ConfigDict({"name": "mnist", "dir": str(tmp_path), "scale": "unit"}))
+    np.testing.assert_array_equal(loaded.y, [4, 1, 7])
+    assert len(probes) == 1 and tfds_calls == []
 
 
 @pytest.mark.parametrize("n", [1, 5, 100, 1000, 50000])

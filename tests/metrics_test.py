@@ -274,11 +274,17 @@ def test_compute_metrics_by_name():
         "fd,classes", real, real=real, classifier_params=params, batch_size=32
     )
     assert abs(out["fd"]) < 1e-3
-    assert 1 <= out["classes_covered"] <= 10
+    predicted = np.argmax(classifier.classify(params, real, "unit"), -1)
+    assert out["classes_covered"] == len(np.unique(predicted))
     centers, std = data.mixture_spec("ring8")
     points = _mixture_samples(0, centers, std, 500)
     out = metrics.compute_metrics(["mixture"], points, mixture="ring8")
     assert out["mixture_modes"] == 8
+    # Points exactly on k of the 8 centres (repeated unevenly) capture exactly those k modes.
+    for k in (1, 3, 6):
+        on_centres = np.repeat(centers[:k], np.arange(1, k + 1), axis=0)
+        out = metrics.compute_metrics("mixture", on_centres, mixture="ring8")
+        assert out["mixture_modes"] == k and out["mixture_high_quality_pct"] == 100.0
     with pytest.raises(ValueError, match="unknown metrics"):
         metrics.parse_metric_names("fd,bogus")
     with pytest.raises(ValueError, match="needs `real`"):
@@ -294,3 +300,16 @@ def test_stacked_mnist_modes_of_real_digits_are_recovered():
     assert np.mean(predicted == modes) > 0.97  # 0.993^3 per-digit accuracy cubed
     out = metrics.stacked_mnist_modes(params, x, value_range="uint8")
     assert out["modes"] == len(np.unique(predicted)) and out["kl"] > 0
+
+
+@pytest.mark.skipif(not MNIST_DIR.exists(), reason="real MNIST not available")
+def test_classes_of_real_digits_of_three_classes():
+    images, labels = data.load_mnist_idx(str(MNIST_DIR), "test")
+    rows = np.concatenate([np.flatnonzero(labels == c)[:20] for c in (1, 4, 7)])
+    x = data.scale_images(images[rows], "unit")
+    out = metrics.compute_metrics("classes", x, classifier_params=classifier.load_classifier())
+    assert out["classes_covered"] == 3
+    # 20 of each of 3 classes: KL(uniform on 3 || uniform on 10) = log(10 / 3).
+    assert out["classes_kl"] == pytest.approx(np.log(10 / 3), abs=1e-6)
+    two = metrics.compute_metrics("classes", x[:40], classifier_params=classifier.load_classifier())
+    assert two["classes_covered"] == 2
