@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/ring8
 
-.PHONY: install train test test-all lint format bench clean
+.PHONY: install train test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,6 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
-
-test-all: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q -m ''
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

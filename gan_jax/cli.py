@@ -6,6 +6,7 @@ gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_d
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 
@@ -53,14 +54,33 @@ def main(argv) -> None:
         sys.exit(f"error: {err}")
 
 
-def unknown_config_key(argv) -> str | None:
-    """'config.a.b is not a config key; config.a has: [...]' for the first such override."""
+def experiment_config(argv):
+    """The config of the experiment file that `--config FILE[:VARIANT]` names in argv, or the
+    default config when there is none or it cannot be read."""
     from gan_jax.config import default_config
 
+    values = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    values += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+    if values:
+        path, _, variant = values[0].partition(":")
+        try:
+            spec = importlib.util.spec_from_file_location("gan_jax_experiment", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module.get_config(variant) if variant else module.get_config()
+        except Exception:  # the flags parser reports a bad file itself
+            pass
+    return default_config()
+
+
+def unknown_config_key(argv) -> str | None:
+    """'config.a.b is not a config key; config.a has: [...]' for the first such override, the
+    keys being those of the experiment's config."""
+    config = experiment_config(argv)
     for arg in argv:
         if not arg.startswith("--config."):
             continue
-        node, path = default_config(), "config"
+        node, path = config, "config"
         for name in arg[2:].split("=", 1)[0].split(".")[1:]:
             if not hasattr(node, "keys"):
                 break
