@@ -308,14 +308,17 @@ class ConditionalDiscriminator(nn.Module):
     labels_as_channels: bool = False
 
     @nn.compact
-    def __call__(self, x_Bx, y_B=None, train: bool = True):
+    def __call__(self, x_Bx, y_B=None, train: bool = True, example_ids=None):
+        """`example_ids` go to the inner D when it takes them (see `takes_example_ids`)."""
         y_B = default_labels(x_Bx.shape[0], self.num_classes) if y_B is None else y_B
         y_BxK = jax.nn.one_hot(y_B, self.num_classes, dtype=x_Bx.dtype)
+        ids = {} if example_ids is None else {"example_ids": example_ids}
         if self.labels_as_channels:
             y_BxHxWxK = jnp.broadcast_to(y_BxK[:, None, None, :], (*x_Bx.shape[:3], y_BxK.shape[1]))
-            return self.discriminator(jnp.concatenate([x_Bx, y_BxHxWxK], axis=-1), train=train)
-        x_BxN = x_Bx.reshape(x_Bx.shape[0], -1)
-        return self.discriminator(jnp.concatenate([x_BxN, y_BxK], axis=-1), train=train)
+            x_in = jnp.concatenate([x_Bx, y_BxHxWxK], axis=-1)
+        else:
+            x_in = jnp.concatenate([x_Bx.reshape(x_Bx.shape[0], -1), y_BxK], axis=-1)
+        return self.discriminator(x_in, train=train, **ids)
 
 
 GENERATORS = {"gan2014": Gan2014Generator, "mlp": MLPGenerator, "dcgan": DCGANGenerator}
@@ -413,8 +416,14 @@ def _has_output_layer(params) -> bool:
 
 
 def takes_example_ids(apply_fn) -> bool:
-    """Whether a module's `apply` accepts `example_ids` (nets whose randomness is per row)."""
-    module = getattr(apply_fn, "__self__", None)
+    """Whether a module's `apply` accepts `example_ids` (nets whose randomness is per row),
+    looking through the conditional wrapper to the D it wraps."""
+    return _module_takes_example_ids(getattr(apply_fn, "__self__", None))
+
+
+def _module_takes_example_ids(module) -> bool:
+    if isinstance(module, ConditionalDiscriminator):
+        return _module_takes_example_ids(module.discriminator)
     return module is not None and "example_ids" in inspect.signature(module.__call__).parameters
 
 

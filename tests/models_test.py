@@ -223,3 +223,20 @@ def test_only_nets_known_to_be_per_row_may_see_real_and_fake_rows_in_one_call():
             return nn.Dense(1)(x - x.mean(axis=0))[:, 0]
 
     assert not answer(BatchMeanD())
+
+
+def test_example_ids_reach_the_2014_d_through_the_conditional_wrapper():
+    wrapped = models.ConditionalDiscriminator(models.Gan2014Discriminator(units=4, pieces=2), 10)
+    assert models.takes_example_ids(wrapped.apply)
+    assert not models.takes_example_ids(
+        models.ConditionalDiscriminator(models.DCGANDiscriminator(), 10).apply
+    )
+    x_4xN, y_4, key = jnp.ones((4, 6)), jnp.zeros(4, jnp.int32), jax.random.PRNGKey(1)
+    params = wrapped.init(key, x_4xN, y_4)
+    rows = [
+        wrapped.apply(params, x_4xN, y_4, example_ids=ids, rngs={"dropout": key})
+        for ids in (jnp.arange(4), jnp.arange(4) + 2)
+    ]
+    # Row i's dropout mask follows its id: ids 2..5 shifted by two rows give rows 2..3 of 0..3.
+    np.testing.assert_array_equal(rows[1][:2], rows[0][2:])
+    assert not np.array_equal(rows[0], rows[1])

@@ -65,6 +65,21 @@ def test_pmap_with_k_d_steps_and_toy_data():
     assert_trees_close(s_state, p_state)
 
 
+def test_pmap_equals_single_device_for_the_conditional_2014_d():
+    # Its dropout masks are addressed by global row through the conditional wrapper too.
+    config = load_experiment("conditional_mnist")  # 'dcgan' by default: cgan is the 2014 nets
+    config.model.update(generator="gan2014", discriminator="gan2014", z_dist="uniform")
+    config.model.generator_kwargs, config.model.discriminator_kwargs = {}, {}
+    config.data.scale = "unit"
+    config.train.update(batch_size=32, scan_steps=0, num_steps=10, log_every=5)
+    config.train.update(checkpoint_every=5)
+    x = random_images(96, config.data.scale).x
+    dataset = data.make_dataset(x, np.arange(96) % 10)
+    (s_state, s_metrics), (p_state, p_metrics) = run_both(config, dataset, iterations=3)
+    assert_trees_close(s_state, p_state, atol=1e-5)
+    assert_trees_close(s_metrics, p_metrics, rtol=1e-3)
+
+
 @pytest.mark.parametrize("penalty", ["gp", "dragan"])
 def test_pmap_equals_single_device_with_a_noisy_gradient_penalty(penalty):
     # Their noise is drawn for the global batch and DRAGAN's std taken over it, as on one device.
