@@ -14,7 +14,6 @@ reach with all its other work free, since small matmuls do not reach the large-m
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import time
@@ -25,14 +24,13 @@ import numpy as np
 from jax.extend import core as jax_core
 
 from gan_jax import data, train
+from gan_jax.config import load_experiment_file
 
 
 def load_config(experiment: str):
+    """The default config of `experiments/<experiment>.py`."""
     path = os.path.join(os.path.dirname(__file__), "..", "experiments", f"{experiment}.py")
-    spec = importlib.util.spec_from_file_location(experiment, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_experiment_file(path)
 
 
 def timed(fn, *args):

@@ -6,7 +6,6 @@ gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_d
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 
@@ -57,17 +56,14 @@ def main(argv) -> None:
 def experiment_config(argv):
     """The config of the experiment file that `--config FILE[:VARIANT]` names in argv, or the
     default config when there is none or it cannot be read."""
-    from gan_jax.config import default_config
+    from gan_jax.config import default_config, load_experiment_file
 
     values = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
     values += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
     if values:
         path, _, variant = values[0].partition(":")
         try:
-            spec = importlib.util.spec_from_file_location("gan_jax_experiment", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module.get_config(variant) if variant else module.get_config()
+            return load_experiment_file(path, variant)
         except Exception:  # the flags parser reports a bad file itself
             pass
     return default_config()

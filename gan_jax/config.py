@@ -6,7 +6,9 @@ allowed, so a typo costs a second rather than a compile.
 
 from __future__ import annotations
 
+import importlib.util
 import numbers
+import os
 
 import ml_collections
 
@@ -104,6 +106,15 @@ def default_config() -> ml_collections.ConfigDict:
     # Metrics of gan_jax.metrics computed during training into metrics.jsonl (0: never).
     c.eval = ml_collections.ConfigDict({"every": 0, "metrics": "", "num_samples": 2500})
     return c
+
+
+def load_experiment_file(path: str, variant: str = ""):
+    """The config of an experiment file, `get_config(variant)` when a variant is given: what
+    `--config FILE[:VARIANT]` loads."""
+    spec = importlib.util.spec_from_file_location(os.path.basename(path).removesuffix(".py"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant) if variant else module.get_config()
 
 
 def _fail(path: str, value, allowed: str):
