@@ -15,8 +15,28 @@ def test_bench_reports_an_experiment_s_throughput_against_the_peak():
     assert result["scan_steps"] == 2 and result["rounds"] == 1
     assert result["batch_size"] == bench.load_config("ring8").train.batch_size
     assert 0 < result["gemm_gflop_per_iteration"] <= result["gflop_per_iteration"]
-    for key in ("iterations_per_s", "matmul_peak_gflops", "gemm_only_iterations_per_s"):
+    for key in (
+        "iterations_per_s",
+        "matmul_peak_gflops",
+        "matmul_burst_gflops",
+        "gemm_only_iterations_per_s",
+    ):
         assert result[key] > 0
+
+
+def test_the_sustained_peak_runs_back_to_back_calls_for_the_window():
+    """The window's call count comes from the last window's mean call time, so a window of
+    k calls' length runs about k calls: here the calls are counted, not timed."""
+    peak = bench.SquareMatmul(64)
+    calls = []
+    matmul = peak.matmul
+    peak.matmul = lambda a: calls.append(1) or matmul(a)
+    peak.call_s = 0.01
+    peak.sustained_gflops(0.05)
+    assert len(calls) == 5
+    calls.clear()
+    peak.sustained_gflops(0.0)  # never an empty window
+    assert len(calls) == 1
 
 
 def test_gemm_flops_are_two_m_n_k_counted_by_hand():

@@ -131,8 +131,9 @@ def test_toy_pictures_show_d_as_its_loss_defines_it(tmp_path, monkeypatch, loss)
 
 
 def test_the_cpu_schedule_changes_no_numbers():
-    """The steps' compiler options reorder XLA's work, not its arithmetic: the 2014 nets (dropout,
-    maxout, SGD with momentum) give bit-identical states with and without them."""
+    """The steps' compiler options reorder XLA's work and drop buffer copies, not its arithmetic:
+    the 2014 nets (dropout, maxout, SGD with momentum) give bit-identical states with and
+    without them."""
     config = load_experiment("gan2014_mnist")
     config.train.update(batch_size=32, scan_steps=2)
     x = np.random.default_rng(0).uniform(0.0, 1.0, (64, 28, 28, 1)).astype(np.float32)
