@@ -10,7 +10,8 @@ back-to-back 2048x2048 matmuls as long as it, and each round's ratio compares th
 shared machine whose speed swings by tens of percent from one second to the next, the best
 single matmul (reported too, as `matmul_burst_gflops`) catches a quiet moment that a window
 several seconds long never sees, so a ratio to it measures the machine's noise as much as the
-step.
+step. `best_windows_fraction` compares the fastest training window with the fastest matmul
+window, peak with peak at the same length.
 
 It also times the iteration's own matrix products alone (`gemm_only_*`: every dot_general of
 one iteration, same shapes, on random inputs, in one jitted call): the most the step could
@@ -206,6 +207,7 @@ def bench(
         "gemm_gflop_per_iteration": round(gemm_flops_per_iteration / 1e9, 3),
         "gemm_only_iterations_per_s": round(float(np.median(gemm_its)), 2),
         "gemm_only_fraction_of_peak": round(float(np.median(gemm_achieved / gemm_peaks)), 3),
+        "best_windows_fraction": round(float(achieved.max() / peaks.max()), 3),
         "matmul_burst_gflops": round(float(np.median(bursts)), 1),
         "fraction_of_burst": round(float(np.median(achieved / bursts)), 3),
         "rounds": rounds,
