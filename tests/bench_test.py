@@ -20,21 +20,31 @@ def test_bench_reports_an_experiment_s_throughput_against_the_peak():
         "matmul_peak_gflops",
         "matmul_burst_gflops",
         "gemm_only_iterations_per_s",
+        "fraction_of_burst",
+        "best_windows_fraction",
     ):
         assert result[key] > 0
+    low, high = result["fraction_of_peak_range"]
+    assert low == result["fraction_of_peak"] == high  # one round: its ratio is all three
+    assert set(result["compile_s"]) == {"d_step", "g_step", "run_chunk"}
 
 
-def test_the_sustained_peak_runs_back_to_back_calls_for_the_window():
-    """The window's call count comes from the last window's mean call time, so a window of
-    k calls' length runs about k calls: here the calls are counted, not timed."""
+def test_the_sustained_peak_is_back_to_back_calls_over_the_window(monkeypatch):
+    """A window of 0.05 s at a last-known 0.01 s per call runs 5 calls; the rate is the FLOPs
+    of the calls made over the window's elapsed time, which becomes the next call time. The
+    calls are counted and the clock is faked: nothing here is a timing."""
     peak = bench.SquareMatmul(64)
-    calls = []
-    matmul = peak.matmul
+    calls, matmul = [], peak.matmul
     peak.matmul = lambda a: calls.append(1) or matmul(a)
+    clock = iter([10.0, 10.08])  # the window's start and end: 5 calls took 0.08 s
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
     peak.call_s = 0.01
-    peak.sustained_gflops(0.05)
+    gflops = peak.sustained_gflops(0.05)
     assert len(calls) == 5
+    assert peak.call_s == pytest.approx(0.08 / 5)
+    assert gflops == pytest.approx(5 * 2 * 64**3 / 0.08 / 1e9)
     calls.clear()
+    clock = iter([0.0, 0.1])
     peak.sustained_gflops(0.0)  # never an empty window
     assert len(calls) == 1
 

@@ -130,18 +130,23 @@ def test_toy_pictures_show_d_as_its_loss_defines_it(tmp_path, monkeypatch, loss)
     assert seen["label"] == ("D(x)" if loss == "non_saturating" else "D(x), raw")
 
 
-def test_the_cpu_schedule_changes_no_numbers():
+@pytest.mark.parametrize(
+    "experiment, d_steps",
+    [("gan2014_mnist", 2), ("wgan_gp_mnist", 3)],
+)
+def test_the_cpu_schedule_changes_no_numbers(experiment, d_steps):
     """The steps' compiler options reorder XLA's work and drop buffer copies, not its arithmetic:
-    the 2014 nets (dropout, maxout, SGD with momentum) give bit-identical states with and
-    without them."""
-    config = load_experiment("gan2014_mnist")
-    config.train.update(batch_size=32, scan_steps=2)
-    x = np.random.default_rng(0).uniform(0.0, 1.0, (64, 28, 28, 1)).astype(np.float32)
+    donated as in training, with scanned D steps, the 2014 nets (dropout, maxout, SGD with
+    momentum) and WGAN-GP (convs, Adam, a double backward pass) give bit-identical states with
+    and without them."""
+    config = load_experiment(experiment)
+    config.train.update(batch_size=8, scan_steps=2, d_steps=d_steps)
+    x = np.random.default_rng(0).uniform(0.0, 1.0, (16, 28, 28, 1)).astype(np.float32)
     dataset = data.make_dataset(x)
     trainer = train.make_trainer(config, len(x))
     chunk = functools.partial(trainer.run_chunk, num_iterations=2)
     states = [
-        jit(chunk)(trainer.init(jax.random.PRNGKey(0), dataset), dataset)[0]
+        jit(chunk, donate_argnums=0)(trainer.init(jax.random.PRNGKey(0), dataset), dataset)[0]
         for jit in (jax.jit, train.jit_step)
     ]
     for default, scheduled in zip(*map(jax.tree.leaves, states), strict=True):
