@@ -24,6 +24,7 @@ reach with all its other work free, since small matmuls do not reach the large-m
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -150,9 +151,8 @@ def gemms_alone(shapes):
     return train.jit_step(products), inputs
 
 
-def bench(
-    experiment: str, num_iterations: int, scan_steps: int, rounds: int = 10, peak_size: int = 2048
-) -> dict:
+def random_data_trainer(experiment: str, scan_steps: int):
+    """The experiment's trainer, and random on-device data of its shape (10 batches)."""
     config = load_config(experiment)
     config.train.scan_steps = scan_steps
     shape = data.data_shape(config.data)
@@ -160,7 +160,44 @@ def bench(
     low = -1.0 if config.data.scale == "symmetric" else 0.0
     x = np.random.default_rng(0).uniform(low, 1.0, (n, *shape)).astype(np.float32)
     dataset = None if config.data.name in data.TOY_DATASETS else data.make_dataset(x)
-    trainer = train.make_trainer(config, n)
+    return train.make_trainer(config, n), dataset
+
+
+def paired_option(experiment: str, option: str, value, scan_steps: int, rounds: int) -> dict:
+    """Iterations/s of the scanned chunk compiled with the steps' XLA options and with `option`
+    set to `value`, timed in alternating chunks (the order flips every round) so both see the
+    same machine; the median of the rounds' speed ratios, and whether the two runs' states are
+    still bit-identical at the end."""
+    trainer, dataset = random_data_trainer(experiment, scan_steps)
+    chunk = functools.partial(trainer.run_chunk, num_iterations=scan_steps)
+    variants = {"steps": train.compiler_options()}
+    variants[f"{option}={json.dumps(value)}"] = {**variants["steps"], option: value}
+    fns, states, seconds = {}, {}, {name: [] for name in variants}
+    for name, options in variants.items():
+        fns[name] = jax.jit(chunk, donate_argnums=0, compiler_options=options)
+        states[name] = fns[name](jax.jit(trainer.init)(jax.random.PRNGKey(0), dataset), dataset)[0]
+        jax.block_until_ready(states[name])
+    for r in range(rounds):
+        for name in variants if r % 2 == 0 else list(variants)[::-1]:
+            (states[name], _), elapsed = timed(fns[name], states[name], dataset)
+            seconds[name].append(elapsed)
+    base, changed = (np.array(seconds[name]) for name in variants)
+    leaves = [jax.tree.leaves(states[name]) for name in variants]
+    return {
+        "experiment": experiment,
+        "iterations_per_s": {n: round(scan_steps * rounds / sum(t), 2) for n, t in seconds.items()},
+        "median_speedup": round(float(np.median(base / changed)), 3),
+        "bit_identical": all(np.array_equal(a, b) for a, b in zip(*leaves, strict=True)),
+        "rounds": rounds,
+        "scan_steps": scan_steps,
+    }
+
+
+def bench(
+    experiment: str, num_iterations: int, scan_steps: int, rounds: int = 10, peak_size: int = 2048
+) -> dict:
+    trainer, dataset = random_data_trainer(experiment, scan_steps)
+    config = trainer.config
     jitted = train.jit_trainer(trainer)
     state = jitted.init(jax.random.PRNGKey(0), dataset)
 
@@ -231,13 +268,28 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1000, help="over all rounds")
     parser.add_argument("--scan-steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--paired-option",
+        metavar="NAME=JSON",
+        help="instead of the bench: time the steps' XLA options against the same with NAME set "
+        "to the JSON value, in alternating chunks (e.g. "
+        "xla_cpu_copy_insertion_use_region_analysis=false --scan-steps 10 --rounds 100)",
+    )
     args = parser.parse_args()
     for flag in ("iterations", "scan_steps", "rounds"):
         if getattr(args, flag) < 1:
             parser.error(
                 f"--{flag.replace('_', '-')} = {getattr(args, flag)}: expected a number >= 1"
             )
-    result = bench(args.experiment, args.iterations, args.scan_steps, args.rounds)
+    if args.paired_option:
+        name, _, value = args.paired_option.partition("=")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            parser.error(f"--paired-option {args.paired_option!r}: expected NAME=JSON, e.g. x=true")
+        result = paired_option(args.experiment, name, value, args.scan_steps, args.rounds)
+    else:
+        result = bench(args.experiment, args.iterations, args.scan_steps, args.rounds)
     print(json.dumps(result, indent=2))
 
 

@@ -104,3 +104,18 @@ def test_an_iteration_s_flops_count_every_d_step():
 
     expected = bench.compiled_flops(jax.jit(unrolled).lower(state).compile())
     assert flops == pytest.approx(expected, rel=0.02)
+
+
+def test_a_paired_option_run_reports_whether_the_numbers_moved():
+    """Region analysis only drops copies: the states stay bit-identical. Fast math changes the
+    arithmetic, a live control that the comparison can see a difference."""
+    kept = bench.paired_option(
+        "ring8", "xla_cpu_copy_insertion_use_region_analysis", False, scan_steps=2, rounds=2
+    )
+    assert kept["bit_identical"] and kept["median_speedup"] > 0
+    assert set(kept["iterations_per_s"]) == {
+        "steps",
+        "xla_cpu_copy_insertion_use_region_analysis=false",
+    }
+    moved = bench.paired_option("ring8", "xla_cpu_enable_fast_math", True, scan_steps=2, rounds=2)
+    assert not moved["bit_identical"]
