@@ -166,8 +166,8 @@ def random_data_trainer(experiment: str, scan_steps: int):
 def paired_option(experiment: str, option: str, value, scan_steps: int, rounds: int) -> dict:
     """Iterations/s of the scanned chunk compiled with the steps' XLA options and with `option`
     set to `value`, timed in alternating chunks (the order flips every round) so both see the
-    same machine; the median of the rounds' speed ratios, and whether the two runs' states are
-    still bit-identical at the end."""
+    same machine; `median_speedup`, the median over rounds of the changed option's speed over
+    the steps' own, and whether the two runs' states are still bit-identical at the end."""
     trainer, dataset = random_data_trainer(experiment, scan_steps)
     chunk = functools.partial(trainer.run_chunk, num_iterations=scan_steps)
     variants = {"steps": train.compiler_options()}
