@@ -16,7 +16,8 @@ class RowDropout(nn.Module):
 
     A row gets the same mask whichever device holds it, so a pmap run matches a single-device
     run. The masks come from JAX's own generator: with masks hashed from (seed, row, column),
-    which this replaced, the 2014 MNIST nets collapsed early in more seeds (README, MNIST).
+    which this replaced, the 2014 MNIST nets collapsed early in more of the seeds tried (README,
+    Training on MNIST).
     """
 
     rate: float
