@@ -7,6 +7,7 @@ allowed, so a typo costs a second rather than a compile.
 from __future__ import annotations
 
 import importlib.util
+import math
 import numbers
 import os
 
@@ -117,8 +118,10 @@ def load_experiment_file(path: str, variant: str = ""):
     return module.get_config(variant) if variant else module.get_config()
 
 
-def _fail(path: str, value, allowed: str):
-    raise ValueError(f"config.{path} = {value!r} is not allowed; expected {allowed}")
+def _fail(path: str, value, allowed: str, given: str = ""):
+    """Raises the one error message of validation; `given` names the other value it clashes with."""
+    clash = f" with {given}" if given else ""
+    raise ValueError(f"config.{path} = {value!r} is not allowed{clash}; expected {allowed}")
 
 
 def _check_choice(path, value, choices):
@@ -206,8 +209,68 @@ def _validate_post_2014(config) -> None:
         for key, value in model[f"{player}_kwargs"].items():
             if key not in allowed:
                 _fail(f"model.{player}_kwargs.{key}", value, f"an option of {allowed}")
-    activation = model.generator_kwargs.get("output_activation", "tanh")
+    activation = output_activation(model)
     _check_choice("model.generator_kwargs.output_activation", activation, models.OUTPUT_ACTIVATIONS)
+
+
+def output_activation(model_config) -> str:
+    """The name of G's last activation (a key of models.OUTPUT_ACTIVATIONS): the
+    `output_activation` G's kwargs set, else the net's default for it, else the fixed one of a
+    net without the option (the 2014 G's sigmoid). Raises KeyError for a generator name not in
+    models.GENERATORS (validate names that first)."""
+    name = model_config.generator
+    if name in models.FIXED_OUTPUT_ACTIVATIONS:
+        return models.FIXED_OUTPUT_ACTIVATIONS[name]
+    default = models.GENERATORS[name].__dataclass_fields__["output_activation"].default
+    return model_config.generator_kwargs.get("output_activation", default)
+
+
+def _interval(lo_hi) -> str:
+    lo, hi = lo_hi
+    return f"{'(' if math.isinf(lo) else '['}{lo:g}, {hi:g}{')' if math.isinf(hi) else ']'}"
+
+
+def _suits(g_range, data_range) -> bool:
+    """Whether G's outputs in `g_range` suit data in `data_range`: G reaches every data value,
+    and each bounded end of G's range is the data's end. A bound beyond the data's (tanh for
+    [0, 1] pixels) puts the data's edge, MNIST's background 0, mid-range where G cannot rest,
+    and gives G values the data never has, which D learns to spot at once."""
+    (g_lo, g_hi), (d_lo, d_hi) = g_range, data_range
+    return (g_lo == d_lo or g_lo == -math.inf) and (g_hi == d_hi or g_hi == math.inf)
+
+
+def _validate_output_range(config) -> None:
+    """G's output activation against the data's range: sigmoid for pixels in [0, 1] (Goodfellow
+    et al. 2014's MNIST G), tanh for [-1, 1] (Radford et al. 2016, Sec. 3), linear for anything
+    (the toy data's Gaussian samples). Blames data.scale for images, G's activation otherwise."""
+    model, d = config.model, config.data
+    activation = output_activation(model)
+    g_range = models.OUTPUT_RANGES[activation]
+    toy = d.name in data.TOY_DATASETS
+    data_range = data.TOY_RANGE if toy else data.SCALE_RANGES[d.scale]
+    if _suits(g_range, data_range):
+        return
+    suiting = [a for a, r in models.OUTPUT_RANGES.items() if _suits(r, data_range)]
+    other_g = f"a G output activation for data in {_interval(data_range)}: {suiting}"
+    g_range_text = f"range {_interval(g_range)}"
+    if model.generator in models.FIXED_OUTPUT_ACTIVATIONS:
+        nets = sorted(set(models.GENERATORS) - set(models.FIXED_OUTPUT_ACTIVATIONS))
+        other_g += f" (an option of model.generator in {nets})"
+        g_path, g_value = "model.generator", model.generator
+        g_given = (
+            f"model.generator={model.generator!r} (a fixed {activation} output, {g_range_text})"
+        )
+    else:
+        g_path, g_value = "model.generator_kwargs.output_activation", activation
+        if "output_activation" not in model.generator_kwargs:
+            g_range_text = f"the default of model.generator={model.generator!r}, {g_range_text}"
+        g_given = f"{g_path}={activation!r} ({g_range_text})"
+    if toy:
+        given = f"data.name={d.name!r} (Gaussian samples, range {_interval(data_range)})"
+        _fail(g_path, g_value, other_g, given)
+    scales = [s for s, r in data.SCALE_RANGES.items() if _suits(g_range, r)]
+    scale_text = repr(scales[0]) if len(scales) == 1 else f"one of {scales}"
+    _fail("data.scale", d.scale, f"{scale_text}, or {other_g}" if scales else other_g, g_given)
 
 
 def _validate_optimizer(path: str, opt) -> None:
@@ -264,6 +327,18 @@ def _validate_data(config) -> None:
             True,
             f"False for data.name={d.name!r} (the bias comes from image pixel marginals)",
         )
+    sigmoid_range = models.OUTPUT_RANGES["sigmoid"]
+    if config.model.output_bias_from_data and data.SCALE_RANGES.get(d.scale) != sigmoid_range:
+        # The bias is the inverse sigmoid of each pixel's mean, which models clips into (0, 1):
+        # every negative mean would become the same bias of about -6.9.
+        unit = [s for s, r in data.SCALE_RANGES.items() if r == sigmoid_range]
+        _fail(
+            "model.output_bias_from_data",
+            True,
+            f"False, or data.scale in {unit} (the bias is the inverse sigmoid of each pixel's"
+            f" mean, which needs pixels in {_interval(sigmoid_range)})",
+            f"data.scale={d.scale!r} (range {_interval(data.SCALE_RANGES[d.scale])})",
+        )
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -294,6 +369,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not 0.0 < config.loss.real_label <= 1.0:
         _fail("loss.real_label", config.loss.real_label, "a number in (0, 1]")
     _validate_post_2014(config)
+    _validate_output_range(config)
     for player in ("g", "d"):
         _validate_optimizer(f"optim.{player}", config.optim[player])
     t = config.train

@@ -27,6 +27,9 @@ TOY_DATASETS = ("gaussian_1d", "ring8", "grid25")
 IMAGE_DATASETS = ("mnist", "stacked_mnist")
 DATASETS = TOY_DATASETS + IMAGE_DATASETS
 SCALES = ("unit", "symmetric")  # pixels in [0, 1] or in [-1, 1]
+# The closed interval `scale_images` maps uint8 pixels 0..255 onto, per scale.
+SCALE_RANGES = {"unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}
+TOY_RANGE = (-math.inf, math.inf)  # the toy samples are Gaussian: any real value
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

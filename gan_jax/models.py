@@ -24,6 +24,8 @@ from gan_jax.layers import RowDropout
 
 # G's last activation, matching the data's scale: tanh for [-1, 1], sigmoid for [0, 1].
 OUTPUT_ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda v: v}
+# The interval each activation's values lie in, ends included (the limits it approaches).
+OUTPUT_RANGES = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "linear": (-math.inf, math.inf)}
 
 
 def uniform_init(scale: float):
@@ -324,6 +326,8 @@ class ConditionalDiscriminator(nn.Module):
 GENERATORS = {"gan2014": Gan2014Generator, "mlp": MLPGenerator, "dcgan": DCGANGenerator}
 # Generators whose sigmoid layer named 'output' can take its bias from the data's marginals.
 OUTPUT_BIAS_GENERATORS = ("gan2014",)
+# The last activation of generators that have no `output_activation` option.
+FIXED_OUTPUT_ACTIVATIONS = {"gan2014": "sigmoid"}
 DISCRIMINATORS = {
     "gan2014": Gan2014Discriminator,
     "mlp": MLPDiscriminator,

@@ -8,9 +8,9 @@ from gan_jax.config import validate
 
 
 def image(config, **model):
-    """MNIST with the given nets, each with its own default options (the tiny MLP options of
-    `tiny_config` are not options of the conv nets)."""
-    config.data.name = "mnist"
+    """MNIST in [-1, 1] (for the conv G's default tanh) with the given nets, each with its own
+    default options (the tiny MLP options of `tiny_config` are not options of the conv nets)."""
+    config.data.update(name="mnist", scale="symmetric")
     config.model.update(**model)
     for player in ("generator", "discriminator"):
         if config.model[player] != "mlp":

@@ -1,18 +1,55 @@
+import importlib.util
+import inspect
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import pytest
 from conftest import tiny_config
 from experiments_loader import EXPERIMENTS, load_experiment
 
-from gan_jax.config import default_config, validate
+from gan_jax import data, models
+from gan_jax.config import default_config, load_experiment_file, output_activation, validate
 
 TRAINING_EXPERIMENTS = sorted(
     p.stem for p in EXPERIMENTS.glob("*.py") if "def get_config" in p.read_text()
 )
 
 
-@pytest.mark.parametrize("name", TRAINING_EXPERIMENTS)
-def test_every_experiment_config_is_valid(name):
-    validate(load_experiment(name))
+def experiment_variants(name: str) -> list[str]:
+    """The variants `get_config` of experiments/<name>.py takes ('' for a file without any): its
+    VARIANTS, or for toy_mode_coverage every 'mixture,loss' row."""
+    path = EXPERIMENTS / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if hasattr(module, "VARIANTS"):
+        return list(module.VARIANTS)
+    if hasattr(module, "MIXTURES") and hasattr(module, "LOSSES"):
+        return [f"{m},{loss}" for m in module.MIXTURES for loss in module.LOSSES]
+    takes = inspect.signature(module.get_config).parameters
+    assert not takes, f"{path}: get_config takes {list(takes)}; list its variants in VARIANTS"
+    return [""]
+
+
+EXPERIMENT_VARIANTS = [(n, v) for n in TRAINING_EXPERIMENTS for v in experiment_variants(n)]
+
+
+def test_every_variant_is_found():
+    found = {n: [v for m, v in EXPERIMENT_VARIANTS if m == n] for n in TRAINING_EXPERIMENTS}
+    assert found["stacked_mnist_dcgan"] == ["plain", "r1"]
+    assert found["conditional_mnist"] == ["dcgan", "cgan", "acgan"]
+    assert (
+        len(found["toy_mode_coverage"]) == 2 * 12 and "grid25,tuned" in found["toy_mode_coverage"]
+    )
+    assert found["gan2014_mnist"] == [""]
+
+
+@pytest.mark.parametrize("name, variant", EXPERIMENT_VARIANTS)
+def test_every_experiment_config_and_variant_is_valid(name, variant):
+    validate(load_experiment_file(str(EXPERIMENTS / f"{name}.py"), variant))
 
 
 @pytest.mark.parametrize(
@@ -94,3 +131,140 @@ def test_the_data_bias_needs_image_data():
     config.model.generator_kwargs = {}
     with pytest.raises(ValueError, match=r"output_bias_from_data = True .*data.name='ring8'"):
         validate(config)
+
+
+# ----------------------------------------------------------------------------- G's range vs data's
+
+
+def with_changes(name: str, **changes):
+    """experiments/<name>.py's config with `section__key=value` changes."""
+    config = load_experiment(name)
+    for key, value in changes.items():
+        section, leaf = key.split("__")
+        config[section][leaf] = value
+    return config
+
+
+G_RANGE_CASES = {
+    # The issue's case: a sigmoid G for pixels in [-1, 1]. The data bias is named first.
+    "gan2014 symmetric": (
+        with_changes("gan2014_mnist", data__scale="symmetric"),
+        "config.model.output_bias_from_data = True is not allowed with data.scale='symmetric'"
+        " (range [-1, 1]); expected False, or data.scale in ['unit'] (the bias is the inverse"
+        " sigmoid of each pixel's mean, which needs pixels in [0, 1])",
+    ),
+    "gan2014 symmetric, no bias": (
+        with_changes("gan2014_mnist", data__scale="symmetric", model__output_bias_from_data=False),
+        "config.data.scale = 'symmetric' is not allowed with model.generator='gan2014' (a fixed"
+        " sigmoid output, range [0, 1]); expected 'unit', or a G output activation for data in"
+        " [-1, 1]: ['tanh', 'linear'] (an option of model.generator in ['dcgan', 'mlp'])",
+    ),
+    "sigmoid dcgan symmetric": (
+        with_changes("wgan_gp_mnist", data__scale="symmetric"),
+        "config.data.scale = 'symmetric' is not allowed with"
+        " model.generator_kwargs.output_activation='sigmoid' (range [0, 1]); expected 'unit', or"
+        " a G output activation for data in [-1, 1]: ['tanh', 'linear']",
+    ),
+    "tanh mlp unit": (
+        with_changes("keras_mlp_mnist", data__scale="unit"),
+        "config.data.scale = 'unit' is not allowed with"
+        " model.generator_kwargs.output_activation='tanh' (range [-1, 1]); expected"
+        " 'symmetric', or a G output activation for data in [0, 1]: ['sigmoid', 'linear']",
+    ),
+    "default tanh dcgan unit": (
+        with_changes("lsgan_mnist", data__scale="unit", model__generator_kwargs={}),
+        "config.data.scale = 'unit' is not allowed with"
+        " model.generator_kwargs.output_activation='tanh' (the default of"
+        " model.generator='dcgan', range [-1, 1]); expected 'symmetric', or a G output"
+        " activation for data in [0, 1]: ['sigmoid', 'linear']",
+    ),
+    "tanh mlp ring8": (
+        with_changes("ring8", model__generator_kwargs={"output_activation": "tanh"}),
+        "config.model.generator_kwargs.output_activation = 'tanh' is not allowed with"
+        " data.name='ring8' (Gaussian samples, range (-inf, inf)); expected a G output"
+        " activation for data in (-inf, inf): ['linear']",
+    ),
+    "gan2014 gaussian_1d": (
+        with_changes(
+            "figure1_1d", model__generator="gan2014", model__generator_kwargs={"hidden": 8}
+        ),
+        "config.model.generator = 'gan2014' is not allowed with data.name='gaussian_1d'"
+        " (Gaussian samples, range (-inf, inf)); expected a G output activation for data in"
+        " (-inf, inf): ['linear'] (an option of model.generator in ['dcgan', 'mlp'])",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", G_RANGE_CASES)
+def test_a_g_that_cannot_reach_the_data_is_named(case):
+    config, message = G_RANGE_CASES[case]
+    with pytest.raises(ValueError) as err:
+        validate(config)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("generator", sorted(models.GENERATORS))
+def test_which_g_output_activations_suit_which_data(generator):
+    """Bounded G ranges must be the data's own; a linear G suits any data."""
+    allowed = {
+        ("sigmoid", "unit"),
+        ("tanh", "symmetric"),
+        ("linear", "unit"),
+        ("linear", "symmetric"),
+        ("linear", "toy"),
+    }
+    options = [None] if generator in models.FIXED_OUTPUT_ACTIVATIONS else models.OUTPUT_ACTIVATIONS
+    for activation in options:
+        for where in ("unit", "symmetric", "toy"):
+            config = tiny_config()
+            name = "gaussian_1d" if where == "toy" else "mnist"
+            config.data.update(name=name, scale="unit" if where == "toy" else where)
+            config.model.update(generator=generator, discriminator="mlp")
+            config.model.generator_kwargs = (
+                {} if activation is None else {"output_activation": activation}
+            )
+            effective = output_activation(config.model)
+            if where == "toy" and generator in models.CONV_NETS:
+                continue  # a conv G is refused on vectors before its range is looked at
+            if (effective, where) in allowed:
+                validate(config)
+            else:
+                with pytest.raises(ValueError, match=r"is not allowed with (model.g|data.n)"):
+                    validate(config)
+
+
+def test_the_activation_ranges_are_the_activations_own():
+    logits_N = jnp.array([-60.0, -1.0, 0.0, 1.0, 60.0])
+    for name, (lo, hi) in models.OUTPUT_RANGES.items():
+        out_N = np.asarray(models.OUTPUT_ACTIVATIONS[name](logits_N))
+        bounded_lo, bounded_hi = np.isfinite(lo), np.isfinite(hi)
+        # A bounded end is reached (to float32) at a large logit; an unbounded one is passed.
+        assert out_N[0] == pytest.approx(lo, abs=1e-6) if bounded_lo else out_N[0] <= -60.0
+        assert out_N[-1] == pytest.approx(hi, abs=1e-6) if bounded_hi else out_N[-1] >= 60.0
+        assert np.all((out_N >= lo) & (out_N <= hi)), name
+
+
+def test_every_generator_has_a_known_output_activation():
+    for name, cls in models.GENERATORS.items():
+        option = "output_activation" in cls.__dataclass_fields__
+        assert option != (name in models.FIXED_OUTPUT_ACTIVATIONS), name
+        model = ml_collections.ConfigDict({"generator": name, "generator_kwargs": {}})
+        assert output_activation(model) in models.OUTPUT_RANGES
+
+
+def test_the_2014_generator_ends_in_the_sigmoid_the_table_names():
+    g = models.Gan2014Generator(output_shape=(6,), hidden=5, init_scale=3.0)
+    z_BxZ = jax.random.uniform(jax.random.PRNGKey(0), (4, 3), minval=-1.0, maxval=1.0)
+    params = g.init(jax.random.PRNGKey(1), z_BxZ)
+    x_Bx6, state = g.apply(params, z_BxZ, capture_intermediates=True)
+    (logits_Bx6,) = state["intermediates"]["output"]["__call__"]
+    fixed = models.OUTPUT_ACTIVATIONS[models.FIXED_OUTPUT_ACTIVATIONS["gan2014"]]
+    np.testing.assert_allclose(x_Bx6, fixed(logits_Bx6), rtol=1e-6)
+    assert fixed is nn.sigmoid
+
+
+@pytest.mark.parametrize("scale", data.SCALES)
+def test_the_scale_ranges_are_what_scale_images_makes(scale):
+    pixels_1x2 = np.array([[0, 255]], np.uint8)
+    x = data.scale_images(pixels_1x2, scale).ravel()
+    assert (float(x[0]), float(x[1])) == data.SCALE_RANGES[scale]

@@ -128,7 +128,7 @@ from gan_jax.config import default_config  # noqa: E402
 def image_config(generator="dcgan", discriminator="dcgan", **model):
     """MNIST-shaped nets small enough to compile in seconds."""
     c = default_config()
-    c.data.name = "mnist"
+    c.data.update(name="mnist", scale="symmetric")  # the nets' default tanh output
     c.model.update(generator=generator, discriminator=discriminator, z_dim=4, **model)
     c.model.generator_kwargs = {"base_features": 2} if generator == "dcgan" else {"hidden": (4,)}
     c.model.discriminator_kwargs = (
