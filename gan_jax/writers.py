@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import shutil
 import sys
+import time
 
 import numpy as np
+from absl import logging
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
@@ -20,7 +24,10 @@ def to_python(value):
 class MetricWriter:
     """Appends one JSON object per log step to `metrics.jsonl` and mirrors it to TensorBoard.
 
-    Appending (never rewriting) keeps the lines of an earlier, interrupted run intact.
+    A run that starts at `initial_step` (resumed from that checkpoint, or 0) first drops the rows
+    after it: they were written by a run that was abandoned after its last checkpoint (killed, or
+    stopped by non-finite numbers), and the resumed run writes those steps again. TensorBoard is
+    told the same with a purge step: it hides the earlier files' events from `initial_step + 1` on.
     """
 
     def __init__(self, workdir: str, total_steps: int, initial_step: int = 0, enabled=True):
@@ -29,7 +36,15 @@ class MetricWriter:
             return
         os.makedirs(workdir, exist_ok=True)
         self.path = os.path.join(workdir, "metrics.jsonl")
-        self.tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        drop_rows_after(self.path, initial_step)
+        self.tensorboard = SummaryWriter(
+            os.path.join(workdir, "tensorboard"),
+            purge_step=initial_step + 1,
+            # TensorBoard reads a directory's files in name order, and tensorboardX names them
+            # by the second: the suffix keeps a run that resumes within a second of the last
+            # from overwriting its file, and sorts it after.
+            filename_suffix=f".{time.time_ns()}",
+        )
         self.progress = tqdm(
             total=total_steps,
             initial=initial_step,
@@ -63,6 +78,49 @@ class MetricWriter:
             return
         self.progress.close()
         self.tensorboard.close()
+
+
+def _row_step(line: str) -> int | None:
+    """The step of one line of metrics.jsonl; None for a line that is not a whole record (the
+    last line of a process killed while writing it)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def drop_rows_after(path: str, step: int) -> int:
+    """Rewrites the metrics file at `path` without its rows after `step` (and any torn line);
+    returns how many lines were dropped.
+
+    The file is replaced atomically (a new file renamed over it), and when anything is dropped
+    the old file is kept beside it as `<path>.bak-<time>`.
+    """
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        text = f.read()
+    lines = [line + "\n" for line in text.splitlines() if line.strip()]
+    row_steps = [_row_step(line) for line in lines]
+    kept = [line for line, s in zip(lines, row_steps, strict=True) if s is not None and s <= step]
+    dropped = len(lines) - len(kept)
+    if not text or (not dropped and text.endswith("\n")):
+        return 0  # (a last line without its newline is rewritten, so that appending can follow)
+    if dropped:
+        backup = f"{path}.bak-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+        shutil.copy2(path, backup)
+        logging.warning(
+            "%s: dropping %d rows after step %d, written by a run abandoned after its last"
+            " checkpoint; the old file is kept as %s",
+            path,
+            dropped,
+            step,
+            backup,
+        )
+    with open(path + ".tmp", "w") as f:
+        f.writelines(kept)
+    os.replace(path + ".tmp", path)
+    return dropped
 
 
 def read_metrics(workdir: str) -> list[dict]:
