@@ -2,6 +2,10 @@
 
 `validate` runs before anything is loaded or compiled and names each bad value with what is
 allowed, so a typo costs a second rather than a compile.
+
+Optional fields (`data.stop`, `optim.*.final_momentum`) default to a typed placeholder: None
+until set, and of a known type, so `--config.data.stop=5000` parses (ml_collections cannot parse
+an override of a field whose default is a bare None).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import numbers
 import os
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 from gan_jax import data, losses, models, optim, penalties, steps
 
@@ -26,7 +31,7 @@ def optimizer_config(**overrides) -> ml_collections.ConfigDict:
             "b1": 0.5,
             "b2": 0.999,
             "momentum": 0.0,
-            "final_momentum": None,
+            "final_momentum": placeholder(float),  # None: momentum stays constant
             "momentum_start_epoch": 1,
             "momentum_saturate_epoch": 1,
             "lr_decay": 1.0,
@@ -49,7 +54,7 @@ def default_config() -> ml_collections.ConfigDict:
             "dir": "",
             "scale": "unit",
             "start": 0,
-            "stop": None,
+            "stop": placeholder(int),  # None: to the end
             "stacked_size": 60_000,  # Stacked MNIST images built from MNIST[start:stop]
         }
     )

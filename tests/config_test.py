@@ -1,5 +1,8 @@
 import importlib.util
 import inspect
+import json
+import os
+import warnings
 
 import flax.linen as nn
 import jax
@@ -7,10 +10,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from absl import flags
 from conftest import tiny_config
 from experiments_loader import EXPERIMENTS, load_experiment
+from ml_collections import config_flags
+from ml_collections.config_dict import FieldReference
 
-from gan_jax import data, models
+from gan_jax import data, evaluate, models, train
 from gan_jax.config import default_config, load_experiment_file, output_activation, validate
 
 TRAINING_EXPERIMENTS = sorted(
@@ -268,3 +274,127 @@ def test_the_scale_ranges_are_what_scale_images_makes(scale):
     pixels_1x2 = np.array([[0, 255]], np.uint8)
     x = data.scale_images(pixels_1x2, scale).ravel()
     assert (float(x[0]), float(x[1])) == data.SCALE_RANGES[scale]
+
+
+# ----------------------------------------------------------------------------- optional fields
+
+
+def optional_fields(config, prefix: str = "") -> dict[str, type]:
+    """{path: declared type} of every field of `config` whose value is None: a placeholder's
+    type, or NoneType for a bare None (which the command line cannot set)."""
+    found = {}
+    for key, value in config.items(preserve_field_references=True):
+        path = f"{prefix}{key}"
+        if isinstance(value, ml_collections.ConfigDict):
+            found.update(optional_fields(value, f"{path}."))
+        elif isinstance(value, FieldReference) and value.get() is None:
+            found[path] = value.get_type()
+        elif value is None:
+            found[path] = type(None)
+    return found
+
+
+# A command-line spelling and the value it must give, per declared type.
+EXAMPLE_VALUES = {
+    int: ("5000", 5000),
+    float: ("0.7", 0.7),
+    str: ("text", "text"),
+    bool: ("true", True),
+}
+
+
+def parse_config_flags(experiment: str, *overrides: str) -> ml_collections.ConfigDict:
+    """The config `gan-jax train --config <experiment> <overrides>` gets: the flag cli.py
+    defines, on fresh flag values so that each call parses anew."""
+    argv = ["gan-jax", f"--config={EXPERIMENTS / experiment}", *overrides]
+    values = flags.FlagValues()
+    holder = config_flags.DEFINE_config_file("config", None, flag_values=values, sys_argv=argv)
+    with warnings.catch_warnings():  # ml_collections loads the file with the old load_module
+        warnings.simplefilter("ignore", DeprecationWarning)
+        values(argv)
+    return holder.value
+
+
+def get(config, path: str):
+    for name in path.split("."):
+        config = config[name]
+    return config
+
+
+def test_the_optional_fields_are_found_and_typed():
+    found = optional_fields(default_config())
+    assert {"data.stop", "optim.g.final_momentum", "optim.d.final_momentum"} <= set(found)
+    assert found["data.stop"] is int and found["optim.g.final_momentum"] is float
+    untyped = [path for path, kind in found.items() if kind not in EXAMPLE_VALUES]
+    assert not untyped, f"give these a typed placeholder (ml_collections placeholder): {untyped}"
+
+
+@pytest.mark.parametrize("name", TRAINING_EXPERIMENTS)
+def test_every_optional_field_can_be_set_on_the_command_line(name):
+    """Each field that is None by default or in this experiment (any variant), set by a real
+    flag through ml_collections' parser."""
+    for variant in experiment_variants(name):
+        experiment = f"{name}.py:{variant}" if variant else f"{name}.py"
+        config = load_experiment_file(str(EXPERIMENTS / f"{name}.py"), variant)
+        fields = optional_fields(default_config()) | optional_fields(config)
+        for path, kind in fields.items():
+            # A bare None has no type to parse with: ml_collections refuses any value for it.
+            text, value = EXAMPLE_VALUES.get(kind, EXAMPLE_VALUES[float])
+            expected = config.to_dict()
+            *parents, leaf = path.split(".")
+            node = expected
+            for parent in parents:
+                node = node[parent]
+            node[leaf] = value
+            parsed = parse_config_flags(experiment, f"--config.{path}={text}")
+            assert type(get(parsed, path)) is kind and get(parsed, path) == value, (name, path)
+            # Only that field changed (a placeholder shared by two fields would move both).
+            assert parsed.to_dict() == expected, (name, variant, path)
+
+
+def test_each_optional_field_is_left_unset_by_some_experiment():
+    """So that the command-line test above covers each one as an experiment inherits it."""
+    inherited = set()
+    for name, variant in EXPERIMENT_VARIANTS:
+        config = load_experiment_file(str(EXPERIMENTS / f"{name}.py"), variant)
+        inherited |= set(optional_fields(config))
+    assert set(optional_fields(default_config())) <= inherited
+
+
+@pytest.mark.parametrize(
+    "name", ["keras_mlp_mnist", "ring8", "lsgan_mnist", "wgan_gp_mnist", "stacked_mnist_dcgan"]
+)
+def test_the_issue_command_lines_give_valid_configs(name):
+    config = parse_config_flags(f"{name}.py", "--config.data.stop=5000")
+    assert config.data.stop == 5000
+    validate(config)
+
+
+def test_an_experiment_that_sets_optional_fields_can_still_change_them():
+    config = parse_config_flags(
+        "gan2014_mnist.py", "--config.optim.d.final_momentum=0.5", "--config.data.stop=20000"
+    )
+    assert (config.optim.d.final_momentum, config.optim.g.final_momentum) == (0.5, 0.7)
+    assert config.data.stop == 20000
+    validate(config)
+
+
+def test_optional_fields_survive_config_json_and_resume(tmp_path):
+    unset = parse_config_flags("keras_mlp_mnist.py")
+    given = parse_config_flags("keras_mlp_mnist.py", "--config.data.stop=5000")
+    for saved, other, expected_stop in ((unset, given, None), (given, unset, 5000)):
+        workdir = str(tmp_path / str(expected_stop))
+        train.write_config(saved, workdir)
+        with open(os.path.join(workdir, "config.json")) as f:
+            written = json.load(f)
+        assert written["data"]["stop"] == expected_stop
+        assert written["optim"]["g"]["final_momentum"] is None
+        assert evaluate.load_workdir_config(workdir).data.stop == expected_stop
+        # On resume the workdir's value wins over the command line's; --override_config flips it.
+        resumed = train.resolve_config(other, workdir)
+        assert resumed.data.stop == expected_stop
+        validate(resumed)
+        train.write_config(resumed, str(tmp_path / "again"))  # a resolved config writes too
+        assert evaluate.load_workdir_config(str(tmp_path / "again")).data.stop == expected_stop
+        overridden = train.resolve_config(other, workdir, override=True)
+        assert overridden.data.stop == other.data.stop
