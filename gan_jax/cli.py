@@ -12,6 +12,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from gan_jax.workdir_lock import WorkdirBusyError
+
 COMMANDS = ("train", "eval")
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -49,7 +51,7 @@ def main(argv) -> None:
                 _WORKDIR.value, _METRICS.value, _NUM_SAMPLES.value, _DATA_DIR.value
             )
             print(json.dumps(record, indent=2))
-    except (ValueError, FloatingPointError) as err:
+    except (ValueError, FloatingPointError, WorkdirBusyError) as err:
         sys.exit(f"error: {err}")
 
 

@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan_jax import data, metrics, steps, train
+from gan_jax import data, metrics, steps, train, workdir_lock
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import default_config
 
@@ -165,6 +165,7 @@ def evaluate_state(config, state, names, num_samples: int, inputs: dict) -> dict
     return metrics.compute_metrics(names, samples, seed=EVAL_SEED, **inputs)
 
 
+@workdir_lock.holding("eval", create=False)  # one run at a time writes a workdir
 def evaluate(
     workdir: str,
     metric_names: str | None = None,

@@ -8,6 +8,7 @@ Three ways to run the same updates, all giving the same numbers for a config and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -22,7 +23,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gan_jax import data, losses, models, optim, plotting, steps
+from gan_jax import data, losses, models, optim, plotting, steps, workdir_lock
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
 from gan_jax.state import GANState, init_state
@@ -433,8 +434,23 @@ def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str, override_config: bool = False
 ) -> GANState:
     """Trains from the config (resuming from the newest checkpoint in `workdir`), writing
-    config.json, metrics.jsonl, TensorBoard files, samples and checkpoints."""
+    config.json, metrics.jsonl, TensorBoard files, samples and checkpoints.
+
+    The run holds the workdir (see `workdir_lock`; in a multi-host run, process 0 holds it).
+
+    Raises:
+      ValueError: a bad config value, before anything is loaded or compiled.
+      WorkdirBusyError: another live run holds `workdir`.
+      FloatingPointError: losses or params went non-finite.
+    """
     validate(config)
+    primary = jax.process_index() == 0  # one process writes files in a multi-host run
+    with workdir_lock.hold(workdir, "train") if primary else contextlib.nullcontext():
+        return run_in_workdir(config, workdir, override_config, primary)
+
+
+def run_in_workdir(config, workdir: str, override_config: bool, primary: bool) -> GANState:
+    """The body of `train_and_evaluate`, run while the workdir is held."""
     config = resolve_config(config, workdir, override_config)
     validate(config)
     if config.eval.every:
@@ -453,7 +469,6 @@ def train_and_evaluate(
         jitted = jit_trainer(make_trainer(config, size))
         to_devices = one_copy = lambda tree: tree
     t = config.train
-    primary = jax.process_index() == 0  # one process writes files in a multi-host run
     checkpointer = Checkpointer(
         os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints, primary=primary
     )
