@@ -1,56 +1,114 @@
 """Command line. Only parses flags and hands over to the module that does the work.
 
-gan-jax train --config experiments/<name>.py --workdir DIR [--config.key=value ...]
+gan-jax train --config experiments/<name>.py[:VARIANT] --workdir DIR [--config.key=value ...]
 gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_dir DIR]
+
+The commands are argparse subcommands, built with absl's `argparse_flags` so that absl runs
+`main` and its own flags (--verbosity, ...) keep working; `gan-jax --help` lists the commands
+and `gan-jax COMMAND --help` a command's flags. The experiment config is an ml_collections
+config file: `--config FILE` and any number of `--config.key=value` overrides, which argparse
+leaves to `ml_collections.config_flags`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
 from absl import app, flags, logging
+from absl.flags import argparse_flags
 from ml_collections import config_flags
 
+from gan_jax import evaluate, parallel, train
+from gan_jax.config import default_config, load_experiment_file
 from gan_jax.workdir_lock import WorkdirBusyError
 
-COMMANDS = ("train", "eval")
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment file with get_config(); override fields with --config.key=value."
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, samples.")
-_OVERRIDE = flags.DEFINE_bool(
-    "override_config", False, "On resume, use the given config instead of the workdir's."
-)
-_METRICS = flags.DEFINE_string(
-    "metrics", None, "eval: comma-separated metric names (default: all that fit the data)."
-)
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "eval: number of generated samples.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "eval: MNIST IDX directory (default: config's).")
+def run_train(args: argparse.Namespace) -> None:
+    parallel.maybe_initialize_distributed()
+    train.train_and_evaluate(args.config, args.workdir, args.override_config)
 
 
-def main(argv) -> None:
-    command = argv[1] if len(argv) > 1 else None
-    if command not in COMMANDS or len(argv) > 2:
-        sys.exit(f"usage: gan-jax {{{','.join(COMMANDS)}}} --workdir DIR ...; got {argv[1:]}")
-    if not _WORKDIR.value:
-        sys.exit(f"gan-jax {command} needs --workdir DIR")
-    if command == "train" and _CONFIG.value is None:
-        sys.exit("gan-jax train needs --config FILE (e.g. experiments/ring8.py)")
+def run_eval(args: argparse.Namespace) -> None:
+    record = evaluate.evaluate(args.workdir, args.metrics, args.num_samples, args.data_dir)
+    print(json.dumps(record, indent=2))
+
+
+def _default_list(defaults: dict) -> str:
+    return "; ".join(f"{name}: {value or 'none'}" for name, value in defaults.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `gan-jax COMMAND [flags]`; each command's handler is `args.run`."""
+    parser = argparse_flags.ArgumentParser(
+        prog="gan-jax",
+        description="Train and evaluate GANs (JAX). 'gan-jax COMMAND --help' lists its flags.",
+        allow_abbrev=False,
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    train_parser = commands.add_parser(
+        "train",
+        help="train a GAN from an experiment config, resuming the workdir's newest checkpoint",
+        description="Train a GAN from an experiment config into --workdir; running it again on"
+        " the same workdir resumes from its newest checkpoint.",
+        allow_abbrev=False,
+    )
+    train_parser.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE[:VARIANT]",
+        help="experiment file with get_config() (e.g. experiments/ring8.py); override any field"
+        " with --config.key=value after it (e.g. --config.train.num_steps=8000). Required.",
+    )
+    train_parser.add_argument(
+        "--workdir", required=True, help="directory for config, metrics, samples. Required."
+    )
+    train_parser.add_argument(
+        "--override_config",
+        action="store_true",
+        help="on resume, use the given config instead of the workdir's config.json"
+        " (default: the workdir's wins)",
+    )
+    train_parser.set_defaults(run=run_train)
+
+    eval_parser = commands.add_parser(
+        "eval",
+        help="evaluate the newest checkpoint of a workdir and write eval.json",
+        description="Evaluate the newest checkpoint in --workdir with its own config; the"
+        " results are printed and written to WORKDIR/eval.json.",
+        allow_abbrev=False,
+    )
+    eval_parser.add_argument(
+        "--workdir", required=True, help="a training workdir (gan-jax train). Required."
+    )
+    eval_parser.add_argument(
+        "--metrics",
+        help="comma-separated metric names (default: the dataset's own; "
+        f"{_default_list(evaluate.DEFAULT_METRICS)})",
+    )
+    eval_parser.add_argument(
+        "--num_samples",
+        type=int,
+        metavar="N",
+        help="number of generated samples (default: by dataset; "
+        f"{_default_list(evaluate.DEFAULT_NUM_SAMPLES)}; others: 10000)",
+    )
+    eval_parser.add_argument(
+        "--data_dir",
+        metavar="DIR",
+        help="MNIST IDX directory (default: the workdir's config.data.dir)",
+    )
+    eval_parser.set_defaults(run=run_eval)
+    return parser
+
+
+def main(args: argparse.Namespace) -> None:
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax and XLA are chatty at INFO
-    from gan_jax import evaluate, parallel, train  # imported late so that --help stays fast
-
     try:
-        if command == "train":
-            parallel.maybe_initialize_distributed()
-            train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _OVERRIDE.value)
-        else:
-            record = evaluate.evaluate(
-                _WORKDIR.value, _METRICS.value, _NUM_SAMPLES.value, _DATA_DIR.value
-            )
-            print(json.dumps(record, indent=2))
+        args.run(args)
     except (ValueError, FloatingPointError, WorkdirBusyError) as err:
         sys.exit(f"error: {err}")
 
@@ -58,8 +116,6 @@ def main(argv) -> None:
 def experiment_config(argv):
     """The config of the experiment file that `--config FILE[:VARIANT]` names in argv, or the
     default config when there is none or it cannot be read."""
-    from gan_jax.config import default_config, load_experiment_file
-
     values = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
     values += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
     if values:
@@ -88,12 +144,33 @@ def unknown_config_key(argv) -> str | None:
     return None
 
 
-def parse_flags(argv):
-    try:  # a mistyped --config.key is reported as one line, not a traceback
-        return flags.FLAGS(argv)
+def load_config(config_file: str, overrides: list[str]):
+    """The ConfigDict of `--config config_file` with the `--config.key=value` overrides applied
+    by ml_collections' config_flags; a bad key or value exits with one line naming it."""
+    argv = ["gan-jax", f"--config={config_file}", *overrides]
+    flag_values = flags.FlagValues()  # the config's own, so the overrides meet no other flags
+    config = config_flags.DEFINE_config_file("config", flag_values=flag_values, sys_argv=argv)
+    try:
+        positional = flag_values(argv)[1:]
     except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as err:
         message = unknown_config_key(argv)
         sys.exit(f"error: bad flag: {message or err}".replace("\\n", " "))
+    if positional:
+        sys.exit(f"error: unrecognized arguments: {' '.join(positional)}")
+    return config.value
+
+
+def parse_flags(argv: list[str]) -> argparse.Namespace:
+    """The parsed command line, `args.config` being the ConfigDict with the overrides applied.
+    argparse leaves the `--config.key=value` overrides to config_flags (in their order), which
+    also reports any other flag that neither knows."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv[1:])
+    if args.run is run_train:
+        args.config = load_config(args.config, rest)
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
 
 
 def run() -> None:

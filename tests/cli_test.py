@@ -2,7 +2,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gan_jax import cli
+from gan_jax.config import load_experiment_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,3 +42,74 @@ def test_a_mistyped_config_key_stops_with_one_line_before_any_work(tmp_path):
         )
     )
     assert not (tmp_path / "run").exists()
+
+
+def run_cli(monkeypatch, capsys, *argv):
+    """(exit status, stdout, stderr) of `gan-jax ARGV` run through absl's app.run in-process;
+    only commands that exit during parsing belong here."""
+    monkeypatch.setattr(sys, "argv", ["gan-jax", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_help_lists_the_commands_one_line_each():
+    proc = subprocess.run(
+        [sys.executable, "-m", "gan_jax", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    for command in ("train", "eval"):
+        line = next(line for line in lines if line.strip().startswith(command + " "))
+        assert len(line.split()) > 3, line  # the command and its one-line description
+
+
+def test_each_command_lists_its_flags_with_defaults(monkeypatch, capsys):
+    status, out, _ = run_cli(monkeypatch, capsys, "eval", "--help")
+    assert status == 0
+    assert "usage: gan-jax eval" in out
+    for flag in ("--workdir", "--metrics", "--num_samples N", "--data_dir DIR"):
+        assert flag in out
+    flat = " ".join(out.split())
+    assert "stacked_mnist: 26000; others: 10000)" in flat
+    assert "mnist: parzen,score,fd,kid,pr,dc,classes;" in flat
+    status, out, _ = run_cli(monkeypatch, capsys, "train", "--help")
+    assert status == 0
+    assert "usage: gan-jax train" in out
+    for flag in ("--config FILE[:VARIANT]", "--workdir", "--override_config", "--config.key=value"):
+        assert flag in out
+
+
+def test_an_unknown_or_missing_command_is_named_with_the_commands(monkeypatch, capsys):
+    status, _, err = run_cli(monkeypatch, capsys, "trian", "--workdir=x")
+    assert status == 2
+    assert "invalid choice: 'trian' (choose from 'train', 'eval')" in err
+    status, _, err = run_cli(monkeypatch, capsys)
+    assert status == 2 and "required: COMMAND" in err
+    status, _, err = run_cli(monkeypatch, capsys, "eval", "--workdir=x", "--num_samples=many")
+    assert status == 2 and "argument --num_samples: invalid int value: 'many'" in err
+    status, _, err = run_cli(monkeypatch, capsys, "eval", "--workdir=x", "--config.seed=1")
+    assert status == 2 and "unrecognized arguments: --config.seed=1" in err
+    status, _, err = run_cli(monkeypatch, capsys, "train", "--workdir=x")
+    assert status == 2 and "required: --config" in err
+
+
+def test_config_overrides_reach_the_config_and_flags_reach_the_command():
+    experiment = f"{REPO / 'experiments' / 'stacked_mnist_dcgan.py'}:r1"
+    args = cli.parse_flags(
+        ["gan-jax", "train", "--config", experiment, "--config.train.num_steps=77"]
+        + ["--config.loss.name", "hinge", "--workdir", "w", "--config.model.spectral_norm"]
+        + ["--override_config"]
+    )
+    expected = load_experiment_file(str(REPO / "experiments" / "stacked_mnist_dcgan.py"), "r1")
+    expected.train.num_steps, expected.loss.name, expected.model.spectral_norm = 77, "hinge", True
+    assert args.config.to_dict() == expected.to_dict()
+    assert args.run is cli.run_train and args.workdir == "w" and args.override_config
+    args = cli.parse_flags(["gan-jax", "eval", "--workdir=w", "--num_samples", "5"])
+    assert args.run is cli.run_eval and args.num_samples == 5
+    assert (args.metrics, args.data_dir) == (None, None)
