@@ -1,3 +1,7 @@
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,9 +15,25 @@ def leaves_equal(a, b):
     return all(np.array_equal(x, y) for x, y in pairs)
 
 
-def setup(config=None):
-    trainer = train.make_trainer(config or tiny_config())
-    return trainer, trainer.init(jax.random.PRNGKey(0))
+class Jitted(NamedTuple):
+    """A trainer's update functions under plain `jax.jit` (no donation, so a test can reuse its
+    inputs): eager dispatch of these small nets costs seconds per call, a compile ~1 s."""
+
+    init: Callable
+    d_update: Callable
+    g_update: Callable
+    iteration: Callable
+
+
+@functools.cache
+def setup(d_steps=1, loss="non_saturating"):
+    """The tiny ring8 trainer, jitted, and its initial state; shared by the tests of a worker."""
+    config = tiny_config(d_steps=d_steps)
+    config.loss.name = loss
+    trainer = train.make_trainer(config)
+    functions = (trainer.init, trainer.d_update, trainer.g_update, trainer.iteration)
+    jitted = Jitted(*map(jax.jit, functions))
+    return jitted, jitted.init(jax.random.PRNGKey(0))
 
 
 def test_d_step_never_touches_g_and_g_step_never_touches_d():
@@ -65,7 +85,7 @@ def test_steps_are_pure_and_deterministic():
 
 
 def test_iteration_makes_k_d_updates_per_g_update():
-    trainer, state = setup(tiny_config(d_steps=3))
+    trainer, state = setup(d_steps=3)
     state, metrics = trainer.iteration(state)
     assert (int(state.d_updates), int(state.step)) == (3, 1)
     assert int(state.d.opt_state.count) == 3 and int(state.g.opt_state.count) == 1
@@ -114,8 +134,6 @@ def test_metrics_values_match_their_definitions():
 
 
 # ----------------------------------------------------------------------------- after 2014
-
-import functools  # noqa: E402
 
 import optax  # noqa: E402
 import pytest  # noqa: E402
@@ -208,7 +226,7 @@ def test_lazy_penalty_is_applied_every_n_updates_scaled_by_n():
 def test_concat_conditioning_feeds_real_labels_and_the_sampler_gives_classes():
     config = image_config("mlp", "mlp", conditioning="concat", num_classes=10)
     trainer = train.make_trainer(config, 16)
-    state = trainer.init(jax.random.PRNGKey(0))
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
     d_update = jax.jit(trainer.d_update)
     a, _ = d_update(state, image_dataset())
     relabelled = image_dataset().replace(y=(image_dataset().y + 1) % 10)
@@ -228,10 +246,7 @@ def test_concat_conditioning_feeds_real_labels_and_the_sampler_gives_classes():
 def test_new_losses_reach_the_steps_with_raw_outputs():
     # LSGAN, WGAN and hinge read D's raw output: d_real is its mean, not a sigmoid of it.
     for name in ("lsgan", "wgan", "hinge"):
-        config = tiny_config()
-        config.loss.name = name
-        trainer = train.make_trainer(config)
-        state = trainer.init(jax.random.PRNGKey(0))
+        trainer, state = setup(loss=name)
         _, metrics = trainer.d_update(state)
         batch = data.real_batch("ring8", None, steps.stream_key(state.rng, 0), 0, 32)
         raw = steps.discriminate(state, batch[0], train=True)
@@ -270,11 +285,13 @@ def test_a_per_row_d_sees_real_and_fake_stacked_with_the_same_outputs_and_gradie
     def objective(params, stacked):  # any scalar mixing real and fake outputs
         return sum(jnp.sum(jnp.sin(o) * (i + 1)) for i, o in enumerate(outputs(params, stacked)))
 
+    outputs_jit = jax.jit(outputs, static_argnums=1)
     for stacked_out, apart_out in zip(
-        outputs(player.params, True), outputs(player.params, False), strict=True
+        outputs_jit(player.params, True), outputs_jit(player.params, False), strict=True
     ):
         np.testing.assert_allclose(stacked_out, apart_out, rtol=1e-5, atol=1e-6)
-    grads_stacked, grads_apart = (jax.grad(objective)(player.params, s) for s in (True, False))
+    grad = jax.jit(jax.grad(objective), static_argnums=1)
+    grads_stacked, grads_apart = (grad(player.params, s) for s in (True, False))
     for a, b in zip(jax.tree.leaves(grads_stacked), jax.tree.leaves(grads_apart), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     # so d_step stacks them (stacked=None)
