@@ -18,6 +18,9 @@ Registered metric names (`METRICS`) and the keys each adds to `compute_metrics`'
   stacked   stacked_modes, stacked_kl                        Stacked MNIST (Metz et al. 2017)
   mixture   mixture_modes, mixture_high_quality_pct,         PacGAN / VEEGAN 2-D protocol
             mixture_reverse_kl
+
+`MIN_SAMPLES` says how many generated samples each needs (score 10, fd and kid 2, pr 4, the
+others 1); each function raises ValueError, naming the sizes, when given fewer.
 """
 
 from __future__ import annotations
@@ -91,7 +94,15 @@ def parzen_log_likelihood(samples_NxD, x_MxD, sigma, batch_size: int = 100) -> n
     log p(x) = logmeanexp_i(-|x - s_i|^2 / (2 sigma^2)) - D/2 log(2 pi sigma^2), as in
     Goodfellow et al. 2014 (Sec. 5, after Breuleux et al. 2011). Inputs are flattened to rows.
     A scalar sigma gives [M]; a 1-D array of sigmas gives [S, M] from one pass over distances.
+    Raises ValueError for an empty set or a sigma <= 0.
     """
+    if len(samples_NxD) < 1 or len(x_MxD) < 1:
+        raise ValueError(
+            f"parzen_log_likelihood needs at least 1 sample and 1 point to score; got"
+            f" {len(samples_NxD)} and {len(x_MxD)}"
+        )
+    if not np.all(np.asarray(sigma) > 0):
+        raise ValueError(f"sigma = {sigma!r} is not allowed; expected values > 0")
     sigmas_S = jnp.atleast_1d(jnp.asarray(sigma, jnp.float32))
     ll_SxM = _parzen_ll(_as_rows(samples_NxD), _as_rows(x_MxD), sigmas_S, batch_size)
     ll_SxM = np.asarray(ll_SxM, np.float64)
@@ -127,15 +138,30 @@ def parzen_evaluate(
 # ----------------------------------------------------------------------------- classifier scores
 
 
+SCORE_SPLITS = 10  # the Inception Score's 10 splits (Salimans et al. 2016)
+
+
 def classifier_score(logits_NxK, n_splits: int = 1) -> tuple[float, float]:
     """exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016), mean and std over `n_splits` splits.
 
-    p(y) is the marginal of each split; the splits are consecutive chunks, as in the original
-    Inception Score code. Bounded by [1, K].
+    p(y) is the marginal of each split. Split i holds rows [i N // n_splits, (i + 1) N //
+    n_splits), the boundaries of the original code (openai/improved-gan,
+    inception_score/model.py `get_inception_score`), so the short splits come first. Bounded by
+    [1, K]. Raises ValueError unless 1 <= n_splits <= N (an empty split has no marginal).
     """
-    logp_NxK = scipy.special.log_softmax(np.asarray(logits_NxK, np.float64), axis=-1)
+    logits_NxK = np.asarray(logits_NxK, np.float64)
+    n = logits_NxK.shape[0]
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int | np.integer) or n_splits < 1:
+        raise ValueError(f"n_splits = {n_splits!r} is not allowed; expected a whole number >= 1")
+    if n < n_splits:
+        raise ValueError(
+            f"classifier_score with n_splits={n_splits} needs at least {n_splits} samples (one"
+            f" per split); got {n}"
+        )
+    logp_NxK = scipy.special.log_softmax(logits_NxK, axis=-1)
     scores = []
-    for logp_split in np.array_split(logp_NxK, n_splits):
+    for i in range(n_splits):
+        logp_split = logp_NxK[i * n // n_splits : (i + 1) * n // n_splits]
         log_marginal_K = scipy.special.logsumexp(logp_split, axis=0) - np.log(len(logp_split))
         kl_N = np.sum(np.exp(logp_split) * (logp_split - log_marginal_K), axis=-1)
         scores.append(float(np.exp(np.mean(kl_N))))
@@ -170,7 +196,17 @@ def frechet_distance_from_stats(mu1_F, cov1_FxF, mu2_F, cov2_FxF) -> float:
 
 
 def frechet_distance(feats1_NxF, feats2_MxF) -> float:
-    """Frechet distance between Gaussian fits of two feature sets (FID on the MNIST CNN)."""
+    """Frechet distance between Gaussian fits of two feature sets (FID on the MNIST CNN).
+
+    Each set needs at least 2 rows (an unbiased covariance); raises ValueError otherwise. With
+    fewer rows than feature dimensions the covariance is singular and FD is strongly biased
+    upwards: compare only figures made from the same, large number of samples.
+    """
+    if len(feats1_NxF) < 2 or len(feats2_MxF) < 2:
+        raise ValueError(
+            "frechet_distance needs at least 2 feature rows on each side (a covariance); got"
+            f" {len(feats1_NxF)} and {len(feats2_MxF)}"
+        )
     return frechet_distance_from_stats(*gaussian_stats(feats1_NxF), *gaussian_stats(feats2_MxF))
 
 
@@ -180,8 +216,20 @@ def kernel_inception_distance(
     """KID (Binkowski et al. 2018): unbiased MMD^2 with k(a, b) = (a.b / F + 1)^3.
 
     Averaged over `n_subsets` pairs of random subsets of min(subset_size, N, M) rows, each drawn
-    without replacement; returns (mean, std over subsets). Can be slightly negative.
+    without replacement; returns (mean, std over subsets). Can be slightly negative. The
+    unbiased within-set terms need 2 rows per subset: raises ValueError unless N, M and
+    subset_size are >= 2 and n_subsets >= 1.
     """
+    if subset_size < 2 or n_subsets < 1:
+        raise ValueError(
+            f"subset_size = {subset_size!r}, n_subsets = {n_subsets!r} are not allowed;"
+            " expected subset_size >= 2 and n_subsets >= 1"
+        )
+    if len(feats1_NxF) < 2 or len(feats2_MxF) < 2:
+        raise ValueError(
+            "kernel_inception_distance needs at least 2 feature rows on each side (the unbiased"
+            f" MMD leaves out the diagonal); got {len(feats1_NxF)} and {len(feats2_MxF)}"
+        )
     x_NxF, y_MxF = np.asarray(feats1_NxF, np.float64), np.asarray(feats2_MxF, np.float64)
     dim = x_NxF.shape[1]
     m = min(subset_size, x_NxF.shape[0], y_MxF.shape[0])
@@ -199,14 +247,83 @@ def kernel_inception_distance(
 
 # ----------------------------------------------------------------------------- k-NN manifolds
 
+PR_K = 3  # Kynkaanniemi et al. 2019
+DC_K = 5  # Naeem et al. 2020's recommended value
 
-@partial(jax.jit, static_argnames=("k", "batch_size"))
-def knn_radii(x_NxD, k: int | tuple[int, ...], batch_size: int = 500) -> jax.Array:
-    """Squared distance from each row to its k-th nearest neighbour among the others.
 
-    [N] for an int k; [len(k), N] for a tuple of ks, all from one top_k pass.
+def _check_k(name: str, k) -> None:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"{name}: k = {k!r} is not allowed; expected a whole number >= 1")
+
+
+def _check_more_than_k(name: str, which: str, n: int, k: int) -> None:
+    if n <= k:
+        raise ValueError(
+            f"{name} with k={k} needs more than k {which} points (a k-th nearest neighbour"
+            f" besides the point itself); got {n}"
+        )
+
+
+def _rows64(x, name: str) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    x = x.reshape(x.shape[0], -1)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} holds non-finite values")
+    return x
+
+
+def _coarse_mean(x_NxD: np.ndarray) -> np.ndarray:
+    """The rows' mean rounded to a multiple of 2^p, 2^p <= the largest deviation from it.
+
+    As good a centre as the mean for the rounding of squared distances, and a short binary
+    number: rows that are small multiples of a power of 2 (integer features, say) stay exact
+    when it is subtracted, so the distance ties that decide a ball's boundary stay ties.
     """
-    ks = (k,) if isinstance(k, int) else tuple(k)
+    mean_D = x_NxD.mean(axis=0)
+    deviation = float(np.max(np.abs(x_NxD - mean_D), initial=0.0))
+    if deviation == 0.0:
+        return mean_D
+    step = np.ldexp(1.0, int(np.frexp(deviation)[1]) - 1)
+    return np.round(mean_D / step) * step
+
+
+def _power_of_two_exponent(*arrays) -> int:
+    """e with 2^e > max |entry| >= 2^(e-1) (0 for all-zero arrays)."""
+    biggest = max(float(np.max(np.abs(a), initial=0.0)) for a in arrays)
+    return int(np.frexp(biggest)[1]) if biggest > 0 else 0
+
+
+def _normalised_rows(real_NxD, fake_MxD):
+    """(real, fake, fake_own): the rows minus the real rows' (coarse) mean (fake_own: minus
+    the fake rows' own), divided by 2^e, as float32.
+
+    Distances do not change under a shift, but float32's |a|^2 + |b|^2 - 2ab keeps its relative
+    precision only when the norms are not much larger than the distances compared: features
+    1000 + [0, 1, 3] lose the 0.001 that decides whether 1002.001 lies in a ball of radius 1;
+    centred, they keep it. The means are taken and subtracted in float64, before the cast, and
+    rounded to short binary numbers (`_coarse_mean`) so that exact ties stay ties.
+    Dividing by a power of 2 is exact, so it changes no membership, and it keeps the squares of
+    very large or very small features inside float32's range.
+    """
+    real_NxD, fake_MxD = _rows64(real_NxD, "real features"), _rows64(fake_MxD, "fake features")
+    if real_NxD.shape[1] != fake_MxD.shape[1]:
+        raise ValueError(
+            f"real and generated features differ in size: {real_NxD.shape} and {fake_MxD.shape}"
+        )
+    centre_D = _coarse_mean(real_NxD)
+    real_NxD, fake_own_MxD, fake_MxD = (
+        real_NxD - centre_D,
+        fake_MxD - _coarse_mean(fake_MxD),
+        fake_MxD - centre_D,
+    )
+    e = _power_of_two_exponent(real_NxD, fake_MxD, fake_own_MxD)
+    as_f32 = lambda x: jnp.asarray(np.ldexp(x, -e), jnp.float32)
+    return as_f32(real_NxD), as_f32(fake_MxD), as_f32(fake_own_MxD)
+
+
+@partial(jax.jit, static_argnames=("ks", "batch_size"))
+def _knn_radii(x_NxD, ks: tuple[int, ...], batch_size: int) -> jax.Array:
+    """[len(ks), N] squared k-th neighbour distances of (centred) rows, from one top_k pass."""
     x_sq_N = jnp.sum(x_NxD**2, axis=1)
 
     def one_batch(x_BxD):
@@ -216,76 +333,118 @@ def knn_radii(x_NxD, k: int | tuple[int, ...], batch_size: int = 500) -> jax.Arr
         return -neg_top_BxK[:, jnp.array(ks)].T  # column 0 is the point itself
 
     radii_nbxKxB = jax.lax.map(one_batch, _pad_rows(x_NxD, batch_size))
-    radii_KxN = jnp.moveaxis(radii_nbxKxB, 1, 0).reshape(len(ks), -1)[:, : x_NxD.shape[0]]
-    return radii_KxN[0] if isinstance(k, int) else radii_KxN
+    return jnp.moveaxis(radii_nbxKxB, 1, 0).reshape(len(ks), -1)[:, : x_NxD.shape[0]]
 
 
-@partial(jax.jit, static_argnames=("batch_size",))
-def _manifold_counts(real_NxD, fake_MxD, real_r2_N, real_r2_dc_N, fake_r2_M, batch_size: int):
+def knn_radii(x_NxD, k: int | tuple[int, ...], batch_size: int = 500) -> jax.Array:
+    """Squared distance from each row to its k-th nearest neighbour among the others.
+
+    [N] for an int k; [len(k), N] for a tuple of ks, all from one top_k pass. The rows are
+    centred first (see `_normalised_rows`). Raises ValueError unless 1 <= k < N.
+    """
+    ks = (k,) if isinstance(k, int | np.integer) else tuple(k)
+    for each in ks:
+        _check_k("knn_radii", each)
+    x_NxD = _rows64(x_NxD, "knn_radii's rows")
+    _check_more_than_k("knn_radii", "row", x_NxD.shape[0], max(ks))
+    x_NxD = x_NxD - _coarse_mean(x_NxD)
+    e = _power_of_two_exponent(x_NxD)
+    radii_KxN = _knn_radii(
+        jnp.asarray(np.ldexp(x_NxD, -e), jnp.float32), tuple(int(k) for k in ks), batch_size
+    )
+    radii_KxN = radii_KxN * 4.0**e  # exact: a power of 2
+    return radii_KxN[0] if isinstance(k, int | np.integer) else radii_KxN
+
+
+@partial(jax.jit, static_argnames=("strict", "batch_size"))
+def _ball_counts(real_NxD, fake_MxD, real_r2_N, fake_r2_M, strict: bool, batch_size: int):
     """One pass over fake batches of the ball-membership tests behind PR and DC.
 
-    Returns per fake: in any real ball (precision), number of real DC-balls containing it
-    (density); per real: in any fake ball (recall), its DC-ball holds a fake (coverage).
+    A ball is a point's k-NN radius; `strict` counts a point on its boundary as outside.
+    Returns per fake: the number of real balls holding it; per real: whether its ball holds a
+    fake, and (when `fake_r2_M` is given, else None) whether it lies in some fake's ball.
     """
     m = fake_MxD.shape[0]
+    inside = jnp.less if strict else jnp.less_equal
     real_sq_N = jnp.sum(real_NxD**2, axis=1)
     fake_nbxBxD = _pad_rows(fake_MxD, batch_size)
-    r2_nbxB = _pad_rows(fake_r2_M[:, None], batch_size)[..., 0]
     valid_nbxB = (jnp.arange(fake_nbxBxD.shape[0] * batch_size) < m).reshape(-1, batch_size)
+    with_fake_balls = fake_r2_M is not None
+    r2_nbxB = _pad_rows((fake_r2_M if with_fake_balls else jnp.zeros(m))[:, None], batch_size)
 
     def step(carry, batch):
-        recall_N, coverage_N = carry
-        fake_BxD, fake_r2_B, valid_B = batch
+        covered_N, in_fake_ball_N = carry
+        fake_BxD, fake_r2_B, valid_B = batch[0], batch[1][..., 0], batch[2]
         d2_BxN = _sq_dists(fake_BxD, real_NxD, real_sq_N)
-        in_real_BxN = d2_BxN <= real_r2_N[None, :]
-        in_real_dc_BxN = (d2_BxN <= real_r2_dc_N[None, :]) & valid_B[:, None]
-        in_fake_BxN = (d2_BxN <= fake_r2_B[:, None]) & valid_B[:, None]
-        carry = (recall_N | in_fake_BxN.any(0), coverage_N | in_real_dc_BxN.any(0))
-        return carry, (in_real_BxN.any(1), in_real_dc_BxN.sum(1))
+        in_real_BxN = inside(d2_BxN, real_r2_N[None, :]) & valid_B[:, None]
+        in_fake_BxN = inside(d2_BxN, fake_r2_B[:, None]) & valid_B[:, None]
+        carry = (covered_N | in_real_BxN.any(0), in_fake_ball_N | in_fake_BxN.any(0))
+        return carry, in_real_BxN.sum(1)
 
     n = real_NxD.shape[0]
     init = (jnp.zeros(n, bool), jnp.zeros(n, bool))
-    (recall_N, coverage_N), (prec_nbxB, dens_nbxB) = jax.lax.scan(
+    (covered_N, in_fake_ball_N), count_nbxB = jax.lax.scan(
         step, init, (fake_nbxBxD, r2_nbxB, valid_nbxB)
     )
-    return prec_nbxB.reshape(-1)[:m], dens_nbxB.reshape(-1)[:m], recall_N, coverage_N
+    return count_nbxB.reshape(-1)[:m], covered_N, in_fake_ball_N if with_fake_balls else None
+
+
+def precision_recall(
+    real_NxD, fake_MxD, k: int = PR_K, batch_size: int = 500
+) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019), k = 3 by default.
+
+    A point's k-NN ball has the distance to its k-th nearest neighbour within its own set as
+    radius. precision = fraction of fakes inside some real ball; recall = fraction of reals
+    inside some fake ball. A point on a ball's boundary is inside (`<=`), as in the authors'
+    code (kynkaat/improved-precision-and-recall-metric, `ManifoldEstimator.evaluate`).
+    Features [N, ...] and [M, ...] are flattened to rows; membership does not depend on their
+    common offset (see `_normalised_rows`). Raises ValueError unless N > k and M > k.
+    """
+    _check_k("precision_recall", k)
+    _check_more_than_k("precision_recall", "real", len(real_NxD), k)
+    _check_more_than_k("precision_recall", "generated", len(fake_MxD), k)
+    real_NxD, fake_MxD, fake_own_MxD = _normalised_rows(real_NxD, fake_MxD)
+    real_r2_N = _knn_radii(real_NxD, (int(k),), batch_size)[0]
+    fake_r2_M = _knn_radii(fake_own_MxD, (int(k),), batch_size)[0]
+    count_M, _, in_fake_ball_N = _ball_counts(
+        real_NxD, fake_MxD, real_r2_N, fake_r2_M, strict=False, batch_size=batch_size
+    )
+    return float(np.mean(np.asarray(count_M) > 0)), float(np.mean(np.asarray(in_fake_ball_N)))
+
+
+def density_coverage(
+    real_NxD, fake_MxD, k: int = DC_K, batch_size: int = 500
+) -> tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020), k = 5 by default (their recommended value).
+
+    Real k-NN balls as in `precision_recall`. density = mean over fakes of (number of real balls
+    holding it) / k; coverage = fraction of reals whose ball holds some fake. A point on a
+    ball's boundary is outside (strict `<`), as in the authors' prdc package
+    (clovaai/generative-evaluation-prdc, `compute_prdc`). Only real balls are used, so the fakes
+    need no k-NN radius: any M >= 1 works. Membership does not depend on the features' common
+    offset. Raises ValueError unless N > k and M >= 1.
+    """
+    _check_k("density_coverage", k)
+    _check_more_than_k("density_coverage", "real", len(real_NxD), k)
+    if len(fake_MxD) < 1:
+        raise ValueError("density_coverage needs at least 1 generated point; got 0")
+    real_NxD, fake_MxD, _ = _normalised_rows(real_NxD, fake_MxD)
+    real_r2_N = _knn_radii(real_NxD, (int(k),), batch_size)[0]
+    count_M, covered_N, _ = _ball_counts(
+        real_NxD, fake_MxD, real_r2_N, None, strict=True, batch_size=batch_size
+    )
+    density = float(np.sum(np.asarray(count_M, np.int64)) / (k * fake_MxD.shape[0]))
+    return density, float(np.mean(np.asarray(covered_N)))
 
 
 def prdc(
-    real_NxD, fake_MxD, k_pr: int = 3, k_dc: int = 5, batch_size: int = 500
+    real_NxD, fake_MxD, k_pr: int = PR_K, k_dc: int = DC_K, batch_size: int = 500
 ) -> dict[str, float]:
-    """Precision and recall (Kynkaanniemi et al. 2019, k=3), density and coverage (Naeem et al.
-
-    2020, k=5, their recommended value). A k-NN ball around each point has the distance to its
-    k-th nearest neighbour within its own set as radius (boundary included).
-      precision = frac. of fakes inside some real k_pr-ball; recall = frac. of reals inside some
-      fake k_pr-ball; density = mean over fakes of (# real k_dc-balls containing it) / k_dc;
-      coverage = frac. of reals whose k_dc-ball contains some fake.
-    """
-    real_NxD, fake_MxD = _as_rows(real_NxD), _as_rows(fake_MxD)
-    real_r2_N, real_r2_dc_N = knn_radii(real_NxD, (k_pr, k_dc), batch_size)
-    fake_r2_M = knn_radii(fake_MxD, k_pr, batch_size)
-    prec_M, dens_M, recall_N, coverage_N = _manifold_counts(
-        real_NxD, fake_MxD, real_r2_N, real_r2_dc_N, fake_r2_M, batch_size
-    )
-    return {
-        "precision": float(np.mean(prec_M)),
-        "recall": float(np.mean(recall_N)),
-        "density": float(np.sum(dens_M) / (k_dc * fake_MxD.shape[0])),
-        "coverage": float(np.mean(coverage_N)),
-    }
-
-
-def precision_recall(real_NxD, fake_MxD, k: int = 3, batch_size: int = 500) -> tuple[float, float]:
-    """Improved precision and recall (Kynkaanniemi et al. 2019); see `prdc`."""
-    out = prdc(real_NxD, fake_MxD, k_pr=k, k_dc=k, batch_size=batch_size)
-    return out["precision"], out["recall"]
-
-
-def density_coverage(real_NxD, fake_MxD, k: int = 5, batch_size: int = 500) -> tuple[float, float]:
-    """Density and coverage (Naeem et al. 2020); see `prdc`."""
-    out = prdc(real_NxD, fake_MxD, k_pr=k, k_dc=k, batch_size=batch_size)
-    return out["density"], out["coverage"]
+    """`precision_recall` with k_pr and `density_coverage` with k_dc, as one dict."""
+    precision, recall = precision_recall(real_NxD, fake_MxD, k_pr, batch_size)
+    density, coverage = density_coverage(real_NxD, fake_MxD, k_dc, batch_size)
+    return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
 
 
 # ----------------------------------------------------------------------------- mode histograms
@@ -454,7 +613,7 @@ def _parzen(inp: EvalInputs) -> dict[str, float]:
 
 
 def _score(inp: EvalInputs) -> dict[str, float]:
-    mean, std = classifier_score(inp.embed("samples")[0], n_splits=10)
+    mean, std = classifier_score(inp.embed("samples")[0], n_splits=SCORE_SPLITS)
     return {"score": mean, "score_std": std}
 
 
@@ -470,12 +629,12 @@ def _kid(inp: EvalInputs) -> dict[str, float]:
 
 
 def _pr(inp: EvalInputs) -> dict[str, float]:
-    precision, recall = precision_recall(inp.embed("real")[1], inp.embed("samples")[1], k=3)
+    precision, recall = precision_recall(inp.embed("real")[1], inp.embed("samples")[1], PR_K)
     return {"precision": precision, "recall": recall}
 
 
 def _dc(inp: EvalInputs) -> dict[str, float]:
-    density, coverage = density_coverage(inp.embed("real")[1], inp.embed("samples")[1], k=5)
+    density, coverage = density_coverage(inp.embed("real")[1], inp.embed("samples")[1], DC_K)
     return {"density": density, "coverage": coverage}
 
 
@@ -511,6 +670,32 @@ METRICS: dict[str, Callable[[EvalInputs], dict[str, float]]] = {
     "stacked": _stacked,
     "mixture": _mixture,
 }
+
+
+# The fewest generated samples each registered metric can use, and why. The reference sets
+# (10,000 test images, the true mixture) are far larger; the functions check them too.
+MIN_SAMPLES: dict[str, tuple[int, str]] = {
+    "parzen": (1, "a window needs a sample"),
+    "score": (SCORE_SPLITS, f"one per split of its {SCORE_SPLITS} splits"),
+    "fd": (2, "a covariance needs 2 rows; far more give a less biased FD"),
+    "kid": (2, "the unbiased MMD needs 2 rows per subset"),
+    "pr": (PR_K + 1, f"recall's k-NN balls, k={PR_K}, need a k-th neighbour besides each point"),
+    "dc": (1, "only the real set's k-NN balls are used"),
+    "classes": (1, "a histogram needs a sample"),
+    "accuracy": (1, "a fraction needs a sample"),
+    "stacked": (1, "a histogram needs a sample"),
+    "mixture": (1, "a histogram needs a sample"),
+}
+
+
+def too_few_samples(names: Sequence[str], num_samples: int) -> dict[str, str]:
+    """name -> why, for the named metrics that `num_samples` generated samples are too few for."""
+    return {
+        name: f"{name} needs >= {MIN_SAMPLES[name][0]} samples ({MIN_SAMPLES[name][1]})"
+        f"; got {num_samples}"
+        for name in names
+        if num_samples < MIN_SAMPLES[name][0]
+    }
 
 
 def parse_metric_names(names: str | Sequence[str]) -> list[str]:

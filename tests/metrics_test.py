@@ -157,26 +157,78 @@ def test_knn_radii_match_brute_force():
     np.testing.assert_allclose(metrics.knn_radii(x, 3, batch_size=16), expected, rtol=1e-4)
 
 
-def _prdc_brute_force(real, fake, k_pr, k_dc):
-    d_rr = scipy.spatial.distance.cdist(real, real)
-    d_ff = scipy.spatial.distance.cdist(fake, fake)
+def _pr_brute_force(real, fake, k):
+    """Kynkaanniemi et al.'s definitions in float64, boundary inside (`<=`) as in their code."""
     d_fr = scipy.spatial.distance.cdist(fake, real)
-    r_pr, r_dc = np.sort(d_rr, 1)[:, k_pr], np.sort(d_rr, 1)[:, k_dc]
-    f_pr = np.sort(d_ff, 1)[:, k_pr]
-    return {
-        "precision": np.mean((d_fr <= r_pr[None]).any(1)),
-        "recall": np.mean((d_fr <= f_pr[:, None]).any(0)),
-        "density": np.sum(d_fr <= r_dc[None]) / (k_dc * len(fake)),
-        "coverage": np.mean((d_fr <= r_dc[None]).any(0)),
-    }
+    r_N = np.sort(scipy.spatial.distance.cdist(real, real), 1)[:, k]
+    f_M = np.sort(scipy.spatial.distance.cdist(fake, fake), 1)[:, k]
+    return np.mean((d_fr <= r_N[None]).any(1)), np.mean((d_fr <= f_M[:, None]).any(0))
+
+
+def _dc_brute_force(real, fake, k):
+    """Naeem et al.'s definitions in float64, boundary outside (`<`) as in their prdc package."""
+    d_fr = scipy.spatial.distance.cdist(fake, real)
+    r_N = np.sort(scipy.spatial.distance.cdist(real, real), 1)[:, k]
+    return np.sum(d_fr < r_N[None]) / (k * len(fake)), np.mean((d_fr < r_N[None]).any(0))
 
 
 def test_prdc_matches_brute_force():
     real, fake = _gaussian(0, 120, 4), _gaussian(1, 90, 4, scale=1.3, shift=0.3)
     out = metrics.prdc(real, fake, k_pr=3, k_dc=5, batch_size=32)
-    expected = _prdc_brute_force(real.astype(np.float64), fake, 3, 5)
-    for name, value in expected.items():
-        assert out[name] == pytest.approx(value, abs=1.5 / 90), name
+    real64, fake64 = real.astype(np.float64), fake.astype(np.float64)
+    expected = (*_pr_brute_force(real64, fake64, 3), *_dc_brute_force(real64, fake64, 5))
+    assert (out["precision"], out["recall"], out["density"], out["coverage"]) == expected
+
+
+# The issue's example: 1002.001 lies 1.001 from the real point 1001, whose 1-NN ball has radius
+# 1, and inside only the ball of 1003; float32's |a|^2 + |b|^2 - 2ab at norms ~1000 loses it.
+DC_REAL = np.array([[0.0], [1.0], [3.0]])
+DC_FAKE = np.array([[2.001], [20.0], [30.0]])
+# Just outside the 1-NN balls of 1000 + [0, 1, 3] (radii 1, 1, 2): only 1002 is inside one.
+PR_OUTSIDE = np.array([[5.001], [-1.001], [2.0]])
+
+
+@pytest.mark.parametrize("offset", [0.0, 1000.0, -1e5])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_knn_ball_membership_is_exact_at_any_offset_and_scale(offset, scale):
+    real, fake = offset + scale * DC_REAL, offset + scale * DC_FAKE
+    assert metrics.density_coverage(real, fake, k=1) == (1 / 3, 1 / 3)
+    outside = offset + scale * PR_OUTSIDE
+    assert metrics.precision_recall(real, outside, k=1) == (1 / 3, 1.0)
+    assert metrics.precision_recall(outside, real, k=1) == (1.0, 1 / 3)
+    # The features' own large offset in D = 64 dimensions: the same answers as the brute force.
+    rng = np.random.default_rng(0)
+    real_NxD = offset + scale * rng.standard_normal((40, 64))
+    fake_MxD = offset + scale * (0.2 + rng.standard_normal((30, 64)))
+    expected = (*_pr_brute_force(real_NxD, fake_MxD, 3), *_dc_brute_force(real_NxD, fake_MxD, 5))
+    out = metrics.prdc(real_NxD, fake_MxD, batch_size=16)
+    assert (out["precision"], out["recall"], out["density"], out["coverage"]) == expected
+
+
+@pytest.mark.parametrize("offset", [0.0, 1000.0])
+def test_boundaries_follow_each_papers_code(offset):
+    # Naeem et al.'s prdc: a point on a ball's boundary is outside. Real = fake = [0, 1, 3, 6]
+    # with k = 1 (radii 1, 1, 2, 3): each fake lies in its own ball only, density 1 (2 with <=).
+    x = offset + np.array([[0.0], [1.0], [3.0], [6.0]])
+    assert metrics.density_coverage(x, x, k=1) == (1.0, 1.0)
+    # Kynkaanniemi et al.: on the boundary is inside. 5 and -1 lie on the balls of 3 and 0.
+    real = offset + np.array([[0.0], [1.0], [3.0]])
+    fake = offset + np.array([[5.0], [-1.0], [10.0]])
+    assert metrics.precision_recall(real, fake, k=1) == (2 / 3, 1.0)
+
+
+def test_density_coverage_need_no_fake_neighbours():
+    # Fewer fakes than k: density and coverage use only the real balls (the fake set's k-NN
+    # radius, which they never read, once failed in top_k here).
+    real, fake = _gaussian(0, 50, 3), _gaussian(1, 2, 3, scale=0.5)
+    density, coverage = metrics.density_coverage(real, fake, k=5)
+    assert (density, coverage) == _dc_brute_force(real.astype(np.float64), fake, 5)
+    with pytest.raises(ValueError, match=r"k=5 needs more than k real points.*got 5"):
+        metrics.density_coverage(real[:5], fake, k=5)
+    with pytest.raises(ValueError, match=r"k=3 needs more than k generated points.*got 3"):
+        metrics.precision_recall(real, _gaussian(1, 3, 3), k=3)
+    with pytest.raises(ValueError, match=r"k = 0 is not allowed"):
+        metrics.precision_recall(real, real, k=0)
 
 
 def test_prdc_identical_sets_and_disjoint_sets():
@@ -212,7 +264,68 @@ def test_class_accuracy_counts_samples_classified_as_their_label():
         metrics.compute_metrics("accuracy", np.zeros((4, 28, 28, 1), np.float32))
 
 
-def test_classifier_score_bounds():
+def _score_improved_gan(p_NxK, splits):
+    """openai/improved-gan's inception_score formula, on probabilities, in plain numpy."""
+    scores = []
+    n = p_NxK.shape[0]
+    for i in range(splits):
+        part = p_NxK[(i * n // splits) : ((i + 1) * n // splits), :]
+        kl = part * (np.log(part) - np.log(np.expand_dims(np.mean(part, 0), 0)))
+        scores.append(np.exp(np.mean(np.sum(kl, 1))))
+    return np.mean(scores), np.std(scores)
+
+
+def test_classifier_score_splits_as_the_original_code():
+    p_NxK = np.array([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5]])
+    mean, std = metrics.classifier_score(np.log(p_NxK), n_splits=2)
+    assert (mean, std) == pytest.approx((1.0536, 0.0536), abs=5e-5)
+    assert (mean, std) == pytest.approx(_score_improved_gan(p_NxK, 2), rel=1e-12)
+    rng = np.random.default_rng(0)
+    p_NxK = scipy.special.softmax(2 * rng.standard_normal((23, 10)), axis=1)
+    assert metrics.classifier_score(np.log(p_NxK), 10) == pytest.approx(
+        _score_improved_gan(p_NxK, 10), rel=1e-12
+    )
+
+
+def test_metrics_name_their_fewest_samples():
+    with pytest.raises(ValueError, match=r"n_splits=10 needs at least 10 samples .*got 8"):
+        metrics.classifier_score(np.zeros((8, 10)), n_splits=10)
+    with pytest.raises(ValueError, match=r"frechet_distance needs at least 2 .*got 1 and 5"):
+        metrics.frechet_distance(np.zeros((1, 4)), np.zeros((5, 4)))
+    with pytest.raises(ValueError, match=r"kernel_inception_distance needs at least 2 .*got 5"):
+        metrics.kernel_inception_distance(np.zeros((5, 4)), np.zeros((1, 4)))
+    with pytest.raises(ValueError, match=r"k=5 needs more than k row points.*got 5"):
+        metrics.knn_radii(np.zeros((5, 2)), 5)
+    with pytest.raises(ValueError, match=r"at least 1 sample and 1 point to score; got 0 and 3"):
+        metrics.parzen_log_likelihood(np.zeros((0, 2)), np.zeros((3, 2)), 0.5)
+    too_few = metrics.too_few_samples(["parzen", "score", "pr", "dc"], 3)
+    assert too_few == {
+        "score": "score needs >= 10 samples (one per split of its 10 splits); got 3",
+        "pr": "pr needs >= 4 samples (recall's k-NN balls, k=3, need a k-th neighbour besides"
+        " each point); got 3",
+    }
+
+
+def test_registered_metrics_run_at_their_fewest_samples_and_stop_below():
+    # MIN_SAMPLES is what each registered metric really needs: finite at the minimum, a
+    # ValueError one below it.
+    rng = np.random.default_rng(0)
+    images = rng.random((20, 28, 28, 1)).astype(np.float32)
+    inputs = dict(
+        real=images,
+        parzen_valid=images[:3],
+        parzen_test=images[3:6],
+        classifier_params=classifier.load_classifier(),
+        batch_size=32,
+    )
+    for name in ("parzen", "score", "fd", "kid", "pr", "dc", "classes"):
+        fewest = metrics.MIN_SAMPLES[name][0]
+        out = metrics.compute_metrics(name, images[:fewest], **inputs)
+        assert all(np.isfinite(v) for v in out.values()), (name, out)
+        if fewest > 1:
+            with pytest.raises(ValueError, match=rf"got (\d+ and )?{fewest - 1}$"):
+                metrics.compute_metrics(name, images[: fewest - 1], **inputs)
+
     confident_NxK = 50.0 * np.eye(10)[np.arange(100) % 10]
     assert metrics.classifier_score(confident_NxK)[0] == pytest.approx(10.0, rel=1e-4)
     collapsed_NxK = 50.0 * np.eye(10)[np.zeros(100, int)]
