@@ -307,9 +307,73 @@ def test_wasserstein1_samples_match_scipy(n, seed):
         )
 
 
-def test_wasserstein1_rejects_unequal_samples():
-    with pytest.raises(ValueError, match="equal size"):
-        theory.wasserstein1_1d(jnp.zeros(3), jnp.zeros(4))
+def _w1_cdf_integral(x_N, y_M, wx_N=None, wy_M=None):
+    """integral |F_x - F_y| dt in plain numpy: both CDFs evaluated on each interval between
+    consecutive support points by summing the weights at or below its left end."""
+    wx_N = np.ones(len(x_N)) if wx_N is None else np.asarray(wx_N, float)
+    wy_M = np.ones(len(y_M)) if wy_M is None else np.asarray(wy_M, float)
+    t_L = np.unique(np.concatenate([x_N, y_M]))
+    total = 0.0
+    for left, right in zip(t_L[:-1], t_L[1:], strict=True):
+        f_x = wx_N[x_N <= left].sum() / wx_N.sum()
+        f_y = wy_M[y_M <= left].sum() / wy_M.sum()
+        total += abs(f_x - f_y) * (right - left)
+    return total
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("n, m", [(1, 5), (7, 12), (40, 3)])
+def test_wasserstein1_unequal_sizes_and_weights_match_numpy_and_scipy(n, m, seed):
+    rng = np.random.default_rng(seed)
+    x_N, y_M = rng.normal(0.0, 1.0, n), rng.exponential(2.0, m) - 1.0
+    wx_N, wy_M = rng.uniform(0.0, 3.0, n), rng.uniform(0.0, 3.0, m)
+    wx_N[0] = 0.0 if n > 1 else wx_N[0]  # a point of weight 0 counts for nothing
+    # Ties inside and across the samples: points on a grid of 0.5.
+    tx_N, ty_M = np.round(2 * x_N) / 2, np.round(2 * y_M) / 2
+    with jax.enable_x64(True):
+        for args in [(x_N, y_M), (x_N, y_M, wx_N, wy_M), (tx_N, ty_M, wx_N, wy_M)]:
+            w1 = theory.wasserstein1_1d(*(jnp.asarray(a) for a in args))
+            np.testing.assert_allclose(w1, _w1_cdf_integral(*args), rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(w1, stats.wasserstein_distance(*args), rtol=1e-12)
+        w1_y_only = theory.wasserstein1_1d(jnp.asarray(x_N), jnp.asarray(y_M), None, wy_M)
+        np.testing.assert_allclose(
+            w1_y_only, stats.wasserstein_distance(x_N, y_M, None, wy_M), rtol=1e-12
+        )
+
+
+def test_wasserstein1_weights_act_as_repeated_points_and_are_differentiable():
+    x_N, y_M = np.array([0.0, 1.0, 4.0]), np.array([0.5, 2.0])
+    with jax.enable_x64(True):
+        w1_fn = jax.jit(theory.wasserstein1_1d)
+        weighted = w1_fn(x_N, y_M, np.array([1.0, 3.0, 2.0]), np.array([2.0, 1.0]))
+        repeated = w1_fn(np.repeat(x_N, [1, 3, 2]), np.repeat(y_M, [2, 1]))
+        np.testing.assert_allclose(weighted, repeated, rtol=1e-14)
+        # Gradients in points and weights against central differences, at weights where no
+        # CDF gap is 0 (|.| has a kink there).
+        wx_N, wy_M = np.array([1.0, 3.0, 2.5]), np.array([2.0, 1.0])
+        grads = jax.grad(w1_fn, argnums=(0, 1, 2, 3))(x_N, y_M, wx_N, wy_M)
+        eps = 1e-6
+        for i, a in enumerate((x_N, y_M, wx_N, wy_M)):
+            for j in range(len(a)):
+                step = np.zeros_like(a)
+                step[j] = eps
+                plus = [b + step if k == i else b for k, b in enumerate((x_N, y_M, wx_N, wy_M))]
+                minus = [b - step if k == i else b for k, b in enumerate((x_N, y_M, wx_N, wy_M))]
+                numeric = (w1_fn(*plus) - w1_fn(*minus)) / (2 * eps)
+                np.testing.assert_allclose(grads[i][j], numeric, atol=1e-8, err_msg=f"{i}, {j}")
+
+
+def test_wasserstein1_rejects_bad_samples_and_weights():
+    with pytest.raises(ValueError, match=r"non-empty 1-D samples, got shapes \(3, 1\) and \(4,\)"):
+        theory.wasserstein1_1d(jnp.zeros((3, 1)), jnp.zeros(4))
+    with pytest.raises(ValueError, match=r"non-empty 1-D samples, got shapes \(0,\)"):
+        theory.wasserstein1_1d(jnp.zeros(0), jnp.zeros(4))
+    with pytest.raises(ValueError, match=r"y_weights_M has shape \(3,\); expected \(4,\)"):
+        theory.wasserstein1_1d(jnp.zeros(3), jnp.zeros(4), None, jnp.ones(3))
+    with pytest.raises(ValueError, match=r"x_weights_N = \[ 1. -1.  1.\] is not allowed"):
+        theory.wasserstein1_1d(jnp.zeros(3), jnp.zeros(4), jnp.array([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"sum > 0"):
+        theory.wasserstein1_1d(jnp.zeros(3), jnp.zeros(4), jnp.zeros(3))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
