@@ -6,7 +6,9 @@ Run (after training the workdirs; each row is `gan-jax eval` of the newest check
         --data_dir ../shared/data/mnist > docs/eval_table.md
 
 The "real data" row scores 10,000 MNIST training images (train[0:10000]) as if they were
-samples: the value a perfect generator would get under the same protocol. Goodfellow et al. 2014,
+samples: the value a perfect generator would get under the same protocol. A cell eval left out
+(a Parzen figure of a run that trained on train[50000:51000], say) shows "—", and its reason
+is printed under the table. Goodfellow et al. 2014,
 Table 1 reports a Parzen log-likelihood of 225 +- 2 for adversarial nets (Deep GSN 214, DBN 138).
 """
 
@@ -22,18 +24,30 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from gan_jax import data, evaluate, metrics  # noqa: E402
 
+
+def _cell(*keys, fmt: str):
+    """A column's formatter: `fmt` of the record's values, or "—" where eval left one out
+    (`skipped`) or wrote null (`non_finite`)."""
+
+    def format_record(record: dict) -> str:
+        values = [record.get(key) for key in keys]
+        return "—" if any(v is None for v in values) else fmt.format(*values)
+
+    return format_record
+
+
 COLUMNS = [
-    ("Parzen LL", lambda r: f"{r['parzen_ll']:.1f} ± {r['parzen_ll_stderr']:.1f}"),
-    ("σ", lambda r: f"{r['parzen_sigma']:.3f}"),
-    ("score", lambda r: f"{r['score']:.2f}"),
-    ("FD", lambda r: f"{r['fd']:.2f}"),
-    ("KID", lambda r: f"{r['kid']:.3f}"),
-    ("precision", lambda r: f"{r['precision']:.3f}"),
-    ("recall", lambda r: f"{r['recall']:.3f}"),
-    ("density", lambda r: f"{r['density']:.3f}"),
-    ("coverage", lambda r: f"{r['coverage']:.3f}"),
-    ("classes", lambda r: f"{r['classes_covered']}"),
-    ("KL(classes‖U)", lambda r: f"{r['classes_kl']:.3f}"),
+    ("Parzen LL", _cell("parzen_ll", "parzen_ll_stderr", fmt="{:.1f} ± {:.1f}")),
+    ("σ", _cell("parzen_sigma", fmt="{:.3f}")),
+    ("score", _cell("score", fmt="{:.2f}")),
+    ("FD", _cell("fd", fmt="{:.2f}")),
+    ("KID", _cell("kid", fmt="{:.3f}")),
+    ("precision", _cell("precision", fmt="{:.3f}")),
+    ("recall", _cell("recall", fmt="{:.3f}")),
+    ("density", _cell("density", fmt="{:.3f}")),
+    ("coverage", _cell("coverage", fmt="{:.3f}")),
+    ("classes", _cell("classes_covered", fmt="{}")),
+    ("KL(classes‖U)", _cell("classes_kl", fmt="{:.3f}")),
 ]
 
 
@@ -72,6 +86,9 @@ def main() -> None:
     for name, record, _ in rows:
         print(f"| {name} | " + " | ".join(fmt(record) for _, fmt in COLUMNS) + " |")
     print("| Goodfellow et al. 2014, Table 1 | 225 ± 2 |" + " |" * (len(COLUMNS) - 1))
+    for name, record, _ in rows:
+        for why in {**record.get("skipped", {}), **record.get("non_finite", {})}.values():
+            print(f"\n{name}: {why}")
     print()
     print("Wall time (s): " + ", ".join(f"{name}: {secs:.0f}" for name, _, secs in rows))
 

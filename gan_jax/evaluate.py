@@ -4,16 +4,24 @@ Restores the newest checkpoint with the workdir's own config, draws samples with
 and computes the named metrics of `gan_jax.metrics` against the right reference data: the MNIST
 test set (and train[50000:51000] to choose the Parzen sigma, as in Goodfellow et al. 2014), or
 the true mixture for the 2-D toys. Results go to `eval.json`, written atomically.
+
+Metrics that cannot give a valid figure for this run (too few samples, see
+`metrics.MIN_SAMPLES`; a Parzen sigma chosen on images the run trained on) are handled by one
+rule: metrics named explicitly stop the run with a ValueError before any work; the default set
+("all that fit") leaves them out and records why under `skipped` in eval.json. eval.json is
+strict JSON: a non-finite value is written as null, with its reason under `non_finite`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from gan_jax import data, metrics, steps, train, workdir_lock
 from gan_jax.checkpoint import Checkpointer
@@ -21,6 +29,7 @@ from gan_jax.config import default_config
 
 EVAL_SEED = 2014
 PARZEN_VALID = (50000, 51000)  # the 2014 protocol's validation images
+MNIST_TRAIN_SIZE = 60000
 DEFAULT_METRICS = {
     "mnist": "parzen,score,fd,kid,pr,dc,classes",
     "stacked_mnist": "stacked",
@@ -40,8 +49,8 @@ SUPPORTED_METRICS = {
 }
 
 
-def check_metrics(config, names) -> list[str]:
-    """The parsed metric names, or a ValueError naming those that do not fit the config."""
+def _fitting_names(config, names) -> list[str]:
+    """The parsed metric names, or a ValueError naming those that do not fit the dataset."""
     names = metrics.parse_metric_names(names)
     allowed = [
         name
@@ -55,6 +64,91 @@ def check_metrics(config, names) -> list[str]:
             f" model.conditioning={config.model.get('conditioning', 'none')!r}; allowed: {allowed}"
         )
     return names
+
+
+def parzen_overlap(config) -> str | None:
+    """Why the run's Parzen figure would break the 2014 protocol, or None when it does not.
+
+    Goodfellow et al. 2014 train on MNIST train[0:50000] and choose sigma on train[50000:51000];
+    a run that trained on any of those validation images gets a sigma (and log-likelihood)
+    not comparable with that protocol's rows.
+    """
+    if config.data.name != "mnist":
+        return None
+    start, stop, _ = slice(config.data.get("start", 0), config.data.get("stop")).indices(
+        MNIST_TRAIN_SIZE
+    )
+    lo, hi = PARZEN_VALID
+    if start < hi and lo < stop:
+        return (
+            f"parzen: the run trained on MNIST train[{start}:{stop}], which holds the images"
+            f" train[{lo}:{hi}] that the 2014 protocol picks sigma on, so its Parzen figure is"
+            f" not comparable with the protocol's (train with --config.data.stop={lo})"
+        )
+    return None
+
+
+def metric_problems(config, names, num_samples: int) -> dict[str, str]:
+    """name -> why, for the named metrics that cannot give a valid figure for this run."""
+    problems = metrics.too_few_samples(names, num_samples)
+    overlap = parzen_overlap(config) if "parzen" in names else None
+    if overlap:
+        problems["parzen"] = overlap
+    return problems
+
+
+def check_metrics(config, names, num_samples: int | None = None) -> list[str]:
+    """The parsed metric names, or a ValueError naming each that does not fit the config's
+    dataset, is given fewer than its fewest samples (`metrics.MIN_SAMPLES`), or is a Parzen
+    figure of a run that trained on the protocol's validation images (`parzen_overlap`).
+
+    `num_samples` defaults to config.eval.num_samples, what training's evaluator draws.
+    """
+    names = _fitting_names(config, names)
+    if num_samples is None:
+        num_samples = config.eval.num_samples
+    problems = metric_problems(config, names, num_samples)
+    if problems:
+        kept = [name for name in names if name not in problems]
+        short = [name for name in problems if num_samples < metrics.MIN_SAMPLES[name][0]]
+        way_out = f"leave {','.join(problems)} out" + (
+            f" (keeping {','.join(kept)})" if kept else ""
+        )
+        if short:
+            fewest = max(metrics.MIN_SAMPLES[name][0] for name in short)
+            way_out = f"draw >= {fewest} samples or {way_out}"
+        raise ValueError("; ".join(problems.values()) + f". To go on, {way_out}")
+    return names
+
+
+def select_metrics(config, metric_names: str | None, num_samples: int):
+    """(names, skipped): `check_metrics` of the named metrics (skipped is {}), or, when none
+    are named, the config's default metrics less those `metric_problems` rules out, which
+    `skipped` maps to the reason."""
+    if metric_names:
+        return check_metrics(config, metric_names, num_samples), {}
+    names = _fitting_names(config, default_metrics(config))
+    skipped = metric_problems(config, names, num_samples)
+    return [name for name in names if name not in skipped], skipped
+
+
+NON_FINITE_REASONS = {
+    "mixture_reverse_kl": "nan: no sample lies within 3 std of a centre (an empty histogram)",
+}
+
+
+def finite_record(record: dict) -> dict:
+    """`record` with each non-finite float replaced by None and its reason under `non_finite`
+    (strict JSON has no NaN or Infinity)."""
+    reasons = {
+        key: NON_FINITE_REASONS.get(key, f"the metric returned {value}")
+        for key, value in record.items()
+        if isinstance(value, float) and not math.isfinite(value)
+    }
+    if not reasons:
+        return record
+    out = {key: None if key in reasons else value for key, value in record.items()}
+    return {**out, "non_finite": {**record.get("non_finite", {}), **reasons}}
 
 
 # PacGAN's 2,500 points per 2-D mixture; 26,000 Stacked MNIST samples (VEEGAN, PacGAN).
@@ -172,21 +266,31 @@ def evaluate(
     num_samples: int | None = None,
     data_dir: str | None = None,
 ) -> dict:
-    """Evaluates the newest checkpoint in `workdir` and writes `eval.json`."""
+    """Evaluates the newest checkpoint in `workdir` and writes `eval.json`.
+
+    Named metrics that cannot give a valid figure raise ValueError before any work; unnamed
+    (default) ones are left out, with the reason under the record's `skipped` (see the module
+    docstring). Non-finite values are written as null, with the reason under `non_finite`.
+    """
     config = load_workdir_config(workdir)
-    names = check_metrics(config, metric_names or default_metrics(config))
     if num_samples is None:
         num_samples = DEFAULT_NUM_SAMPLES.get(config.data.name, 10000)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(
             f"num_samples = {num_samples!r} is not allowed; expected a whole number > 0"
         )
+    names, skipped = select_metrics(config, metric_names, num_samples)
+    for reason in skipped.values():
+        logging.warning("left out of the default metrics: %s", reason)
     inputs = reference_inputs(config, data_dir)  # data errors surface before any compile
     state = restore_state(config, workdir)
     results = evaluate_state(config, state, names, num_samples, inputs)
     record = {"step": int(state.step), "num_samples": num_samples, **results}
+    if skipped:
+        record["skipped"] = skipped
+    record = finite_record(record)
     path = os.path.join(workdir, "eval.json")
     with open(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=2)
+        json.dump(record, f, indent=2, allow_nan=False)
     os.replace(path + ".tmp", path)
     return record

@@ -1,9 +1,11 @@
 import json
+import math
 import os
+import shutil
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import MNIST_DIR, tiny_config
 from experiments_loader import load_experiment
 
 from gan_jax import classifier, data, evaluate, train
@@ -30,11 +32,44 @@ def test_eval_writes_eval_json_and_is_deterministic(tmp_path):
     assert evaluate.evaluate(str(tmp_path), "mixture", num_samples=500) == first
 
 
-def test_eval_of_the_2014_nets_on_mnist(tmp_path, mnist_dir):
+def _strict_json(path):
+    """The file's JSON, read as strict readers do: NaN and Infinity are errors."""
+
+    def no_constants(name):
+        raise ValueError(f"{path} holds {name}, which strict JSON has no word for")
+
+    with open(path) as f:
+        return json.load(f, parse_constant=no_constants)
+
+
+@pytest.fixture(scope="module")
+def gan2014_workdir(tmp_path_factory):
+    """A 2-step run of the 2014 nets on MNIST train[0:1000], shared by this module's tests."""
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST not found at {MNIST_DIR}")
+    workdir = tmp_path_factory.mktemp("gan2014")
     config = load_experiment("gan2014_mnist")
-    config.data.update(dir=mnist_dir, stop=1000)
+    config.data.update(dir=str(MNIST_DIR), stop=1000)
     config.train.update(num_steps=2, scan_steps=2, log_every=2, sample_every=0)
-    train.train_and_evaluate(config, str(tmp_path))
+    train.train_and_evaluate(config, str(workdir))
+    return workdir
+
+
+@pytest.fixture
+def small_reference(monkeypatch):
+    """`reference_inputs` with 500 test images instead of 10,000, for speed: the metrics' own
+    tests check their values; these tests check what eval chooses and writes."""
+    full = evaluate.reference_inputs
+
+    def first_500(config, data_dir):
+        inputs = full(config, data_dir)
+        return {k: v[:500] if k in ("real", "parzen_test") else v for k, v in inputs.items()}
+
+    monkeypatch.setattr(evaluate, "reference_inputs", first_500)
+
+
+def test_eval_of_the_2014_nets_on_mnist(gan2014_workdir):
+    tmp_path = gan2014_workdir
     record = evaluate.evaluate(str(tmp_path), "parzen,classes", num_samples=200)
     assert np.isfinite(record["parzen_ll"]) and record["parzen_ll_stderr"] > 0
     assert np.isclose(np.logspace(-1, 0, 10), record["parzen_sigma"]).any()
@@ -84,6 +119,140 @@ def test_training_logs_configured_metrics(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
     records = read_metrics(str(tmp_path))
     assert all("mixture_modes" in r and "mixture_high_quality_pct" in r for r in records)
+
+
+def test_named_metrics_with_too_few_samples_stop_before_any_work(gan2014_workdir, monkeypatch):
+    def no_work(*args):
+        raise AssertionError("eval started work before refusing the sample count")
+
+    monkeypatch.setattr(evaluate, "reference_inputs", no_work)
+    monkeypatch.setattr(evaluate, "restore_state", no_work)
+    eval_json = gan2014_workdir / "eval.json"
+    before = eval_json.read_text() if eval_json.exists() else None
+    with pytest.raises(
+        ValueError,
+        match=r"^score needs >= 10 samples \(one per split of its 10 splits\); got 3; pr needs"
+        r" >= 4 samples .*; got 3\. To go on, draw >= 10 samples or leave score,pr out"
+        r" \(keeping parzen,dc\)$",
+    ):
+        evaluate.evaluate(str(gan2014_workdir), "parzen,score,pr,dc", num_samples=3)
+    with pytest.raises(ValueError, match=r"fd needs >= 2 samples .*; got 1"):
+        evaluate.evaluate(str(gan2014_workdir), "fd", num_samples=1)
+    # Training's evaluator is checked against config.eval.num_samples at the start of a run.
+    config = load_experiment("gan2014_mnist")
+    config.eval.update(every=500, metrics="kid,classes", num_samples=1)
+    with pytest.raises(ValueError, match=r"kid needs >= 2 samples .*; got 1"):
+        evaluate.check_metrics(config, config.eval.metrics)
+    assert (eval_json.read_text() if eval_json.exists() else None) == before
+
+
+@pytest.mark.parametrize(
+    "num_samples, left_out", [(5, ["score"]), (1, ["score", "fd", "kid", "pr"])]
+)
+def test_default_metrics_leave_out_those_with_too_few_samples(
+    gan2014_workdir, small_reference, num_samples, left_out
+):
+    # The issue's runs: 5 samples failed in top_k (a fake k-NN radius density never reads),
+    # 1 in FD's eigenvalues, 8 wrote "score": NaN. Now each metric runs or says why not.
+    record = evaluate.evaluate(str(gan2014_workdir), num_samples=num_samples)
+    assert record == _strict_json(gan2014_workdir / "eval.json")
+    assert record["skipped"] == {
+        name: f"{name} needs >= {evaluate.metrics.MIN_SAMPLES[name][0]} samples"
+        f" ({evaluate.metrics.MIN_SAMPLES[name][1]}); got {num_samples}"
+        for name in left_out
+    }
+    keys = {"parzen_ll", "density", "coverage", "classes_covered"}
+    if "fd" not in left_out:
+        keys |= {"fd", "kid", "precision", "recall"}
+    assert keys <= set(record) and not {"score", "score_std"} & set(record)
+    assert all(math.isfinite(record[k]) for k in keys)
+
+
+def test_eval_json_is_strict_json_with_reasons_for_non_finite_values(tmp_path, monkeypatch):
+    train.train_and_evaluate(tiny_config(num_steps=4), str(tmp_path))
+    # A G whose samples all lie far from every ring centre: the reverse KL of an empty
+    # histogram is nan, which strict JSON cannot hold.
+    monkeypatch.setattr(
+        evaluate, "generate_samples", lambda config, state, n: (np.full((n, 2), 50.0), None)
+    )
+    record = evaluate.evaluate(str(tmp_path), "mixture", num_samples=100)
+    assert record == _strict_json(tmp_path / "eval.json")
+    assert record["mixture_reverse_kl"] is None and record["mixture_modes"] == 0
+    assert record["non_finite"] == {
+        "mixture_reverse_kl": "nan: no sample lies within 3 std of a centre (an empty histogram)"
+    }
+    assert evaluate.finite_record({"a": 1.0, "b": -math.inf}) == {
+        "a": 1.0,
+        "b": None,
+        "non_finite": {"b": "the metric returned -inf"},
+    }
+
+
+@pytest.mark.parametrize(
+    "start, stop, overlaps",
+    [
+        (0, None, True),
+        (0, 50000, False),
+        (0, 50001, True),
+        (50999, None, True),
+        (51000, None, False),
+        (0, -9000, True),
+        (0, -10000, False),
+    ],
+)
+def test_parzen_overlap_of_the_training_slice(start, stop, overlaps):
+    config = load_experiment("keras_mlp_mnist")
+    config.data.update(start=start, stop=stop)
+    reason = evaluate.parzen_overlap(config)
+    assert (reason is not None) == overlaps
+    if overlaps:
+        shown = slice(start, stop).indices(60000)[:2]
+        assert f"trained on MNIST train[{shown[0]}:{shown[1]}]" in reason
+        assert "train[50000:51000]" in reason and "--config.data.stop=50000" in reason
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["gan2014_mnist", "keras_mlp_mnist", "lsgan_mnist", "wgan_gp_mnist", "conditional_mnist"],
+)
+def test_mnist_experiments_train_off_the_parzen_validation_images(name):
+    config = load_experiment(name)
+    assert evaluate.parzen_overlap(config) is None
+    assert config.data.stop == 50000
+
+
+def test_eval_refuses_a_named_parzen_of_a_run_that_trained_on_its_validation_images(tmp_path):
+    config = load_experiment("keras_mlp_mnist")
+    config.data.stop = None  # the README's old keras, lsgan and wgan_gp rows: train[0:60000]
+    train.write_config(config, str(tmp_path))
+    with pytest.raises(
+        ValueError,
+        match=r"^parzen: the run trained on MNIST train\[0:60000\], which holds the images"
+        r" train\[50000:51000\] .*--config.data.stop=50000\)\. To go on, leave parzen out"
+        r" \(keeping classes\)$",
+    ):
+        evaluate.evaluate(str(tmp_path), "parzen,classes", num_samples=100)
+    names, skipped = evaluate.select_metrics(config, None, 10000)
+    assert names == ["score", "fd", "kid", "pr", "dc", "classes"]
+    assert skipped == {"parzen": evaluate.parzen_overlap(config)}
+
+
+def test_default_eval_of_an_overlapping_run_records_why_parzen_is_missing(
+    gan2014_workdir, small_reference, tmp_path
+):
+    workdir = tmp_path / "overlapping"
+    shutil.copytree(gan2014_workdir, workdir)
+    with open(workdir / "config.json") as f:
+        saved = json.load(f)
+    saved["data"].update(start=50500, stop=51500)  # as if it trained on train[50500:51500]
+    with open(workdir / "config.json", "w") as f:
+        json.dump(saved, f)
+    record = evaluate.evaluate(str(workdir), num_samples=10)
+    assert record == _strict_json(workdir / "eval.json")
+    assert list(record["skipped"]) == ["parzen"]
+    assert "train[50500:51500]" in record["skipped"]["parzen"]
+    assert not [k for k in record if k.startswith("parzen")]
+    assert math.isfinite(record["score"]) and math.isfinite(record["fd"])
 
 
 def test_eval_errors_are_clear(tmp_path):
