@@ -1,7 +1,7 @@
 r"""Goodfellow et al. 2014, Figure 1, reproduced from a real 1-D GAN training run.
 
 p_data is the 'gaussian_1d' bump N(4, 0.5^2); z is uniform on [-1, 1] (the paper's lower line);
-G and D are small ReLU MLPs trained by this engine's own pure updates (`make_trainer`): Adam, the
+G and D are small ReLU MLPs trained by this engine's own pure updates (`gan_jax.engine`): Adam, the
 non-saturating G loss, k = 5 D steps per G step (Algorithm 1).
 
 Run (about a minute on 2 CPU cores; seed = the config's, 1, unless --seed):
@@ -50,10 +50,9 @@ import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from gan_jax import steps, theory  # noqa: E402
+from gan_jax import engine, hparams, steps, theory  # noqa: E402
 from gan_jax.config import default_config  # noqa: E402
 from gan_jax.data import GAUSSIAN_1D  # noqa: E402
-from gan_jax.train import make_trainer  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
@@ -104,10 +103,10 @@ def spread_kinks(params, key, lo: float, hi: float):
     return {**params, "Dense_0": {"kernel": kernel_1xH, "bias": -kernel_1xH[0] * centres_H}}
 
 
-def init_state(trainer, seed: int):
+def init_state(spec, hp, seed: int):
     """The engine's initial state (as `train_and_evaluate` makes it), kinks spread."""
     key = jax.random.PRNGKey(seed)
-    state = trainer.init(key)
+    state = engine.init(key, hp, spec=spec)
     key_g, key_d = jax.random.split(jax.random.fold_in(key, 1))
     return state.replace(
         g=state.g.replace(params=spread_kinks(state.g.params, key_g, *Z_RANGE)),
@@ -122,13 +121,16 @@ def repeat(update, state, num: int):
 
 def train_panels(config):
     """The states of panels (a)-(d), each trained on from the one before."""
-    trainer = make_trainer(config)
+    spec, hp = engine.make_spec(config), hparams.from_config(config)
     iterate, d_only, g_only = (
-        jax.jit(functools.partial(repeat, update), static_argnums=1)
-        for update in (trainer.iteration, trainer.d_update, trainer.g_update)
+        jax.jit(
+            functools.partial(repeat, functools.partial(update, hparams=hp, spec=spec)),
+            static_argnums=1,
+        )
+        for update in (engine.iteration, engine.d_update, engine.g_update)
     )
     z_grid = z_quantiles(NUM_DENSITY_SAMPLES)
-    state = init_state(trainer, config.seed)
+    state = init_state(spec, hp, config.seed)
     # (a) whole iterations (k D steps, one G step) until p_g has moved partway to the data.
     while float(jnp.mean(steps.generate(state, z_grid))) < WARMUP_MEAN:
         state = iterate(state, 5)

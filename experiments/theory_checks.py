@@ -38,9 +38,8 @@ import numpy as np  # noqa: E402
 from scipy import integrate, stats  # noqa: E402
 
 from experiments import figure1_1d  # noqa: E402
-from gan_jax import steps, theory  # noqa: E402
+from gan_jax import engine, hparams, steps, theory  # noqa: E402
 from gan_jax.data import GAUSSIAN_1D  # noqa: E402
-from gan_jax.train import make_trainer  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
@@ -262,7 +261,7 @@ def train_and_track(config, seed: int, num_chunks: int, chunk: int):
 
     All in one compiled scan; float32 like every training run, whatever the x64 flag says.
     """
-    trainer = make_trainer(config)
+    spec, hp = engine.make_spec(config), hparams.from_config(config)
     centres_K1 = jnp.asarray(0.5 * (TRAIN_EDGES[1:] + TRAIN_EDGES[:-1]), jnp.float32)[:, None]
     edges_E = jnp.asarray(TRAIN_EDGES, jnp.float32)
     z_N1 = figure1_1d.z_quantiles(TRAIN_SAMPLES)
@@ -272,7 +271,7 @@ def train_and_track(config, seed: int, num_chunks: int, chunk: int):
         return counts_K, steps.discriminate(state, centres_K1)
 
     def body(state, _):
-        state = trainer.run_iterations(state, None, chunk)[0]
+        state = engine.run_iterations(state, None, hp, spec=spec, num_iterations=chunk)[0]
         return state, snapshot(state)
 
     @jax.jit
@@ -281,7 +280,7 @@ def train_and_track(config, seed: int, num_chunks: int, chunk: int):
         _, rest = jax.lax.scan(body, state, None, length=num_chunks)
         return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
 
-    return run(figure1_1d.init_state(trainer, seed))
+    return run(figure1_1d.init_state(spec, hp, seed))
 
 
 def run_training(num_steps: int, chunk: int, seed: int):

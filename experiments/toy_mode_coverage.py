@@ -60,7 +60,7 @@ import jax  # noqa: E402
 import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gan_jax import data, metrics, steps, train  # noqa: E402
+from gan_jax import data, engine, hparams, metrics, steps  # noqa: E402
 from gan_jax.config import default_config, optimizer_config  # noqa: E402
 
 matplotlib.use("Agg")
@@ -205,13 +205,14 @@ def get_config(arg: str = "ring8,non_saturating"):
 
 def train_seeds(config, seeds: int):
     """(samples [seeds, NUM_SAMPLES, 2], seconds including compilation) of one vmapped sweep."""
-    run = train.make_train(config)
+    run = engine.make_train(config)
+    hp = hparams.from_config(config)
     z = steps.sample_z(
         jax.random.PRNGKey(SAMPLE_SEED), NUM_SAMPLES, config.model.z_dim, config.model.z_dist
     )
 
     def train_and_sample(key):
-        state, _ = run(key)
+        state, _ = run(key, hp)
         return steps.generate(state, z)
 
     start = time.perf_counter()

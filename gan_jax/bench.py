@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jax_core
 
-from gan_jax import data, train
+from gan_jax import data, engine, hparams
 from gan_jax.config import load_experiment_file
 
 
@@ -89,17 +89,18 @@ def compiled_flops(compiled) -> float:
     return float(analysis["flops"])
 
 
-def compiled_steps(trainer, state, dataset) -> tuple[dict, float]:
+def compiled_steps(spec, hp, state, dataset) -> tuple[dict, float]:
     """Compile seconds of the D and G steps alone, and XLA's FLOP count of one iteration, summed
     over its steps: XLA counts a loop's body once, which would undercount an iteration whose
     d_steps > 1 D updates run in a lax.scan."""
     compile_s, flops = {}, {}
-    for name, fn in (("d_step", trainer.d_update), ("g_step", trainer.g_update)):
+    for name, fn in (("d_step", engine.d_update), ("g_step", engine.g_update)):
         start = time.perf_counter()
-        compiled = train.jit_step(fn).lower(state, dataset).compile()
+        step = engine.jit_step(functools.partial(fn, spec=spec))
+        compiled = step.lower(state, dataset, hp).compile()
         compile_s[name] = round(time.perf_counter() - start, 3)
         flops[name] = compiled_flops(compiled)
-    return compile_s, trainer.config.train.d_steps * flops["d_step"] + flops["g_step"]
+    return compile_s, spec.d_steps * flops["d_step"] + flops["g_step"]
 
 
 def gemm_shapes(fn, *args) -> list[tuple]:
@@ -148,11 +149,12 @@ def gemms_alone(shapes):
             for (a, b), (_, _, dims) in zip(inputs, shapes, strict=True)
         ]
 
-    return train.jit_step(products), inputs
+    return engine.jit_step(products), inputs
 
 
-def random_data_trainer(experiment: str, scan_steps: int):
-    """The experiment's trainer, and random on-device data of its shape (10 batches)."""
+def random_data_run(experiment: str, scan_steps: int):
+    """(config, spec, hparams, dataset): the experiment's program and numbers, and random
+    on-device data of its shape (10 batches)."""
     config = load_config(experiment)
     config.train.scan_steps = scan_steps
     shape = data.data_shape(config.data)
@@ -160,7 +162,7 @@ def random_data_trainer(experiment: str, scan_steps: int):
     low = -1.0 if config.data.scale == "symmetric" else 0.0
     x = np.random.default_rng(0).uniform(low, 1.0, (n, *shape)).astype(np.float32)
     dataset = None if config.data.name in data.TOY_DATASETS else data.make_dataset(x)
-    return train.make_trainer(config, n), dataset
+    return config, engine.make_spec(config, n), hparams.from_config(config), dataset
 
 
 def paired_option(experiment: str, option: str, value, scan_steps: int, rounds: int) -> dict:
@@ -168,18 +170,19 @@ def paired_option(experiment: str, option: str, value, scan_steps: int, rounds: 
     set to `value`, timed in alternating chunks (the order flips every round) so both see the
     same machine; `median_speedup`, the median over rounds of the changed option's speed over
     the steps' own, and whether the two runs' states are still bit-identical at the end."""
-    trainer, dataset = random_data_trainer(experiment, scan_steps)
-    chunk = functools.partial(trainer.run_chunk, num_iterations=scan_steps)
-    variants = {"steps": train.compiler_options()}
+    _, spec, hp, dataset = random_data_run(experiment, scan_steps)
+    chunk = functools.partial(engine.run_chunk, spec=spec, num_iterations=scan_steps)
+    init = jax.jit(functools.partial(engine.init, spec=spec))
+    variants = {"steps": engine.compiler_options()}
     variants[f"{option}={json.dumps(value)}"] = {**variants["steps"], option: value}
     fns, states, seconds = {}, {}, {name: [] for name in variants}
     for name, options in variants.items():
         fns[name] = jax.jit(chunk, donate_argnums=0, compiler_options=options)
-        states[name] = fns[name](jax.jit(trainer.init)(jax.random.PRNGKey(0), dataset), dataset)[0]
+        states[name] = fns[name](init(jax.random.PRNGKey(0), hp, dataset), dataset, hp)[0]
         jax.block_until_ready(states[name])
     for r in range(rounds):
         for name in variants if r % 2 == 0 else list(variants)[::-1]:
-            (states[name], _), elapsed = timed(fns[name], states[name], dataset)
+            (states[name], _), elapsed = timed(fns[name], states[name], dataset, hp)
             seconds[name].append(elapsed)
     base, changed = (np.array(seconds[name]) for name in variants)
     leaves = [jax.tree.leaves(states[name]) for name in variants]
@@ -196,28 +199,27 @@ def paired_option(experiment: str, option: str, value, scan_steps: int, rounds: 
 def bench(
     experiment: str, num_iterations: int, scan_steps: int, rounds: int = 10, peak_size: int = 2048
 ) -> dict:
-    trainer, dataset = random_data_trainer(experiment, scan_steps)
-    config = trainer.config
-    jitted = train.jit_trainer(trainer)
-    state = jitted.init(jax.random.PRNGKey(0), dataset)
+    config, spec, hp, dataset = random_data_run(experiment, scan_steps)
+    compiled = engine.jit_steps(spec)
+    state = compiled.init(jax.random.PRNGKey(0), hp, dataset)
 
-    compile_s, flops = compiled_steps(trainer, state, dataset)
-    shapes = gemm_shapes(trainer.iteration, state, dataset)
+    compile_s, flops = compiled_steps(spec, hp, state, dataset)
+    shapes = gemm_shapes(functools.partial(engine.iteration, spec=spec), state, dataset, hp)
     gemm_flops_per_iteration = sum(gemm_flops(*shape) for shape in shapes)
     gemms, gemm_inputs = gemms_alone(shapes)
     jax.block_until_ready(gemms(gemm_inputs))
 
     start = time.perf_counter()  # the program training runs: `scan_steps` iterations, scanned
-    jitted.run_chunk.lower(state, dataset).compile()
+    compiled.run_chunk.lower(state, dataset, hp).compile()
     compile_s["run_chunk"] = round(time.perf_counter() - start, 3)
-    state, _ = train.advance(jitted, state, dataset, scan_steps)  # warm up
+    state, _ = engine.advance(compiled, state, dataset, hp, scan_steps)  # warm up
     jax.block_until_ready(state)
     peak = SquareMatmul(peak_size)
     per_round = max(scan_steps, num_iterations // rounds // scan_steps * scan_steps)
 
     def train_round():
         nonlocal state
-        state, _ = train.advance(jitted, state, dataset, per_round)
+        state, _ = engine.advance(compiled, state, dataset, hp, per_round)
         return state
 
     def gemm_round():

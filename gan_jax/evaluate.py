@@ -23,9 +23,9 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gan_jax import data, metrics, steps, train, workdir_lock
+from gan_jax import data, engine, hparams, metrics, steps, workdir_lock
 from gan_jax.checkpoint import Checkpointer
-from gan_jax.config import default_config
+from gan_jax.workdir import read_config
 
 EVAL_SEED = 2014
 PARZEN_VALID = (50000, 51000)  # the 2014 protocol's validation images
@@ -163,37 +163,13 @@ def default_metrics(config) -> str:
     return names
 
 
-def _tuples(value):
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
-    return value
-
-
-def _merge(defaults: dict, saved: dict) -> dict:
-    """`saved` over `defaults`; keys added to the defaults since the run keep their defaults."""
-    merged = dict(defaults)
-    for key, value in saved.items():
-        if (
-            isinstance(value, dict)
-            and isinstance(defaults.get(key), dict)
-            and key[-7:] != "_kwargs"
-        ):
-            merged[key] = _merge(defaults[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
-    """The config a workdir was trained with (config.json over today's defaults)."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
+    """The config a workdir was trained with (workdir.read_config), or a ValueError when the
+    directory has none."""
+    config = read_config(workdir)
+    if config is None:
         raise ValueError(f"{workdir!r} has no config.json: is it a gan-jax training workdir?")
-    with open(path) as f:
-        saved = json.load(f)
-    return ml_collections.ConfigDict(_tuples(_merge(default_config().to_dict(), saved)))
+    return config
 
 
 def restore_state(config, workdir: str):
@@ -206,8 +182,9 @@ def restore_state(config, workdir: str):
         # The bias is overwritten by the checkpoint; init only needs the data's shape.
         dataset_stub = data.make_dataset(np.zeros((1, *data.data_shape(config.data)), np.float32))
     # Only the state's structure matters here, and schedules do not change it.
-    like = train.make_trainer(config, config.train.batch_size).init(
-        jax.random.PRNGKey(config.seed), dataset_stub
+    spec = engine.make_spec(config, config.train.batch_size)
+    like = engine.init(
+        jax.random.PRNGKey(config.seed), hparams.from_config(config), dataset_stub, spec=spec
     )
     return checkpointer.restore(like)
 

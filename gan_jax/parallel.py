@@ -18,7 +18,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gan_jax.train import JittedTrainer, Trainer
+from gan_jax import engine
+from gan_jax.spec import Spec
 
 AXIS = "devices"
 DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -70,14 +71,16 @@ def unreplicate(tree):
     return jax.tree.map(first, tree)
 
 
-def pmap_trainer(trainer: Trainer) -> JittedTrainer:
-    """The pmapped entry points of a Trainer built with `axis_name=AXIS`; state donated."""
-    scan_steps = trainer.config.train.scan_steps or 1
-    pmap = functools.partial(jax.pmap, axis_name=AXIS, donate_argnums=0)
-    return JittedTrainer(
-        trainer=trainer,
-        init=jax.jit(trainer.init),
-        d_update=pmap(trainer.d_update),
-        g_update=pmap(trainer.g_update),
-        run_chunk=pmap(functools.partial(trainer.run_chunk, num_iterations=scan_steps)),
+def pmap_steps(spec: Spec) -> engine.Steps:
+    """The pmapped entry points of a spec made with `axis_name=AXIS`; the state and dataset are
+    replicated (leading axis = local devices), the hparams broadcast, the state donated."""
+    pmap = functools.partial(jax.pmap, axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=0)
+    return engine.Steps(
+        spec=spec,
+        init=jax.jit(functools.partial(engine.init, spec=spec)),
+        d_update=pmap(functools.partial(engine.d_update, spec=spec)),
+        g_update=pmap(functools.partial(engine.g_update, spec=spec)),
+        run_chunk=pmap(
+            functools.partial(engine.run_chunk, spec=spec, num_iterations=spec.scan_steps or 1)
+        ),
     )

@@ -26,8 +26,13 @@ class Player:
     apply_fn: Callable = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
-    def apply_gradients(self, grads, model_state=None) -> Player:
-        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+    def apply_gradients(self, grads, model_state=None, hyperparams=None) -> Player:
+        """One optimizer update. `hyperparams` (optim.hyperparams_at) replace the optimizer
+        state's injected ones first, so this update uses them (a swept lr, a scheduled one)."""
+        opt_state = self.opt_state
+        if hyperparams is not None:
+            opt_state = opt_state._replace(hyperparams=hyperparams)
+        updates, opt_state = self.tx.update(grads, opt_state, self.params)
         return self.replace(
             params=optax.apply_updates(self.params, updates),
             opt_state=opt_state,

@@ -1,19 +1,26 @@
-"""Pure D and G updates: `d_step(state, batch) -> (state, metrics)` and `g_step(state)`.
+"""Pure D and G updates, in parts: `d_batch` (the real rows), `d_loss` (D's objective),
+`d_step` (one D update on a batch) and `g_step` (one G update).
 
-Hyperparameters are keyword-only and bound with `functools.partial` (see train.py), so the steps
-stay pure functions of the state. Randomness comes from fold_in of the run's key with an update
-counter, never from Python-side state.
+What shapes the program comes as the static keyword `spec` (spec.Spec); the numbers as the
+`hparams.Hparams` argument, read at run time so vmapped members can differ. Randomness comes from
+fold_in of the run's key with an update counter, never from Python-side state.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import models, penalties
-from gan_jax.losses import GANLoss, class_cross_entropy
+from gan_jax import data, models, optim, penalties
+from gan_jax.hparams import Hparams, gan_loss
+from gan_jax.losses import class_cross_entropy
 from gan_jax.state import GANState, Player
+
+if TYPE_CHECKING:  # spec.py builds on config.py, which reads this module's constants
+    from gan_jax.spec import Spec
 
 Z_DISTRIBUTIONS = ("uniform", "normal")
 DATA_STREAM, D_STREAM, G_STREAM = range(3)
@@ -169,7 +176,9 @@ def lazy_penalty(regulariser, params, d_updates, every: int):
     """A penalty computed only on every `every`-th D update, else 0 (lazy regularisation, Karras
     et al. 2020, StyleGAN2 Sec. 3.1). The caller scales it by `every` so that its average
     strength is unchanged. lax.cond keeps the step jit- and scan-friendly and skips the double
-    backward pass on the other updates (under vmap over seeds the counter is shared)."""
+    backward pass on the other updates. It stays a cond under vmap only while `d_updates` is
+    unbatched (shared by the members: see engine.member_axes); a batched one makes it a select
+    that pays the penalty on every update."""
     if every == 1:
         return regulariser(params)
     return jax.lax.cond(
@@ -177,54 +186,39 @@ def lazy_penalty(regulariser, params, d_updates, every: int):
     )
 
 
-def d_step(
-    state: GANState,
-    batch,
-    *,
-    loss: GANLoss,
-    batch_size: int,
-    z_dim: int,
-    z_dist: str,
-    penalty: str = "none",
-    penalty_weight: float = 0.0,
-    penalty_every: int = 1,
-    clip_weights: float = 0.0,
-    conditioning: str = "none",
-    num_classes: int = 0,
-    aux_weight: float = 1.0,
-    axis_name: str | None = None,
-):
-    """One D update on a real batch (x_real, y_real) and a fresh batch from G.
+def d_batch(state: GANState, dataset, *, spec: Spec):
+    """(x_real, y_real): this device's rows of real batch `state.d_updates` (D update i consumes
+    real batch i, so a restored state draws the batches an unbroken run would)."""
+    data_key = stream_key(state.rng, DATA_STREAM)
+    offset, local = shard(spec.batch_size, spec.axis_name)
+    return data.real_batch(
+        spec.data_name,
+        dataset,
+        data_key,
+        state.d_updates,
+        spec.batch_size,
+        rows_b=offset + jnp.arange(local),
+    )
 
-    `batch_size` is the global batch; under pmap (`axis_name`) `batch` holds this device's rows,
-    and gradients are averaged across devices once, here. Whether D sees the real and the fake
-    batch in one call or two is `discriminate_real_and_fake`'s choice; its mutable collections
-    (batch statistics, spectral-norm iterates) come back as D's new state.
-    `conditioning`: 'concat' gives D and G the labels, 'acgan' gives G the labels and adds
-    `aux_weight` x the class cross-entropy on real and fake data (Odena et al. 2017, eq. 2).
+
+def d_loss(params, state: GANState, batch, fake, keys, hparams: Hparams, *, spec: Spec):
+    """D's objective at `params`: the loss on the real `batch` and the `fake` (x_fake, y_fake)
+    batch, plus `aux_weight` x AC-GAN's class cross-entropy (Odena et al. 2017, eq. 2) and
+    `penalty_weight` x `penalty_every` x the (lazy) penalty. `keys` = (dropout key of D, the
+    penalty's key). Returns (total, (model_state, real_logits, fake_logits, loss, aux, penalty)).
     """
-    x_real, y_real = batch[0], batch[1]
-    offset, local = shard(batch_size, axis_name)
+    (x_real, y_real), (x_fake, y_fake), (key_d, key_penalty) = batch, fake, keys
+    offset, local = shard(spec.batch_size, spec.axis_name)
     ids = offset + jnp.arange(local)
-    key = jax.random.fold_in(stream_key(state.rng, D_STREAM), state.d_updates)
-    key_z, key_g, key_d, key_penalty = jax.random.split(key, 4)
-    g_inputs, y_fake = fake_inputs(
-        key_z, batch_size, z_dim, z_dist, conditioning, num_classes, offset, local
-    )
-    # G's own batch statistics belong to the G step; here G only supplies samples.
-    x_fake = apply_player(
-        state.g, state.g.params, *g_inputs, train=True, key=key_g, example_ids=ids
-    )
-    x_fake = jax.lax.stop_gradient(x_fake[0])
-    labels_to_d = conditioning == "concat"
+    loss = gan_loss(spec.loss, hparams)
 
     def d_inputs(x, y):
-        return (x, y) if labels_to_d else (x,)
+        return (x, y) if spec.conditioning == "concat" else (x,)
 
     def regulariser(params):
         # R2 looks at fakes, so it sees their labels; GP, DRAGAN and R1 look at (or interpolate
         # from) real data and see the real labels.
-        y = y_fake if penalty == "r2" else y_real
+        y = y_fake if spec.penalty == "r2" else y_real
 
         def d_fn(x):
             out = apply_player(
@@ -232,84 +226,117 @@ def d_step(
             )[0]
             return per_example(split_outputs(out)[0])
 
-        rows = penalties.Rows(offset, batch_size, axis_name)
-        return penalties.penalty(penalty, d_fn, x_real, x_fake, key_penalty, rows)
+        rows = penalties.Rows(offset, spec.batch_size, spec.axis_name)
+        return penalties.penalty(spec.penalty, d_fn, x_real, x_fake, key_penalty, rows)
 
-    def loss_fn(params):
-        real_out, fake_out, model_state = discriminate_real_and_fake(
-            state.d,
-            params,
-            d_inputs(x_real, y_real),
-            d_inputs(x_fake, y_fake),
-            key=key_d,
-            real_ids=ids,
-            fake_ids=batch_size + ids,
-        )
-        (real_logits, real_classes), (fake_logits, fake_classes) = map(
-            split_outputs, (real_out, fake_out)
-        )
-        value = loss.d_loss(real_logits, fake_logits)
-        aux = jnp.zeros((), jnp.float32)
-        if conditioning == "acgan":
-            aux = class_cross_entropy(real_classes, y_real) + class_cross_entropy(
-                fake_classes, y_fake
-            )
-        reg = jnp.zeros((), jnp.float32)
-        if penalty != "none":
-            reg = lazy_penalty(regulariser, params, state.d_updates, penalty_every)
-        total = value + aux_weight * aux + penalty_weight * penalty_every * reg
-        return total, (model_state, real_logits, fake_logits, value, aux, reg)
+    real_out, fake_out, model_state = discriminate_real_and_fake(
+        state.d,
+        params,
+        d_inputs(x_real, y_real),
+        d_inputs(x_fake, y_fake),
+        key=key_d,
+        real_ids=ids,
+        fake_ids=spec.batch_size + ids,
+    )
+    (real_logits, real_classes), (fake_logits, fake_classes) = map(
+        split_outputs, (real_out, fake_out)
+    )
+    value = loss.d_loss(real_logits, fake_logits)
+    aux = jnp.zeros((), jnp.float32)
+    if spec.conditioning == "acgan":
+        aux = class_cross_entropy(real_classes, y_real) + class_cross_entropy(fake_classes, y_fake)
+    reg = jnp.zeros((), jnp.float32)
+    if spec.penalty != "none":
+        reg = lazy_penalty(regulariser, params, state.d_updates, spec.penalty_every)
+    total = value + hparams.aux_weight * aux + hparams.penalty_weight * spec.penalty_every * reg
+    return total, (model_state, real_logits, fake_logits, value, aux, reg)
 
+
+def d_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
+    """One D update on a real batch (x_real, y_real) and a fresh batch from G.
+
+    `spec.batch_size` is the global batch; under pmap (`spec.axis_name`) `batch` holds this
+    device's rows, and gradients are averaged across devices once, here. Whether D sees the real
+    and the fake batch in one call or two is `discriminate_real_and_fake`'s choice; its mutable
+    collections (batch statistics, spectral-norm iterates) come back as D's new state.
+    `spec.conditioning`: 'concat' gives D and G the labels, 'acgan' gives G the labels and adds
+    the class term (see `d_loss`). With `spec.clip_weights`, D's weights are clipped to
+    [-hparams.clip_weights, hparams.clip_weights] after the update (WGAN).
+    """
+    offset, local = shard(spec.batch_size, spec.axis_name)
+    ids = offset + jnp.arange(local)
+    key = jax.random.fold_in(stream_key(state.rng, D_STREAM), state.d_updates)
+    key_z, key_g, key_d, key_penalty = jax.random.split(key, 4)
+    g_inputs, y_fake = fake_inputs(
+        key_z,
+        spec.batch_size,
+        spec.z_dim,
+        spec.z_dist,
+        spec.conditioning,
+        spec.num_classes,
+        offset,
+        local,
+    )
+    # G's own batch statistics belong to the G step; here G only supplies samples.
+    x_fake = apply_player(
+        state.g, state.g.params, *g_inputs, train=True, key=key_g, example_ids=ids
+    )
+    x_fake = jax.lax.stop_gradient(x_fake[0])
     grads, (model_state, real_logits, fake_logits, value, aux, reg) = jax.grad(
-        loss_fn, has_aux=True
-    )(state.d.params)
-    grads, model_state = average_over_devices((grads, model_state), axis_name)
-    d = state.d.apply_gradients(grads, model_state)
-    if clip_weights:
-        d = d.replace(params=clip_params(d.params, clip_weights))
+        d_loss, has_aux=True
+    )(
+        state.d.params,
+        state,
+        batch,
+        (x_fake, y_fake),
+        (key_d, key_penalty),
+        hparams,
+        spec=spec,
+    )
+    grads, model_state = average_over_devices((grads, model_state), spec.axis_name)
+    hyper = optim.hyperparams_at(spec.d_opt, hparams.d, state.d.opt_state.count)
+    d = state.d.apply_gradients(grads, model_state, hyper)
+    if spec.clip_weights:
+        d = d.replace(params=clip_params(d.params, hparams.clip_weights))
+    d_output = gan_loss(spec.loss, hparams).d_output
     metrics = {
         "d_loss": value,
         "d_penalty": reg,  # the unweighted penalty; 0 on the updates a lazy interval skips
-        "d_real": jnp.mean(loss.d_output(real_logits)),
-        "d_fake": jnp.mean(loss.d_output(fake_logits)),
+        "d_real": jnp.mean(d_output(real_logits)),
+        "d_fake": jnp.mean(d_output(fake_logits)),
     }
-    if conditioning == "acgan":
+    if spec.conditioning == "acgan":
         metrics["d_class_loss"] = aux
-    metrics = average_over_devices(metrics, axis_name)
+    metrics = average_over_devices(metrics, spec.axis_name)
     metrics["d_grad_norm"] = optax.tree.norm(grads)
     return state.replace(d=d, d_updates=state.d_updates + 1), metrics
 
 
-def g_step(
-    state: GANState,
-    batch=None,
-    *,
-    loss: GANLoss,
-    batch_size: int,
-    z_dim: int,
-    z_dist: str,
-    conditioning: str = "none",
-    num_classes: int = 0,
-    aux_weight: float = 1.0,
-    axis_name: str | None = None,
-):
+def g_step(state: GANState, hparams: Hparams, *, spec: Spec):
     """One G update against the current D; increments `state.step`. A conditional G draws
     uniform fake labels; with 'acgan' it also minimises `aux_weight` x D's class cross-entropy on
     its samples (Odena et al. 2017: G maximises L_C - L_S; L_C's real term does not involve G)."""
-    del batch  # G's losses here need no real data
-    offset, local = shard(batch_size, axis_name)
+    offset, local = shard(spec.batch_size, spec.axis_name)
     ids = offset + jnp.arange(local)
     key = jax.random.fold_in(stream_key(state.rng, G_STREAM), state.step)
     key_z, key_g, key_d = jax.random.split(key, 3)
     g_inputs, y_fake = fake_inputs(
-        key_z, batch_size, z_dim, z_dist, conditioning, num_classes, offset, local
+        key_z,
+        spec.batch_size,
+        spec.z_dim,
+        spec.z_dist,
+        spec.conditioning,
+        spec.num_classes,
+        offset,
+        local,
     )
+    loss = gan_loss(spec.loss, hparams)
 
     def loss_fn(params):
         x_fake, model_state = apply_player(
             state.g, params, *g_inputs, train=True, key=key_g, example_ids=ids
         )
-        d_inputs = (x_fake, y_fake) if conditioning == "concat" else (x_fake,)
+        d_inputs = (x_fake, y_fake) if spec.conditioning == "concat" else (x_fake,)
         # D runs in training mode (dropout on, as in the 2014 code) but its statistics
         # belong to the D step, so its mutable collections are dropped.
         out = apply_player(
@@ -317,16 +344,17 @@ def g_step(
         )[0]
         fake_logits, fake_classes = split_outputs(out)
         value = loss.g_loss(fake_logits)
-        if conditioning == "acgan":
-            value = value + aux_weight * class_cross_entropy(fake_classes, y_fake)
+        if spec.conditioning == "acgan":
+            value = value + hparams.aux_weight * class_cross_entropy(fake_classes, y_fake)
         return value, (model_state, fake_logits)
 
     (value, (model_state, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.g.params
     )
-    grads, model_state = average_over_devices((grads, model_state), axis_name)
-    g = state.g.apply_gradients(grads, model_state)
+    grads, model_state = average_over_devices((grads, model_state), spec.axis_name)
+    hyper = optim.hyperparams_at(spec.g_opt, hparams.g, state.g.opt_state.count)
+    g = state.g.apply_gradients(grads, model_state, hyper)
     metrics = {"g_loss": value, "d_fake_for_g": jnp.mean(loss.d_output(fake_logits))}
-    metrics = average_over_devices(metrics, axis_name)
+    metrics = average_over_devices(metrics, spec.axis_name)
     metrics["g_grad_norm"] = optax.tree.norm(grads)
     return state.replace(g=g, step=state.step + 1), metrics

@@ -1,21 +1,16 @@
-"""Training: the pure per-update functions, `make_train` for sweeps, and the host loop.
+"""The host loop: `train_and_evaluate(config, workdir)` trains a GAN into a workdir.
 
-Three ways to run the same updates, all giving the same numbers for a config and seed:
-- `Trainer.d_update` / `Trainer.g_update`: one jitted dispatch per D and per G update;
-- `Trainer.run_iterations`: `scan_steps` whole iterations inside one jitted `lax.scan`;
-- `make_train(config)`: a pure `train(rng, dataset)` for `jax.jit(jax.vmap(train))` over seeds.
+It holds the workdir, resumes its newest checkpoint, and drives the engine's compiled steps
+(`engine.advance`, jitted or pmapped) between logs, samples, evaluations and checkpoints. The
+updates themselves live in engine.py; config.json in workdir.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
-import json
 import os
 import signal
 import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -23,211 +18,13 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gan_jax import data, losses, models, optim, plotting, steps, workdir_lock
+from gan_jax import data, engine, evaluate, losses, parallel, plotting, steps, workdir_lock
+from gan_jax import hparams as hparams_lib
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
-from gan_jax.state import GANState, init_state
+from gan_jax.state import GANState
+from gan_jax.workdir import resolve_config, write_config
 from gan_jax.writers import MetricWriter
-
-
-@dataclasses.dataclass(frozen=True)
-class Trainer:
-    """The pure functions of one config (not jitted; see `jitted`)."""
-
-    config: ml_collections.ConfigDict
-    init: Callable  # (rng, dataset) -> GANState
-    d_update: Callable  # (state, dataset) -> (state, metrics): draws the batch, then d_step
-    g_update: Callable  # (state, dataset) -> (state, metrics)
-    iteration: Callable  # (state, dataset) -> (state, metrics): d_steps D updates, 1 G update
-
-    def run_iterations(self, state: GANState, dataset, num_iterations: int):
-        """`num_iterations` iterations in one lax.scan; metrics of every iteration, stacked."""
-        return jax.lax.scan(
-            lambda s, _: self.iteration(s, dataset), state, None, length=num_iterations
-        )
-
-    def run_chunk(self, state: GANState, dataset, num_iterations: int):
-        """Like `run_iterations`, returning only the last iteration's metrics (what is logged).
-        The others are never computed: on the 2014 MNIST nets they cost ~10% of the time."""
-        if num_iterations > 1:
-            state, _ = jax.lax.scan(
-                lambda s, _: (self.iteration(s, dataset)[0], None),
-                state,
-                None,
-                length=num_iterations - 1,
-            )
-        return self.iteration(state, dataset)
-
-
-def updates_per_epoch(config, dataset_size: int | None) -> int:
-    """D updates per pass over the data, which epoch-based schedules count in."""
-    epoch_based = [
-        f"optim.{player}.final_momentum"
-        for player in ("g", "d")
-        if config.optim[player].final_momentum not in (None, config.optim[player].momentum)
-    ]
-    if dataset_size is None and epoch_based and config.data.name not in data.TOY_DATASETS:
-        raise ValueError(
-            f"{epoch_based[0]} sets a schedule counted in epochs of data.name="
-            f"{config.data.name!r}; pass dataset_size (the number of training examples)"
-        )
-    return max(1, (dataset_size or 0) // config.train.batch_size)
-
-
-def make_trainer(
-    config: ml_collections.ConfigDict,
-    dataset_size: int | None = None,
-    axis_name: str | None = None,
-) -> Trainer:
-    """Builds nets, optimizers, losses and the update functions for a validated config.
-
-    With `axis_name`, the updates are meant to run under `jax.pmap` over that axis: each device
-    handles its rows of the global batch and gradients are averaged across devices.
-    """
-    validate(config)
-    shape = tuple(data.data_shape(config.data))
-    # Batch norm averages its statistics over the pmap axis, like the gradients.
-    generator = models.make_generator(config.model, shape, axis_name=axis_name)
-    discriminator = models.make_discriminator(config.model, axis_name=axis_name)
-    d_tx = optim.make_optimizer(config.optim.d, updates_per_epoch(config, dataset_size))
-    g_tx = optim.make_optimizer(
-        config.optim.g, updates_per_epoch(config, dataset_size) // config.train.d_steps or 1
-    )
-    loss = losses.from_config(config.loss)
-    common = dict(
-        loss=loss,
-        batch_size=config.train.batch_size,
-        z_dim=config.model.z_dim,
-        z_dist=config.model.z_dist,
-        conditioning=config.model.conditioning,
-        num_classes=config.model.num_classes,
-        aux_weight=config.loss.aux_weight,
-        axis_name=axis_name,
-    )
-    d_step = functools.partial(
-        steps.d_step,
-        penalty=config.loss.penalty,
-        penalty_weight=config.loss.penalty_weight,
-        penalty_every=config.loss.penalty_every,
-        clip_weights=config.loss.clip_weights,
-        **common,
-    )
-    g_step = functools.partial(steps.g_step, **common)
-
-    def init(rng, dataset=None) -> GANState:
-        state = init_state(rng, generator, discriminator, g_tx, d_tx, config.model.z_dim, shape)
-        if config.model.output_bias_from_data:
-            bias = models.sigmoid_bias_from_marginals(dataset.x)
-            state = state.replace(
-                g=state.g.replace(params=models.with_output_bias(state.g.params, bias))
-            )
-        return state
-
-    def d_update(state, dataset=None):
-        data_key = steps.stream_key(state.rng, steps.DATA_STREAM)
-        offset, local = steps.shard(config.train.batch_size, axis_name)
-        batch = data.real_batch(
-            config.data.name,
-            dataset,
-            data_key,
-            state.d_updates,
-            config.train.batch_size,
-            rows_b=offset + jnp.arange(local),
-        )
-        return d_step(state, batch)
-
-    def g_update(state, dataset=None):
-        del dataset  # the G losses here need no real data
-        return g_step(state)
-
-    def iteration(state, dataset=None):
-        if config.train.d_steps == 1:
-            state, d_metrics = d_update(state, dataset)
-        else:
-            state, d_metrics = jax.lax.scan(
-                lambda s, _: d_update(s, dataset), state, None, length=config.train.d_steps
-            )
-            d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
-        state, g_metrics = g_update(state, dataset)
-        return state, {**d_metrics, **g_metrics}
-
-    return Trainer(config, init, d_update, g_update, iteration)
-
-
-def make_train(config: ml_collections.ConfigDict, dataset_size: int | None = None):
-    """A pure `train(rng, dataset=None) -> (state, metrics)` running `train.num_steps` iterations.
-
-    Everything is inside one function of the key, so `jax.jit(jax.vmap(train, (0, None)))`
-    trains one GAN per seed in parallel; metrics are stacked per iteration.
-    """
-    trainer = make_trainer(config, dataset_size)
-
-    def train(rng, dataset=None):
-        state = trainer.init(rng, dataset)
-        return trainer.run_iterations(state, dataset, config.train.num_steps)
-
-    return train
-
-
-@dataclasses.dataclass(frozen=True)
-class JittedTrainer:
-    """The compiled entry points of a Trainer; the state buffers are donated to each call."""
-
-    trainer: Trainer
-    init: Callable
-    d_update: Callable
-    g_update: Callable
-    run_chunk: Callable  # `scan_steps` iterations in one dispatch
-
-
-def compiler_options() -> dict:
-    """XLA options for the training steps. On CPU, the concurrency-optimised schedule leaves
-    room for independent ops (G's samples for the D and the G step, weight and input gradients)
-    to run side by side, and copy insertion's region analysis sees that a scanned step may
-    update its weights in place, where the default made a copy of the large kernels every
-    iteration. Neither touches the arithmetic, so the numbers are the same (tests/train_test.py).
-    Measured on the 2014 nets: the schedule within this machine's noise in later paired
-    comparisons, the copies' removal +4.5% and +6% (README, Speed)."""
-    if jax.default_backend() == "cpu":
-        return {
-            "xla_cpu_enable_concurrency_optimized_scheduler": True,
-            "xla_cpu_copy_insertion_use_region_analysis": True,
-        }
-    return {}
-
-
-def jit_step(fn, **kwargs):
-    """`jax.jit` with the training steps' compiler options."""
-    return jax.jit(fn, compiler_options=compiler_options(), **kwargs)
-
-
-def jit_trainer(trainer: Trainer) -> JittedTrainer:
-    scan_steps = trainer.config.train.scan_steps or 1
-    return JittedTrainer(
-        trainer=trainer,
-        init=jax.jit(trainer.init),
-        d_update=jit_step(trainer.d_update, donate_argnums=0),
-        g_update=jit_step(trainer.g_update, donate_argnums=0),
-        run_chunk=jit_step(
-            functools.partial(trainer.run_chunk, num_iterations=scan_steps), donate_argnums=0
-        ),
-    )
-
-
-def advance(jitted: JittedTrainer, state: GANState, dataset, num_iterations: int):
-    """Runs `num_iterations` iterations by the config's dispatch mode; returns the last
-    iteration's metrics as device arrays (no transfer to the host)."""
-    config = jitted.trainer.config
-    if config.train.scan_steps:
-        metrics = None
-        for _ in range(num_iterations // config.train.scan_steps):
-            state, metrics = jitted.run_chunk(state, dataset)
-        return state, metrics
-    for _ in range(num_iterations):
-        for _ in range(config.train.d_steps):
-            state, d_metrics = jitted.d_update(state, dataset)
-        state, g_metrics = jitted.g_update(state, dataset)
-    return state, {**d_metrics, **g_metrics}
 
 
 def check_finite(metrics: dict, state: GANState, step: int) -> None:
@@ -252,12 +49,6 @@ def elapsed(start: float) -> float:
 # ----------------------------------------------------------------------------- host loop
 
 SAMPLES_SEED = 12345  # fixed latent codes, so sample grids are comparable across steps
-
-
-def write_config(config, workdir: str) -> None:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
 
 
 def save_samples(config, state: GANState, workdir: str, step: int) -> str:
@@ -344,76 +135,16 @@ class StopRequested:
             signal.signal(sig, handler)
 
 
-# Extending a run is the usual reason to resume, and no schedule depends on the total length.
-RESUMABLE_CHANGES = ("train.num_steps",)
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def resolve_config(config, workdir: str, override: bool = False):
-    """The config to resume with: the workdir's own unless `override`; conflicts are logged."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        return config
-    with open(path) as f:
-        saved = _flatten(json.load(f))
-    given = _flatten(json.loads(config.to_json_best_effort()))
-    conflicts = {
-        key: (saved.get(key), given.get(key))
-        for key in sorted(set(saved) | set(given))
-        if saved.get(key) != given.get(key) and key not in RESUMABLE_CHANGES
-    }
-    if not conflicts:
-        return config
-    listing = "; ".join(f"{k}: workdir {a!r}, given {b!r}" for k, (a, b) in conflicts.items())
-    if override:
-        logging.warning("--override_config: the given config replaces the workdir's (%s)", listing)
-        return config
-    logging.warning(
-        "the workdir's config.json wins over the given config (%s); pass --override_config to"
-        " use the given values",
-        listing,
-    )
-    resolved = config.copy_and_resolve_references()
-    with resolved.unlocked():
-        for key, (value, _) in conflicts.items():
-            current = resolved
-            *parents, leaf = key.split(".")
-            for parent in parents:
-                current = current[parent]
-            if isinstance(current.get(leaf), tuple) and isinstance(value, list):
-                value = tuple(value)
-            current[leaf] = value
-    return resolved
-
-
-def with_config_hyperparams(state: GANState, fresh: GANState) -> GANState:
-    """The restored state with the optimizers' injected hyperparameters taken from the config:
-    a checkpoint stores them, but on resume the config (maybe overridden) decides."""
-
-    def refresh(player, fresh_player):
-        return player.replace(
-            opt_state=player.opt_state._replace(hyperparams=fresh_player.opt_state.hyperparams)
-        )
-
-    return state.replace(g=refresh(state.g, fresh.g), d=refresh(state.d, fresh.d))
-
-
-def restore_or_init(jitted: JittedTrainer, checkpointer: Checkpointer, config, dataset):
-    fresh = jitted.init(jax.random.PRNGKey(config.seed), dataset)
+def restore_or_init(compiled: engine.Steps, checkpointer: Checkpointer, config, hparams, dataset):
+    """The newest checkpoint's state, or a fresh one from `config.seed`. The optimizers'
+    injected hyperparameters are rewritten from `hparams` before every update, so on resume the
+    config (maybe overridden) decides them, not the checkpoint."""
+    fresh = compiled.init(jax.random.PRNGKey(config.seed), hparams, dataset)
     if checkpointer.latest_step() is None:
         return fresh
-    state = with_config_hyperparams(checkpointer.restore(fresh), fresh)
+    state = checkpointer.restore(fresh)
     logging.warning("resumed from the checkpoint at step %d", int(state.step))
-    return state
+    return engine.with_hyperparams(state, hparams, compiled.spec)
 
 
 def make_evaluator(config):
@@ -421,8 +152,6 @@ def make_evaluator(config):
     error stops the run before training); None when training computes no metrics."""
     if not config.eval.every:
         return None
-    from gan_jax import evaluate  # it pulls in the classifier
-
     names = evaluate.check_metrics(config, config.eval.metrics)
     inputs = evaluate.reference_inputs(config, None)
     return lambda state: evaluate.evaluate_state(
@@ -454,25 +183,22 @@ def run_in_workdir(config, workdir: str, override_config: bool, primary: bool) -
     config = resolve_config(config, workdir, override_config)
     validate(config)
     if config.eval.every:
-        from gan_jax import evaluate  # it pulls in the classifier
-
         evaluate.check_metrics(config, config.eval.metrics)  # before any data or compile
     dataset = load_data(config)
     size = None if dataset is None else dataset.x.shape[0]
+    hparams = hparams_lib.from_config(config)
     if config.parallel == "pmap":
-        from gan_jax import parallel  # parallel builds on this module
-
         parallel.check_batch_divides(config.train.batch_size)
-        jitted = parallel.pmap_trainer(make_trainer(config, size, axis_name=parallel.AXIS))
+        compiled = parallel.pmap_steps(engine.make_spec(config, size, axis_name=parallel.AXIS))
         to_devices, one_copy = parallel.replicate, parallel.unreplicate
     else:
-        jitted = jit_trainer(make_trainer(config, size))
+        compiled = engine.jit_steps(engine.make_spec(config, size))
         to_devices = one_copy = lambda tree: tree
     t = config.train
     checkpointer = Checkpointer(
         os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints, primary=primary
     )
-    state = to_devices(restore_or_init(jitted, checkpointer, config, dataset))
+    state = to_devices(restore_or_init(compiled, checkpointer, config, hparams, dataset))
     step = checked = int(one_copy(state).step)
     if t.scan_steps and step % t.scan_steps:
         raise ValueError(
@@ -489,7 +215,7 @@ def run_in_workdir(config, workdir: str, override_config: bool, primary: bool) -
         with StopRequested() as stop:
             while step < t.num_steps and not stop.requested:
                 num = min(t.log_every - step % t.log_every, t.num_steps - step)
-                state, metrics = advance(jitted, state, dataset, num)
+                state, metrics = engine.advance(compiled, state, dataset, hparams, num)
                 step += num
                 writer.advance(num)
                 if step % t.log_every == 0 or step == t.num_steps:

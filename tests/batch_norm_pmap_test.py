@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from steps_test import image_config, image_dataset
 
-from gan_jax import train
+from gan_jax import engine, hparams
 
 AXIS = "devices"
 DEVICES = 4
@@ -26,19 +26,24 @@ def test_pmap_equals_single_device_with_batch_norm_and_labels():
     config = image_config("dcgan", "mlp", conditioning="concat", num_classes=10)
     config.loss.name = "lsgan"
     dataset = image_dataset()
-    single = train.make_trainer(config, 16)
-    sharded = train.make_trainer(config, 16, axis_name=AXIS)
+    single = engine.make_spec(config, 16)
+    sharded = engine.make_spec(config, 16, axis_name=AXIS)
+    hp = hparams.from_config(config)
 
-    def both(trainer, state, dataset):
-        state, d_metrics = trainer.d_update(state, dataset)
-        state, g_metrics = trainer.g_update(state, dataset)
+    def both(spec, state, dataset):
+        state, d_metrics = engine.d_update(state, dataset, hp, spec=spec)
+        state, g_metrics = engine.g_update(state, dataset, hp, spec=spec)
         return state, {**d_metrics, **g_metrics}
 
-    state = jax.jit(single.init)(jax.random.PRNGKey(0), dataset)
+    state = jax.jit(lambda key, d: engine.init(key, hp, d, spec=single))(
+        jax.random.PRNGKey(0), dataset
+    )
     expected, expected_metrics = jax.jit(lambda s, d: both(single, s, d))(state, dataset)
     # The networks are static fields of the state: the pmap run needs the ones that know the
     # axis (without it, batch norm would normalise each device's rows alone and this fails).
-    nets = jax.eval_shape(sharded.init, jax.random.PRNGKey(0), dataset)
+    nets = jax.eval_shape(
+        lambda key, d: engine.init(key, hp, d, spec=sharded), jax.random.PRNGKey(0), dataset
+    )
     assert nets.g.apply_fn.__self__.generator.axis_name == AXIS
     sharded_state = state.replace(
         g=state.g.replace(apply_fn=nets.g.apply_fn), d=state.d.replace(apply_fn=nets.d.apply_fn)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from gan_jax import bench, train
+from gan_jax import bench, engine, hparams
 
 
 def test_bench_reports_an_experiment_s_throughput_against_the_peak():
@@ -93,16 +93,17 @@ def test_gemm_shapes_finds_every_product_and_counts_scan_steps():
 def test_an_iteration_s_flops_count_every_d_step():
     """XLA counts a scanned loop's body once; the bench's count must equal XLA's count of the
     same iteration written out without a loop (3 D updates, then the G update)."""
-    trainer = train.make_trainer(tiny_config(d_steps=3))
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    _, flops = bench.compiled_steps(trainer, state, None)
+    config = tiny_config(d_steps=3)
+    spec, hp = engine.make_spec(config), hparams.from_config(config)
+    state = engine.jit_steps(spec).init(jax.random.PRNGKey(0), hp)
+    _, flops = bench.compiled_steps(spec, hp, state, None)
 
-    def unrolled(state):
+    def unrolled(state, hp):
         for _ in range(3):
-            state, _ = trainer.d_update(state)
-        return trainer.g_update(state)
+            state, _ = engine.d_update(state, None, hp, spec=spec)
+        return engine.g_update(state, None, hp, spec=spec)
 
-    expected = bench.compiled_flops(jax.jit(unrolled).lower(state).compile())
+    expected = bench.compiled_flops(jax.jit(unrolled).lower(state, hp).compile())
     assert flops == pytest.approx(expected, rel=0.02)
 
 

@@ -3,9 +3,10 @@ import os
 import jax
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import fresh_state, tiny_config
 
 from gan_jax import train
+from gan_jax import workdir as workdir_lib
 from gan_jax.checkpoint import Checkpointer, CheckpointError
 from gan_jax.writers import read_metrics
 
@@ -50,9 +51,9 @@ def test_workdir_config_wins_unless_overridden(tmp_path):
     changed.loss.real_label = 0.9
     state = train.train_and_evaluate(changed, str(tmp_path))
     assert int(state.step) == 8  # num_steps may grow on resume
-    saved = train.resolve_config(changed, str(tmp_path))
+    saved = workdir_lib.resolve_config(changed, str(tmp_path))
     assert saved.loss.real_label == 1.0
-    assert train.resolve_config(changed, str(tmp_path), override=True).loss.real_label == 0.9
+    assert workdir_lib.resolve_config(changed, str(tmp_path), override=True).loss.real_label == 0.9
 
 
 def test_non_finite_training_stops_and_keeps_the_last_finite_checkpoint(tmp_path):
@@ -63,5 +64,5 @@ def test_non_finite_training_stops_and_keeps_the_last_finite_checkpoint(tmp_path
         train.train_and_evaluate(diverging, str(tmp_path), override_config=True)
     checkpointer = Checkpointer(str(tmp_path / "checkpoints"))
     assert checkpointer.latest_step() == 8
-    restored = checkpointer.restore(train.make_trainer(diverging).init(jax.random.PRNGKey(0)))
+    restored = checkpointer.restore(fresh_state(diverging))
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored))

@@ -16,7 +16,8 @@ from experiments_loader import EXPERIMENTS, load_experiment
 from ml_collections import config_flags
 from ml_collections.config_dict import FieldReference
 
-from gan_jax import data, evaluate, models, train
+from gan_jax import data, evaluate, models
+from gan_jax import workdir as workdir_lib
 from gan_jax.config import default_config, load_experiment_file, output_activation, validate
 
 TRAINING_EXPERIMENTS = sorted(
@@ -384,17 +385,17 @@ def test_optional_fields_survive_config_json_and_resume(tmp_path):
     given = parse_config_flags("ring8.py", "--config.data.stop=5000")
     for saved, other, expected_stop in ((unset, given, None), (given, unset, 5000)):
         workdir = str(tmp_path / str(expected_stop))
-        train.write_config(saved, workdir)
+        workdir_lib.write_config(saved, workdir)
         with open(os.path.join(workdir, "config.json")) as f:
             written = json.load(f)
         assert written["data"]["stop"] == expected_stop
         assert written["optim"]["g"]["final_momentum"] is None
         assert evaluate.load_workdir_config(workdir).data.stop == expected_stop
         # On resume the workdir's value wins over the command line's; --override_config flips it.
-        resumed = train.resolve_config(other, workdir)
+        resumed = workdir_lib.resolve_config(other, workdir)
         assert resumed.data.stop == expected_stop
         validate(resumed)
-        train.write_config(resumed, str(tmp_path / "again"))  # a resolved config writes too
+        workdir_lib.write_config(resumed, str(tmp_path / "again"))  # a resolved config writes too
         assert evaluate.load_workdir_config(str(tmp_path / "again")).data.stop == expected_stop
-        overridden = train.resolve_config(other, workdir, override=True)
+        overridden = workdir_lib.resolve_config(other, workdir, override=True)
         assert overridden.data.stop == other.data.stop

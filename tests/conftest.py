@@ -16,8 +16,10 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
 
+from gan_jax import engine, hparams  # noqa: E402
 from gan_jax.config import default_config  # noqa: E402
 
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -38,6 +40,13 @@ def tiny_config(**train):
     c.train.update(batch_size=32, num_steps=8, scan_steps=4, log_every=4, sample_every=0)
     c.train.update(**train)
     return c
+
+
+def fresh_state(config, seed=0, dataset=None):
+    """A config's initial state (the engine's init with the config's own Hparams): the
+    structure a checkpoint of that config restores into."""
+    spec = engine.make_spec(config, None if dataset is None else dataset.x.shape[0])
+    return engine.init(jax.random.PRNGKey(seed), hparams.from_config(config), dataset, spec=spec)
 
 
 def pytest_sessionfinish(session):

@@ -9,6 +9,7 @@ from conftest import MNIST_DIR, tiny_config
 from experiments_loader import load_experiment
 
 from gan_jax import classifier, data, evaluate, train
+from gan_jax import workdir as workdir_lib
 from gan_jax.writers import read_metrics
 
 
@@ -224,7 +225,7 @@ def test_mnist_experiments_train_off_the_parzen_validation_images(name):
 def test_eval_refuses_a_named_parzen_of_a_run_that_trained_on_its_validation_images(tmp_path):
     config = load_experiment("keras_mlp_mnist")
     config.data.stop = None  # the README's old keras, lsgan and wgan_gp rows: train[0:60000]
-    train.write_config(config, str(tmp_path))
+    workdir_lib.write_config(config, str(tmp_path))
     with pytest.raises(
         ValueError,
         match=r"^parzen: the run trained on MNIST train\[0:60000\], which holds the images"
@@ -258,7 +259,7 @@ def test_default_eval_of_an_overlapping_run_records_why_parzen_is_missing(
 def test_eval_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="no config.json"):
         evaluate.evaluate(str(tmp_path))
-    train.write_config(tiny_config(), str(tmp_path))
+    workdir_lib.write_config(tiny_config(), str(tmp_path))
     with pytest.raises(ValueError, match="no checkpoint"):
         evaluate.evaluate(str(tmp_path), "mixture")
     with pytest.raises(ValueError, match="unknown metrics"):

@@ -8,10 +8,10 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import fresh_state, tiny_config
 from experiments_loader import load_experiment
 
-from gan_jax import data, parallel, train
+from gan_jax import data, engine, hparams, parallel, train
 from gan_jax.checkpoint import Checkpointer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,13 +26,14 @@ def assert_trees_close(a, b, rtol=1e-4, atol=1e-6):
 def run_both(config, dataset, iterations=5):
     """The same config on one device and under pmap on 8, from the same initial state."""
     size = None if dataset is None else dataset.x.shape[0]
-    single = train.jit_trainer(train.make_trainer(config, size))
-    state = single.init(jax.random.PRNGKey(0), dataset)
-    pmapped = parallel.pmap_trainer(train.make_trainer(config, size, axis_name=parallel.AXIS))
-    p_state, p_metrics = train.advance(
-        pmapped, parallel.replicate(state), parallel.replicate(dataset), iterations
+    hp = hparams.from_config(config)
+    single = engine.jit_steps(engine.make_spec(config, size))
+    state = single.init(jax.random.PRNGKey(0), hp, dataset)
+    pmapped = parallel.pmap_steps(engine.make_spec(config, size, axis_name=parallel.AXIS))
+    p_state, p_metrics = engine.advance(
+        pmapped, parallel.replicate(state), parallel.replicate(dataset), hp, iterations
     )
-    s_state, s_metrics = train.advance(single, state, dataset, iterations)
+    s_state, s_metrics = engine.advance(single, state, dataset, hp, iterations)
     return (s_state, s_metrics), (parallel.unreplicate(p_state), parallel.unreplicate(p_metrics))
 
 
@@ -173,7 +174,7 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path):
     config.train.update(num_steps=10, scan_steps=5, log_every=5, checkpoint_every=5)
     config.train.sample_every = 0
     single_process = train.train_and_evaluate(config, str(tmp_path / "one"))
-    like = train.make_trainer(config).init(jax.random.PRNGKey(0))
+    like = fresh_state(config)
     two_processes = Checkpointer(os.path.join(workdir, "checkpoints")).restore(like)
     assert int(two_processes.step) == 10
     assert_trees_close(single_process, two_processes)

@@ -9,7 +9,7 @@ import time
 
 import jax
 import numpy as np
-from conftest import tiny_config
+from conftest import fresh_state, tiny_config
 
 from gan_jax import train
 from gan_jax.checkpoint import Checkpointer
@@ -38,7 +38,7 @@ DRIVER = textwrap.dedent("""
 CONFIG_FILE = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
-    from conftest import tiny_config
+    from conftest import fresh_state, tiny_config
     def get_config():
         return tiny_config(num_steps=100000, checkpoint_every=8, keep_checkpoints=100)
 """)
@@ -86,7 +86,7 @@ def resume_and_compare(tmp_path, workdir, extra_steps=8):
     assert proc.returncode == 0, output[-3000:]
     config = tiny_config(num_steps=target, checkpoint_every=8)
     straight = train.train_and_evaluate(config, str(tmp_path / f"straight{target}"))
-    like = train.make_trainer(config).init(jax.random.PRNGKey(0))
+    like = fresh_state(config)
     resumed = Checkpointer(os.path.join(workdir, "checkpoints")).restore(like)
     assert int(resumed.step) == target
     for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from conftest import tiny_config
 
-from gan_jax import train
+from gan_jax import engine, hparams
 
 
 def leaves_equal(a, b):
@@ -16,23 +16,32 @@ def leaves_equal(a, b):
 
 
 class Jitted(NamedTuple):
-    """A trainer's update functions under plain `jax.jit` (no donation, so a test can reuse its
-    inputs): eager dispatch of these small nets costs seconds per call, a compile ~1 s."""
+    """The engine's update functions of one config under plain `jax.jit` (no donation, so a
+    test can reuse its inputs), with the config's Hparams: eager dispatch of these small nets
+    costs seconds per call, a compile ~1 s."""
 
-    init: Callable
-    d_update: Callable
+    init: Callable  # (rng, dataset=None) -> state
+    d_update: Callable  # (state, dataset=None) -> (state, metrics)
     g_update: Callable
     iteration: Callable
 
 
+def jitted_engine(config, dataset_size=None) -> Jitted:
+    spec, hp = engine.make_spec(config, dataset_size), hparams.from_config(config)
+
+    def bind(update):
+        return jax.jit(lambda state, dataset=None: update(state, dataset, hp, spec=spec))
+
+    init = jax.jit(lambda rng, dataset=None: engine.init(rng, hp, dataset, spec=spec))
+    return Jitted(init, *map(bind, (engine.d_update, engine.g_update, engine.iteration)))
+
+
 @functools.cache
 def setup(d_steps=1, loss="non_saturating"):
-    """The tiny ring8 trainer, jitted, and its initial state; shared by the tests of a worker."""
+    """The tiny ring8 engine, jitted, and its initial state; shared by the tests of a worker."""
     config = tiny_config(d_steps=d_steps)
     config.loss.name = loss
-    trainer = train.make_trainer(config)
-    functions = (trainer.init, trainer.d_update, trainer.g_update, trainer.iteration)
-    jitted = Jitted(*map(jax.jit, functions))
+    jitted = jitted_engine(config)
     return jitted, jitted.init(jax.random.PRNGKey(0))
 
 
@@ -135,10 +144,12 @@ def test_metrics_values_match_their_definitions():
 
 # ----------------------------------------------------------------------------- after 2014
 
+import dataclasses  # noqa: E402
+
 import optax  # noqa: E402
 import pytest  # noqa: E402
 
-from gan_jax import data, losses, models, steps  # noqa: E402
+from gan_jax import data, models, steps  # noqa: E402
 from gan_jax import state as state_lib  # noqa: E402
 from gan_jax.config import default_config  # noqa: E402
 
@@ -167,10 +178,10 @@ def conv_steps():
     """One D and one G update of DCGAN nets with batch norm in G and D, spectral norm in D and
     an AC-GAN head: (state, after D update, after G update, D metrics)."""
     config = image_config(conditioning="acgan", num_classes=10, spectral_norm=True)
-    trainer, dataset = train.make_trainer(config, 16), image_dataset()
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0), dataset)
-    after_d, d_metrics = jax.jit(trainer.d_update)(state, dataset)
-    after_g, _ = jax.jit(trainer.g_update)(after_d, dataset)
+    trainer, dataset = jitted_engine(config, 16), image_dataset()
+    state = trainer.init(jax.random.PRNGKey(0), dataset)
+    after_d, d_metrics = trainer.d_update(state, dataset)
+    after_g, _ = trainer.g_update(after_d, dataset)
     return state, after_d, after_g, d_metrics
 
 
@@ -192,11 +203,10 @@ def test_lazy_penalty_is_applied_every_n_updates_scaled_by_n():
     config = tiny_config()
     config.model.discriminator_kwargs = {"hidden": ()}  # linear D: grad_x D = w
     config.optim.d.update(name="sgd", lr=1.0)
-    state = train.make_trainer(config).init(jax.random.PRNGKey(0))
-    step = functools.partial(
-        steps.d_step, loss=losses.get_loss("non_saturating"), batch_size=32, z_dim=2,
-        z_dist="normal", penalty="r1", penalty_weight=0.5,
-    )  # fmt: skip
+    config.loss.update(penalty="r1", penalty_weight=0.5)
+    spec, hp = engine.make_spec(config), hparams.from_config(config)
+    state = engine.init(jax.random.PRNGKey(0), hp, spec=spec)
+    step = functools.partial(steps.d_step, hparams=hp)
     batch = data.real_batch("ring8", None, steps.stream_key(state.rng, 0), 0, 32)
 
     @jax.jit
@@ -206,9 +216,10 @@ def test_lazy_penalty_is_applied_every_n_updates_scaled_by_n():
             after, metrics = d_step(start, batch)
             return jax.tree.map(jnp.subtract, after.d.params, start.d.params), metrics
 
-        plain = functools.partial(step, penalty="none")
-        every_2 = functools.partial(step, penalty_every=2)
-        runs = ((plain, 0), (step, 0), (every_2, 0), (every_2, 1), (plain, 1))
+        plain = functools.partial(step, spec=dataclasses.replace(spec, penalty="none"))
+        every_2 = functools.partial(step, spec=dataclasses.replace(spec, penalty_every=2))
+        step_1 = functools.partial(step, spec=spec)
+        runs = ((plain, 0), (step_1, 0), (every_2, 0), (every_2, 1), (plain, 1))
         return [change(f, n) for f, n in runs]
 
     results = changes(state)
@@ -225,9 +236,9 @@ def test_lazy_penalty_is_applied_every_n_updates_scaled_by_n():
 
 def test_concat_conditioning_feeds_real_labels_and_the_sampler_gives_classes():
     config = image_config("mlp", "mlp", conditioning="concat", num_classes=10)
-    trainer = train.make_trainer(config, 16)
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    d_update = jax.jit(trainer.d_update)
+    trainer = jitted_engine(config, 16)
+    state = trainer.init(jax.random.PRNGKey(0))
+    d_update = trainer.d_update
     a, _ = d_update(state, image_dataset())
     relabelled = image_dataset().replace(y=(image_dataset().y + 1) % 10)
     b, _ = d_update(state, relabelled)

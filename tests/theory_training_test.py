@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gan_jax import steps, theory
+from gan_jax import engine, hparams, steps, theory
 from gan_jax.config import default_config
 from gan_jax.data import GAUSSIAN_1D
-from gan_jax.train import make_trainer
 
 # p_g = N(3, 0.5^2): the data's width, so log D*/(1 - D*) is linear in x and D* is a logistic
 # curve that a small ReLU MLP can fit across the whole overlap. (With unequal widths the logit is
@@ -39,15 +38,18 @@ def frozen_g_config():
 @pytest.fixture(scope="module")
 def trained():
     """(initial state, state after D_STEPS D updates with G frozen)."""
-    trainer = make_trainer(frozen_g_config())
+    config = frozen_g_config()
+    spec, hp = engine.make_spec(config), hparams.from_config(config)
 
     @jax.jit
     def run(key):
-        state = trainer.init(key)
+        state = engine.init(key, hp, spec=spec)
         g_params = {"Dense_0": {"kernel": jnp.full((1, 1), G_STD), "bias": jnp.full((1,), G_MEAN)}}
         state = state.replace(g=state.g.replace(params=g_params))
         # Only d_update: G's params, optimizer and step counter must come out untouched.
-        final, _ = jax.lax.scan(lambda s, _: trainer.d_update(s), state, None, length=D_STEPS)
+        final, _ = jax.lax.scan(
+            lambda s, _: engine.d_update(s, None, hp, spec=spec), state, None, length=D_STEPS
+        )
         return state, final
 
     return run(jax.random.PRNGKey(SEED))

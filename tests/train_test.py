@@ -9,7 +9,8 @@ import pytest
 from conftest import tiny_config
 from experiments_loader import load_experiment
 
-from gan_jax import data, steps, train
+from gan_jax import data, engine, hparams, steps, train
+from gan_jax import spec as spec_lib
 from gan_jax.writers import read_metrics
 
 
@@ -18,13 +19,20 @@ def assert_trees_close(a, b, **tol):
         np.testing.assert_allclose(x, y, **tol)
 
 
+def setup(config, dataset_size=None):
+    """(the jitted steps, the config's Hparams) of a config."""
+    spec = engine.make_spec(config, dataset_size)
+    return engine.jit_steps(spec), hparams.from_config(config)
+
+
 def test_seed_i_of_a_vmapped_sweep_equals_a_solo_run():
     config = tiny_config(num_steps=6, scan_steps=2, log_every=2)
-    run = train.make_train(config)
+    run = engine.make_train(config)
+    hp = hparams.from_config(config)
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
-    swept_state, swept_metrics = jax.jit(jax.vmap(run))(keys)
+    swept_state, swept_metrics = jax.jit(jax.vmap(run, in_axes=(0, None)))(keys, hp)
     for i in range(3):
-        solo_state, solo_metrics = jax.jit(run)(keys[i])
+        solo_state, solo_metrics = jax.jit(run)(keys[i], hp)
         assert_trees_close(
             jax.tree.map(lambda x, i=i: x[i], swept_state), solo_state, rtol=1e-5, atol=1e-6
         )
@@ -38,9 +46,9 @@ def test_scan_dispatch_equals_one_dispatch_per_update(d_steps):
     results = []
     for scan_steps in (0, 4):
         config = tiny_config(d_steps=d_steps, scan_steps=scan_steps)
-        jitted = train.jit_trainer(train.make_trainer(config))
-        state = jitted.init(jax.random.PRNGKey(0))
-        results.append(train.advance(jitted, state, None, 8))
+        compiled, hp = setup(config)
+        state = compiled.init(jax.random.PRNGKey(0), hp)
+        results.append(engine.advance(compiled, state, None, hp, 8))
     (step_state, step_metrics), (scan_state, scan_metrics) = results
     assert int(scan_state.step) == 8 and int(scan_state.d_updates) == 8 * d_steps
     assert_trees_close(step_state, scan_state, rtol=1e-5, atol=1e-6)
@@ -49,37 +57,41 @@ def test_scan_dispatch_equals_one_dispatch_per_update(d_steps):
 
 def test_make_train_equals_the_host_loop():
     config = tiny_config(num_steps=8)
-    state, _ = jax.jit(train.make_train(config))(jax.random.PRNGKey(0))
-    jitted = train.jit_trainer(train.make_trainer(config))
-    loop_state, _ = train.advance(jitted, jitted.init(jax.random.PRNGKey(0)), None, 8)
+    compiled, hp = setup(config)
+    state, _ = jax.jit(engine.make_train(config))(jax.random.PRNGKey(0), hp)
+    loop_state, _ = engine.advance(compiled, compiled.init(jax.random.PRNGKey(0), hp), None, hp, 8)
     assert_trees_close(state, loop_state, rtol=1e-5, atol=1e-6)
 
 
-def test_no_retracing_in_the_hot_loop():
-    trainer = train.make_trainer(tiny_config(scan_steps=0))
-    counted = train.Trainer(
-        trainer.config,
-        trainer.init,
-        chex.assert_max_traces(trainer.d_update, n=1),
-        chex.assert_max_traces(trainer.g_update, n=1),
-        trainer.iteration,
-    )
-    jitted = train.jit_trainer(counted)
-    state = jitted.init(jax.random.PRNGKey(0))
-    state, _ = train.advance(jitted, state, None, 5)  # a retrace would raise here
-    assert jitted.d_update._cache_size() == 1 and jitted.g_update._cache_size() == 1
+def test_no_retracing_in_the_hot_loop(monkeypatch):
+    config = tiny_config(scan_steps=0)
+    spec, hp = engine.make_spec(config), hparams.from_config(config)
+    # Counted versions of the named steps: a retrace would raise inside advance.
+    monkeypatch.setattr(engine, "d_update", chex.assert_max_traces(engine.d_update, n=1))
+    monkeypatch.setattr(engine, "g_update", chex.assert_max_traces(engine.g_update, n=1))
+    engine.jit_steps.cache_clear()
+    compiled = engine.jit_steps(spec)
+    state = compiled.init(jax.random.PRNGKey(0), hp)
+    state, _ = engine.advance(compiled, state, None, hp, 5)
+    # Other numbers, the same program: a new lr is data, not a retrace.
+    other = hp.replace(d=hp.d.replace(lr=np.float32(3e-4)), penalty_weight=np.float32(2.0))
+    engine.advance(compiled, state, None, other, 2)
+    assert compiled.d_update._cache_size() == 1 and compiled.g_update._cache_size() == 1
+    monkeypatch.undo()
+    engine.jit_steps.cache_clear()
 
-    scan_jitted = train.jit_trainer(train.make_trainer(tiny_config(scan_steps=2)))
-    state = scan_jitted.init(jax.random.PRNGKey(0))
-    train.advance(scan_jitted, state, None, 8)
-    assert scan_jitted.run_chunk._cache_size() == 1
+    scan_config = tiny_config(scan_steps=2)
+    scan_compiled, hp = setup(scan_config)
+    state = scan_compiled.init(jax.random.PRNGKey(0), hp)
+    engine.advance(scan_compiled, state, None, hp, 8)
+    assert scan_compiled.run_chunk._cache_size() == 1
 
 
 def test_state_buffers_are_donated():
-    jitted = train.jit_trainer(train.make_trainer(tiny_config(scan_steps=0)))
-    state = jitted.init(jax.random.PRNGKey(0))
+    compiled, hp = setup(tiny_config(scan_steps=0))
+    state = compiled.init(jax.random.PRNGKey(0), hp)
     old_leaf = jax.tree.leaves(state.d.params)[0]
-    jitted.d_update(state, None)
+    compiled.d_update(state, None, hp)
     assert old_leaf.is_deleted()
 
 
@@ -116,7 +128,8 @@ def test_toy_pictures_show_d_as_its_loss_defines_it(tmp_path, monkeypatch, loss)
     """A probability for the sigmoid losses; the raw critic value for WGAN (not its sigmoid)."""
     config = tiny_config()
     config.loss.name = loss
-    state = train.jit_trainer(train.make_trainer(config)).init(jax.random.PRNGKey(0), None)
+    compiled, hp = setup(config)
+    state = compiled.init(jax.random.PRNGKey(0), hp, None)
     seen = {}
 
     def capture(path, samples, real, grid_xy, d_GxG, title, d_label):
@@ -150,22 +163,25 @@ def test_the_cpu_schedule_changes_no_numbers(experiment, d_steps):
         config.model.discriminator_kwargs.base_features = 8
     x = np.random.default_rng(0).uniform(0.0, 1.0, (16, 28, 28, 1)).astype(np.float32)
     dataset = data.make_dataset(x)
-    trainer = train.make_trainer(config, len(x))
-    chunk = functools.partial(trainer.run_chunk, num_iterations=2)
-    init = jax.jit(trainer.init)
+    spec, hp = engine.make_spec(config, len(x)), hparams.from_config(config)
+    chunk = functools.partial(engine.run_chunk, spec=spec, num_iterations=2)
+    init = jax.jit(functools.partial(engine.init, spec=spec))
     states = [
-        jit(chunk, donate_argnums=0)(init(jax.random.PRNGKey(0), dataset), dataset)[0]
-        for jit in (jax.jit, train.jit_step)
+        jit(chunk, donate_argnums=0)(init(jax.random.PRNGKey(0), hp, dataset), dataset, hp)[0]
+        for jit in (jax.jit, engine.jit_step)
     ]
     for default, scheduled in zip(*map(jax.tree.leaves, states), strict=True):
         np.testing.assert_array_equal(default, scheduled)
 
 
 def test_run_chunk_returns_the_last_iteration_of_run_iterations():
-    trainer = train.make_trainer(tiny_config())
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    chunk_state, chunk_metrics = jax.jit(trainer.run_chunk, static_argnums=2)(state, None, 3)
-    all_state, stacked = jax.jit(trainer.run_iterations, static_argnums=2)(state, None, 3)
+    compiled, hp = setup(tiny_config())
+    spec = compiled.spec
+    state = compiled.init(jax.random.PRNGKey(0), hp)
+    chunk = jax.jit(functools.partial(engine.run_chunk, spec=spec, num_iterations=3))
+    every = jax.jit(functools.partial(engine.run_iterations, spec=spec, num_iterations=3))
+    chunk_state, chunk_metrics = chunk(state, None, hp)
+    all_state, stacked = every(state, None, hp)
     assert_trees_close(chunk_state, all_state, rtol=1e-6, atol=1e-7)
     assert_trees_close(chunk_metrics, jax.tree.map(lambda m: m[-1], stacked), rtol=1e-5, atol=1e-7)
 
@@ -193,5 +209,5 @@ def test_resuming_with_a_scan_length_that_splits_a_chunk_is_refused(tmp_path):
 def test_an_epoch_schedule_needs_the_dataset_size():
     config = load_experiment("gan2014_mnist")
     with pytest.raises(ValueError, match=r"final_momentum .*epochs.*dataset_size"):
-        train.make_train(config)
-    assert train.updates_per_epoch(config, 50_000) == 50_000 // config.train.batch_size
+        engine.make_train(config)
+    assert spec_lib.updates_per_epoch(config, 50_000) == 50_000 // config.train.batch_size
