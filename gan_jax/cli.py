@@ -2,6 +2,7 @@
 
 gan-jax train --config experiments/<name>.py[:VARIANT] --workdir DIR [--config.key=value ...]
 gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_dir DIR]
+gan-jax sample --workdir DIR --num N [--seed S] --out FILE.npz|OUTDIR/
 
 The commands are argparse subcommands, built with absl's `argparse_flags` so that absl runs
 `main` and its own flags (--verbosity, ...) keep working; `gan-jax --help` lists the commands
@@ -20,7 +21,7 @@ from absl import app, flags, logging
 from absl.flags import argparse_flags
 from ml_collections import config_flags
 
-from gan_jax import evaluate, parallel, train
+from gan_jax import evaluate, parallel, sample, train
 from gan_jax.config import default_config, load_experiment_file
 from gan_jax.workdir_lock import WorkdirBusyError
 
@@ -33,6 +34,11 @@ def run_train(args: argparse.Namespace) -> None:
 def run_eval(args: argparse.Namespace) -> None:
     record = evaluate.evaluate(args.workdir, args.metrics, args.num_samples, args.data_dir)
     print(json.dumps(record, indent=2))
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    record = sample.sample(args.workdir, args.num, args.seed, args.out)
+    print(json.dumps(record))
 
 
 def _default_list(defaults: dict) -> str:
@@ -101,6 +107,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="MNIST IDX directory (default: the workdir's config.data.dir)",
     )
     eval_parser.set_defaults(run=run_eval)
+
+    sample_parser = commands.add_parser(
+        "sample",
+        help="write N samples of a workdir's newest checkpoint to a .npz or a directory",
+        description="Write --num samples of the newest checkpoint in --workdir, latent codes"
+        " drawn from --seed (the same seed gives the same samples), for outside tools. FILE.npz"
+        " holds x (N, *data shape; [0, 1] or [-1, 1] as data.scale, any value for the toys),"
+        " y (labels i mod K, conditional G only), value_range, step and seed. OUTDIR/ gets one"
+        " PNG per sample for images (and labels.csv), samples.csv for the toys.",
+        allow_abbrev=False,
+    )
+    sample_parser.add_argument(
+        "--workdir", required=True, help="a training workdir (gan-jax train). Required."
+    )
+    sample_parser.add_argument(
+        "--num", required=True, type=int, metavar="N", help="number of samples. Required."
+    )
+    sample_parser.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="seed of the latent codes (default: 0)"
+    )
+    sample_parser.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.npz|OUTDIR/",
+        help="a .npz file, or a new or empty directory (a path ending in '/'). Required.",
+    )
+    sample_parser.set_defaults(run=run_sample)
     return parser
 
 

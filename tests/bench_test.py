@@ -9,25 +9,94 @@ from conftest import tiny_config
 from gan_jax import bench, engine, hparams
 
 
-def test_bench_reports_an_experiment_s_throughput_against_the_peak():
-    """One round, as a smoke test of the report (the timings themselves are not checked here:
-    they belong to `make bench`); the FLOP counts it rests on are checked by hand below."""
-    result = bench.bench("ring8", num_iterations=4, scan_steps=2, rounds=1, peak_size=256)
-    assert result["experiment"] == "ring8" and result["iterations"] == 4
-    assert result["scan_steps"] == 2 and result["rounds"] == 1
+class WorkClock:
+    """The bench's clock, moved only by the work it times. In round r, training, the GEMMs and
+    the matmuls after each take the seconds that give the GFLOP/s set for round r (round 0 is
+    the warm-up); the burst's single matmuls run at the rate of the window before them. Nothing
+    here is a timing, so every figure the bench reports is known exactly."""
+
+    def __init__(self, **rates):
+        self.rates = {kind: [1.0, *per_round] for kind, per_round in rates.items()}
+        self.flops = {}  # per call of each kind of work, recorded as the bench finds them
+        self.now, self.round, self.advances, self.last = 0.0, 0, 0, "train"
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def run(self, kind: str, calls: int = 1) -> None:
+        if kind == "matmul":
+            rate = self.rates[f"matmul_after_{self.last}"][self.round]
+        else:
+            rate, self.last = self.rates[kind][self.round], kind
+        self.now += calls * self.flops[kind] / (rate * 1e9)
+
+    def train(self, iterations: int) -> None:
+        """Training's first call is the warm-up (round 0); each later one starts a round."""
+        self.round, self.advances = self.advances, self.advances + 1
+        self.run("train", iterations)
+
+
+def test_bench_figures_are_the_rounds_medians_and_ranges_on_a_work_clock(monkeypatch):
+    """Three rounds at 30, 10 and 16 GFLOP/s against matmul peaks of 40, 50 and 20: ratios
+    0.75, 0.2 and 0.8, so the median ratio (0.75) is not the ratio of the medians (0.4) and the
+    range is [0.2, 0.8]. The GEMMs alone run at 60, 45 and 72 against peaks (and bursts) of 48,
+    25 and 60; the best training window over the best matmul window is 30/60. The bench
+    compiles and runs the real steps; only its clock is replaced."""
+    clock = WorkClock(
+        train=[30, 10, 16],
+        matmul_after_train=[40, 50, 20],
+        gemm=[60, 45, 72],
+        matmul_after_gemm=[48, 25, 60],
+    )
+    monkeypatch.setattr(bench, "time", clock)  # the bench's clock only, not JAX's
+
+    real_steps, real_gemms, real_peak = bench.compiled_steps, bench.gemms_alone, bench.SquareMatmul
+    real_advance = train.advance
+
+    def compiled_steps(*args):
+        compile_s, clock.flops["train"] = real_steps(*args)
+        return compile_s, clock.flops["train"]
+
+    def gemms_alone(shapes):
+        products, inputs = real_gemms(shapes)
+        clock.flops["gemm"] = sum(bench.gemm_flops(*shape) for shape in shapes)
+        return lambda x: clock.run("gemm") or products(x), inputs
+
+    def square_matmul(n):
+        peak = real_peak(n)  # its first timing reads the still clock: set the call time here
+        clock.flops["matmul"], matmul = peak.flops, peak.matmul
+        peak.matmul = lambda a: clock.run("matmul") or matmul(a)
+        peak.call_s = peak.flops / 1e9
+        return peak
+
+    def advance(jitted, state, dataset, num_iterations):
+        out = real_advance(jitted, state, dataset, num_iterations)
+        clock.train(num_iterations)
+        return out
+
+    monkeypatch.setattr(bench, "compiled_steps", compiled_steps)
+    monkeypatch.setattr(bench, "gemms_alone", gemms_alone)
+    monkeypatch.setattr(bench, "SquareMatmul", square_matmul)
+    monkeypatch.setattr(train, "advance", advance)
+    result = bench.bench("ring8", num_iterations=6, scan_steps=2, rounds=3, peak_size=256)
+
+    assert clock.advances == 4  # the warm-up and 3 rounds
+    assert result["experiment"] == "ring8" and result["rounds"] == 3
+    assert result["iterations"] == 6 and result["scan_steps"] == 2  # 2 iterations a round
     assert result["batch_size"] == bench.load_config("ring8").train.batch_size
-    assert 0 < result["gemm_gflop_per_iteration"] <= result["gflop_per_iteration"]
-    for key in (
-        "iterations_per_s",
-        "matmul_peak_gflops",
-        "matmul_burst_gflops",
-        "gemm_only_iterations_per_s",
-        "fraction_of_burst",
-        "best_windows_fraction",
-    ):
-        assert result[key] > 0
-    low, high = result["fraction_of_peak_range"]
-    assert low == result["fraction_of_peak"] == high  # one round: its ratio is all three
+    flops, gemm_flops = clock.flops["train"], clock.flops["gemm"]
+    assert result["gflop_per_iteration"] == round(flops / 1e9, 3)
+    assert result["gemm_gflop_per_iteration"] == round(gemm_flops / 1e9, 3)
+    assert 0 < gemm_flops <= flops
+    assert result["iterations_per_s"] == pytest.approx(16e9 / flops, abs=0.006)
+    assert result["achieved_gflops"] == 16.0
+    assert result["matmul_peak_gflops"] == 40.0 and result["matmul_burst_gflops"] == 48.0
+    assert result["fraction_of_peak"] == 0.75
+    assert result["fraction_of_peak_range"] == [0.2, 0.8]
+    assert result["fraction_of_burst"] == 0.4  # median of 30/48, 10/25, 16/60
+    assert result["best_windows_fraction"] == 0.5
+    assert result["gemm_only_iterations_per_s"] == pytest.approx(60e9 / gemm_flops, abs=0.006)
+    assert result["gemm_only_fraction_of_peak"] == 1.25  # median of 60/48, 45/25, 72/60
     assert set(result["compile_s"]) == {"d_step", "g_step", "run_chunk"}
 
 
@@ -50,6 +119,13 @@ def test_the_sustained_peak_is_back_to_back_calls_over_the_window(monkeypatch):
     clock = iter([0.0, 0.1])
     peak.sustained_gflops(0.0)  # never an empty window
     assert len(calls) == 1
+
+
+def test_the_burst_peak_is_the_fastest_single_call(monkeypatch):
+    peak = bench.SquareMatmul(64)
+    clock = iter([0.0, 0.3, 1.0, 1.1, 2.0, 2.2])  # three calls of 0.3, 0.1 and 0.2 s
+    monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    assert peak.burst_gflops(repeats=3) == pytest.approx(2 * 64**3 / 0.1 / 1e9)
 
 
 def test_gemm_flops_are_two_m_n_k_counted_by_hand():

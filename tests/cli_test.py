@@ -64,7 +64,7 @@ def test_help_lists_the_commands_one_line_each():
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
-    for command in ("train", "eval"):
+    for command in ("train", "eval", "sample"):
         line = next(line for line in lines if line.strip().startswith(command + " "))
         assert len(line.split()) > 3, line  # the command and its one-line description
 
@@ -83,12 +83,17 @@ def test_each_command_lists_its_flags_with_defaults(monkeypatch, capsys):
     assert "usage: gan-jax train" in out
     for flag in ("--config FILE[:VARIANT]", "--workdir", "--override_config", "--config.key=value"):
         assert flag in out
+    status, out, _ = run_cli(monkeypatch, capsys, "sample", "--help")
+    assert status == 0
+    assert "usage: gan-jax sample" in out
+    for flag in ("--workdir", "--num N", "--seed S", "--out FILE.npz|OUTDIR/", "(default: 0)"):
+        assert flag in out
 
 
 def test_an_unknown_or_missing_command_is_named_with_the_commands(monkeypatch, capsys):
     status, _, err = run_cli(monkeypatch, capsys, "trian", "--workdir=x")
     assert status == 2
-    assert "invalid choice: 'trian' (choose from 'train', 'eval')" in err
+    assert "invalid choice: 'trian' (choose from 'train', 'eval', 'sample')" in err
     status, _, err = run_cli(monkeypatch, capsys)
     assert status == 2 and "required: COMMAND" in err
     status, _, err = run_cli(monkeypatch, capsys, "eval", "--workdir=x", "--num_samples=many")
@@ -97,6 +102,8 @@ def test_an_unknown_or_missing_command_is_named_with_the_commands(monkeypatch, c
     assert status == 2 and "unrecognized arguments: --config.seed=1" in err
     status, _, err = run_cli(monkeypatch, capsys, "train", "--workdir=x")
     assert status == 2 and "required: --config" in err
+    status, _, err = run_cli(monkeypatch, capsys, "sample", "--workdir=x")
+    assert status == 2 and "required: --num, --out" in err
 
 
 def test_config_overrides_reach_the_config_and_flags_reach_the_command():
@@ -113,3 +120,5 @@ def test_config_overrides_reach_the_config_and_flags_reach_the_command():
     args = cli.parse_flags(["gan-jax", "eval", "--workdir=w", "--num_samples", "5"])
     assert args.run is cli.run_eval and args.num_samples == 5
     assert (args.metrics, args.data_dir) == (None, None)
+    args = cli.parse_flags(["gan-jax", "sample", "--workdir=w", "--num=5", "--out", "o.npz"])
+    assert args.run is cli.run_sample and (args.num, args.seed, args.out) == (5, 0, "o.npz")

@@ -30,6 +30,18 @@ def test_dragan_of_linear_d_is_closed_form(batches):
     np.testing.assert_allclose(value, (jnp.linalg.norm(W) - 1.0) ** 2, rtol=1e-5)
 
 
+def test_dragan_perturbs_real_data_by_a_mixed_fraction_of_half_its_std():
+    """D(x) = x^2 / 2 has gradient x, so with target 0 the penalty is E[x_hat^2]. Real data half
+    0s and half 2s (std 1), x_hat = x + alpha * 0.5 * 1 * u with alpha, u ~ U[0, 1] independent:
+    E[x_hat^2] = E[x^2] + E[x] E[alpha u] + E[alpha^2 u^2] / 4 = 2 + 1/4 + 1/36. Unperturbed
+    points give 2, x + noise without alpha 2.583, noise of the full std 2.611, Gaussian noise
+    in place of U[0, 1] 2.083."""
+    real = jnp.tile(jnp.array([[0.0], [2.0]]), (8192, 1))
+    square = lambda x: 0.5 * jnp.sum(x**2, axis=1)
+    value = penalties.dragan_penalty(square, real, jax.random.PRNGKey(3), target=0.0)
+    np.testing.assert_allclose(value, 2.0 + 0.25 + 1.0 / 36.0, atol=0.02)
+
+
 def test_r1_r2_of_linear_and_quadratic_d(batches):
     real, fake = batches
     np.testing.assert_allclose(penalties.r1_penalty(linear_d, real), jnp.sum(W**2), rtol=1e-5)
@@ -47,13 +59,45 @@ def test_gradient_penalty_uses_interpolates_between_real_and_fake():
     np.testing.assert_allclose(value, 1.0 / 3.0, atol=0.03)
 
 
-def test_penalty_dispatch_and_gradient_is_finite(batches):
+def nonlinear_d(x):
+    """D(x) = sum_i W_i sin(x_i) + ||x||^2 / 4: its input gradient W cos(x) + x / 2 changes
+    with the position, so each penalty's points (real, fake, between, perturbed) give their own
+    value, where a linear D gives every penalty the same."""
+    x = x.reshape(x.shape[0], -1)
+    return jnp.sin(x) @ W + 0.25 * jnp.sum(x**2, axis=1)
+
+
+def reference_penalties(real, fake, key) -> dict[str, float]:
+    """Each penalty's formula in float64 numpy on `nonlinear_d`'s gradient, drawn from the same
+    uniforms as gan_jax (one eps per row for GP; DRAGAN's key split into the noise's per-element
+    and the mixing fraction's per-row draws)."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    w = np.asarray(W, np.float64)
+    grad_norm = lambda x: np.linalg.norm(w * np.cos(x) + 0.5 * x, axis=1)
+    eps = np.asarray(jax.random.uniform(key, (real.shape[0], 1)), np.float64)
+    key_noise, key_mix = jax.random.split(key)
+    u = np.asarray(jax.random.uniform(key_noise, real.shape), np.float64)
+    alpha = np.asarray(jax.random.uniform(key_mix, (real.shape[0], 1)), np.float64)
+    return {
+        "none": 0.0,
+        "gp": np.mean((grad_norm(eps * real + (1 - eps) * fake) - 1) ** 2),  # Gulrajani eq. 3
+        "dragan": np.mean((grad_norm(real + alpha * 0.5 * real.std() * u) - 1) ** 2),  # Kodali
+        "r1": np.mean(grad_norm(real) ** 2),  # Mescheder et al. eq. 9 without gamma / 2
+        "r2": np.mean(grad_norm(fake) ** 2),
+    }
+
+
+def test_each_named_penalty_is_its_formula_on_a_nonlinear_d(batches):
     real, fake = batches
+    key = jax.random.PRNGKey(5)
+    expected = reference_penalties(real, fake, key)
+    assert set(expected) == set(penalties.PENALTIES), "a new penalty needs its reference here"
+    assert len({round(float(v), 3) for v in expected.values()}) == len(expected)  # all differ
     for name in penalties.PENALTIES:
-        value = penalties.penalty(name, linear_d, real, fake, jax.random.PRNGKey(0))
-        assert np.isfinite(value)
+        value = penalties.penalty(name, nonlinear_d, real, fake, key)
+        np.testing.assert_allclose(value, expected[name], rtol=1e-5, atol=1e-7, err_msg=name)
     with pytest.raises(ValueError, match="allowed"):
-        penalties.penalty("bogus", linear_d, real, fake, jax.random.PRNGKey(0))
+        penalties.penalty("bogus", linear_d, real, fake, key)
 
 
 def test_penalties_see_a_patch_discriminator_through_its_mean_over_patches(batches):
