@@ -51,7 +51,7 @@ def test_bench_figures_are_the_rounds_medians_and_ranges_on_a_work_clock(monkeyp
     monkeypatch.setattr(bench, "time", clock)  # the bench's clock only, not JAX's
 
     real_steps, real_gemms, real_peak = bench.compiled_steps, bench.gemms_alone, bench.SquareMatmul
-    real_advance = train.advance
+    real_advance = engine.advance
 
     def compiled_steps(*args):
         compile_s, clock.flops["train"] = real_steps(*args)
@@ -69,15 +69,15 @@ def test_bench_figures_are_the_rounds_medians_and_ranges_on_a_work_clock(monkeyp
         peak.call_s = peak.flops / 1e9
         return peak
 
-    def advance(jitted, state, dataset, num_iterations):
-        out = real_advance(jitted, state, dataset, num_iterations)
+    def advance(compiled, state, dataset, hp, num_iterations):
+        out = real_advance(compiled, state, dataset, hp, num_iterations)
         clock.train(num_iterations)
         return out
 
     monkeypatch.setattr(bench, "compiled_steps", compiled_steps)
     monkeypatch.setattr(bench, "gemms_alone", gemms_alone)
     monkeypatch.setattr(bench, "SquareMatmul", square_matmul)
-    monkeypatch.setattr(train, "advance", advance)
+    monkeypatch.setattr(engine, "advance", advance)
     result = bench.bench("ring8", num_iterations=6, scan_steps=2, rounds=3, peak_size=256)
 
     assert clock.advances == 4  # the warm-up and 3 rounds

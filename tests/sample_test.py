@@ -5,10 +5,11 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import fresh_state, tiny_config
 from PIL import Image
 
 from gan_jax import cli, evaluate, sample, steps, train, workdir_lock
+from gan_jax import workdir as workdir_lib
 from gan_jax.checkpoint import Checkpointer
 
 
@@ -33,10 +34,10 @@ def conditional_workdir(tmp_path_factory):
     config.data.update(name="mnist", scale="unit")
     config.model.update(conditioning="concat", num_classes=10)
     config.model.generator_kwargs = {"hidden": (16,), "output_activation": "sigmoid"}
-    state = train.make_trainer(config).init(jax.random.PRNGKey(0))
+    state = fresh_state(config)
     g_params = jax.tree.map(lambda p: 20.0 * p, state.g.params)
     state = state.replace(g=state.g.replace(params=g_params), step=5)
-    train.write_config(config, workdir)
+    workdir_lib.write_config(config, workdir)
     Checkpointer(os.path.join(workdir, "checkpoints")).save(state)
     return workdir
 
