@@ -26,6 +26,23 @@ def _shapes(tree) -> dict:
     return {jax.tree_util.keystr(path): tuple(np.shape(leaf)) for path, leaf in flat}
 
 
+def _without_schedule_states(restored, target):
+    """`restored` less the optimizer states' `hyperparams_states` entries that `target` lacks.
+
+    Checkpoints written before the schedules moved into Hparams (optim.py) carry one entry per
+    scheduled hyperparameter, holding only a copy of the optimizer's update count; the schedule
+    is now a function of that count, so dropping them restores the same run."""
+    if not isinstance(restored, dict) or not isinstance(target, dict):
+        return restored
+    out = {}
+    for key, value in restored.items():
+        if key == "hyperparams_states" and isinstance(value, dict) and key in target:
+            out[key] = {k: v for k, v in value.items() if k in target[key]}
+        else:
+            out[key] = _without_schedule_states(value, target.get(key))
+    return out
+
+
 class Checkpointer:
     """Saves and restores GANStates under `directory`, keeping the newest `keep`."""
 
@@ -74,6 +91,7 @@ class Checkpointer:
             raise CheckpointError(
                 f"checkpoint {step} in {self.directory} cannot be read: {err}"
             ) from err
+        restored = _without_schedule_states(restored, target)
         expected, found = _shapes(target), _shapes(restored)
         if expected != found:
             diff = sorted(set(expected.items()) ^ set(found.items()))[:4]

@@ -50,6 +50,7 @@ def with_hyperparams(state: GANState, hparams: Hparams, spec: Spec) -> GANState:
 
     def refresh(player, opt_spec, opt_hp):
         hyper = optim.hyperparams_at(opt_spec, opt_hp, player.opt_state.count)
+        hyper = {**player.opt_state.hyperparams, **hyper}  # optax's own defaults (eps) stay
         return player.replace(opt_state=player.opt_state._replace(hyperparams=hyper))
 
     return state.replace(

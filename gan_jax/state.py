@@ -31,7 +31,7 @@ class Player:
         state's injected ones first, so this update uses them (a swept lr, a scheduled one)."""
         opt_state = self.opt_state
         if hyperparams is not None:
-            opt_state = opt_state._replace(hyperparams=hyperparams)
+            opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, **hyperparams})
         updates, opt_state = self.tx.update(grads, opt_state, self.params)
         return self.replace(
             params=optax.apply_updates(self.params, updates),

@@ -2,6 +2,7 @@ import os
 
 import jax
 import numpy as np
+import optax
 import pytest
 from conftest import fresh_state, tiny_config
 
@@ -66,3 +67,27 @@ def test_non_finite_training_stops_and_keeps_the_last_finite_checkpoint(tmp_path
     assert checkpointer.latest_step() == 8
     restored = checkpointer.restore(fresh_state(diverging))
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored))
+
+
+def test_a_checkpoint_with_the_old_schedule_closures_restores(tmp_path):
+    """Before the schedules became functions of Hparams, optax kept one state per scheduled
+    hyperparameter (a copy of the update count); such a checkpoint restores into today's
+    state with every other leaf intact."""
+    config = tiny_config()
+    config.optim.d.update(
+        name="sgd", lr=0.1, lr_decay=1.05, momentum=0.5, final_momentum=0.7,
+        momentum_saturate_epoch=3,
+    )  # fmt: skip
+    state = fresh_state(config)
+    old_tx = optax.inject_hyperparams(optax.sgd)(
+        learning_rate=optax.exponential_decay(0.1, 1, 1 / 1.05, end_value=0.0),
+        momentum=optax.linear_schedule(0.5, 0.7, 8, 4),
+    )
+    old_opt_state = old_tx.init(state.d.params)
+    assert set(old_opt_state.hyperparams_states) == {"learning_rate", "momentum"}
+    old = state.replace(d=state.d.replace(opt_state=old_opt_state, tx=old_tx))
+    Checkpointer(str(tmp_path)).save(old)
+    restored = Checkpointer(str(tmp_path)).restore(state)
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(a, b)
