@@ -1,7 +1,7 @@
 """Golden values: each experiment config's losses and parameter checksums after two iterations.
 
 Every config is trained as its file defines it (nets, losses, optimizers, seed) with the batch
-shrunk to 8, for 2 iterations of `train.make_train`, on 64 made-up MNIST digits written to a
+shrunk to 8, for 2 iterations of `engine.make_train`, on 64 made-up MNIST digits written to a
 temporary IDX directory, so nothing here reads ../shared/data. The D and G losses of both
 iterations and the sum, sum of magnitudes and sum of squares of each player's parameters are
 compared with tests/golden_values.json. The dispatch modes are checked against each other elsewhere
@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 from experiments_loader import EXPERIMENTS
 
-from gan_jax import data, train
+from gan_jax import data, engine, hparams
 from gan_jax.config import load_experiment_file
 
 GOLDEN = Path(__file__).with_name("golden_values.json")
@@ -119,8 +119,8 @@ def golden_numbers(config) -> dict[str, list[float]]:
     and sum of squares (float64 on the host) after the last."""
     dataset = data.load_dataset(config.data)
     size = None if dataset is None else dataset.x.shape[0]
-    run = jax.jit(train.make_train(config, size), compiler_options=COMPILER_OPTIONS)
-    state, metrics = run(jax.random.PRNGKey(config.seed), dataset)
+    run = jax.jit(engine.make_train(config, size), compiler_options=COMPILER_OPTIONS)
+    state, metrics = run(jax.random.PRNGKey(config.seed), hparams.from_config(config), dataset)
     numbers = {name: np.asarray(metrics[name]).tolist() for name in ("d_loss", "g_loss")}
     for player in ("g", "d"):
         leaves = jax.tree.leaves(getattr(state, player).params)
