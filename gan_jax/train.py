@@ -194,6 +194,7 @@ def run_in_workdir(config, workdir: str, override_config: bool, primary: bool) -
     else:
         compiled = engine.jit_steps(engine.make_spec(config, size))
         to_devices = one_copy = lambda tree: tree
+        hparams = jax.device_put(hparams)  # once, not at every dispatch
     t = config.train
     checkpointer = Checkpointer(
         os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints, primary=primary
