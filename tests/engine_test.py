@@ -154,3 +154,19 @@ def primitive_names(jaxpr) -> set:
                 elif inner is not None and hasattr(inner, "eqns"):
                     names |= primitive_names(inner)
     return names
+
+
+def test_wgan_clip_bounds_are_swept_as_data():
+    """`spec.clip_weights` says that D is clipped, the member's Hparams by how much: each
+    member's D weights end inside, and at, its own bound (Arjovsky et al. 2017, Algorithm 1)."""
+    config = tiny_config(num_steps=4, scan_steps=2, log_every=2)
+    config.loss.update(name="wgan", clip_weights=0.01)
+    hp = hparams.from_config(config)
+    bounds = (0.01, 0.05)
+    stacked = hparams.stack([hp.replace(clip_weights=np.float32(b)) for b in bounds])
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    run = jax.jit(jax.vmap(engine.make_train(config), in_axes=(0, 0, None)))
+    state, _ = run(keys, stacked, None)
+    for i, bound in enumerate(bounds):
+        largest = max(float(np.max(np.abs(p))) for p in jax.tree.leaves(member(state, i).d.params))
+        np.testing.assert_allclose(largest, bound, rtol=1e-6)
