@@ -17,6 +17,7 @@ The host loop (train.py) calls `advance`, which dispatches the `jit_steps` (or, 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -142,10 +143,10 @@ class Steps(NamedTuple):
     buffers are donated to each update."""
 
     spec: Spec
-    init: object  # (rng, hparams, dataset) -> GANState
-    d_update: object  # (state, dataset, hparams) -> (state, metrics)
-    g_update: object  # (state, dataset, hparams) -> (state, metrics)
-    run_chunk: object  # (state, dataset, hparams) -> (state, metrics): spec.scan_steps iterations
+    init: Callable  # (rng, hparams, dataset) -> GANState
+    d_update: Callable  # (state, dataset, hparams) -> (state, metrics)
+    g_update: Callable  # (state, dataset, hparams) -> (state, metrics)
+    run_chunk: Callable  # (state, dataset, hparams) -> (state, metrics): scan_steps iterations
 
 
 def compiler_options() -> dict:

@@ -19,6 +19,9 @@ from gan_jax.config import validate
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
+    """The static, hashable description of one training program (see the module docstring);
+    `make_spec(config)` builds it. Two configs with equal specs differ only in Hparams."""
+
     generator: nn.Module
     discriminator: nn.Module
     g_opt: optim.OptSpec
