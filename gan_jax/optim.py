@@ -86,5 +86,9 @@ def hyperparams_at(spec: OptSpec, opt_hp, count) -> dict:
         "decay": opt_hp.decay,
         "eps": opt_hp.eps,
     }
+    # Copies: a value passed through unchanged (b1, a constant momentum) would otherwise be
+    # forwarded by jit as the Hparams' own buffer into the state, which the steps donate.
     injected = INJECTED[spec.name]
-    return {key: jnp.asarray(values[field], jnp.float32) for key, field in injected.items()}
+    return {
+        key: jnp.array(values[field], jnp.float32, copy=True) for key, field in injected.items()
+    }
