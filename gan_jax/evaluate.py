@@ -205,9 +205,12 @@ def restore_state(config, workdir: str):
     if config.model.get("output_bias_from_data"):
         # The bias is overwritten by the checkpoint; init only needs the data's shape.
         dataset_stub = data.make_dataset(np.zeros((1, *data.data_shape(config.data)), np.float32))
-    # Only the state's structure matters here, and schedules do not change it.
-    like = train.make_trainer(config, config.train.batch_size).init(
-        jax.random.PRNGKey(config.seed), dataset_stub
+    # Only the state's structure matters here, and schedules do not change it: the shapes are
+    # traced, not computed (running the init op by op took ~10 s for a small DCGAN).
+    like = jax.eval_shape(
+        train.make_trainer(config, config.train.batch_size).init,
+        jax.random.PRNGKey(config.seed),
+        dataset_stub,
     )
     return checkpointer.restore(like)
 
