@@ -23,6 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from gan_jax import data, evaluate, metrics  # noqa: E402
+from gan_jax.config import default_config  # noqa: E402
 
 
 def _cell(*keys, fmt: str):
@@ -53,7 +54,7 @@ COLUMNS = [
 
 def real_data_row(data_dir: str) -> dict:
     images, _ = data.load_mnist(data_dir, "train")
-    config = evaluate.default_config()
+    config = default_config()
     config.data.update(name="mnist", dir=data_dir, scale="unit")
     inputs = evaluate.reference_inputs(config, data_dir)
     samples = data.scale_images(images[:10000], "unit")

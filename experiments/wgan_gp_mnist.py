@@ -15,14 +15,12 @@ Run:
         --config.data.dir=../shared/data/mnist
 
 Expect: -d_loss (the critic's estimate of the Wasserstein distance, d_real - d_fake) falls
-steadily and d_penalty stays small (measured: 4.22, 3.28, 2.39, 2.10 at G steps 500 to 2,000;
-penalty 0.037 -> 0.012). About 0.5 G steps/s (5 critic steps each, with a double backward
-pass) on one CPU core: a run stopped at 2,000 G steps (`--config.train.num_steps=2000`, 67 min
-on one core) shows digit-like strokes (docs/wgan_gp_mnist_step_2000.png) and scores, by
-`gan-jax eval`, Parzen 81.4 +- 1.4, classifier score 5.73, FD 103.0, 10 classes. That run
-trained on train[0:60000], before the data was cut to train[0:50000], so its Parzen sigma was
-chosen on images it trained on: not comparable with the 2014 row (`gan-jax eval` now refuses or
-leaves such a figure out). The paper's 200,000 G steps are a GPU run.
+steadily and d_penalty stays small (measured: 3.96, 2.75, 2.36, 2.27 at G steps 500 to 2,000;
+penalty 0.038 -> 0.017). About 0.5 G steps/s (5 critic steps each, with a double backward
+pass) on one CPU core: a run stopped at 2,000 G steps (`--config.train.num_steps=2000`, 60 min
+on a busy 2-core CPU) shows digit-like strokes (docs/wgan_gp_mnist_step_2000.png) and scores, by
+`gan-jax eval`, Parzen 80.0 +- 1.4, classifier score 5.80, FD 99.7, 10 classes. The paper's
+200,000 G steps are a GPU run.
 """
 
 from gan_jax.config import default_config, optimizer_config
