@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import fresh_state, tiny_config
+from engine_test import narrow_2014_config
 
 from gan_jax import cli, sample, sweep, train
 from gan_jax.checkpoint import Checkpointer
@@ -173,3 +174,23 @@ def test_bad_sweeps_stop_with_one_line_before_any_work(flag, message, tmp_path):
         cli.main(args)
     assert str(exit_info.value.code).startswith(f"error: {message}"), exit_info.value.code
     assert not workdir.exists()
+
+
+def test_member_of_a_2014_sweep_equals_its_solo_run_on_mnist(mnist_dir, tmp_path):
+    """The 2014 program (maxout D with dropout, SGD with lr decay, G's bias from the data)."""
+    base = narrow_2014_config(num_steps=8)
+    base.data.update(dir=mnist_dir, stop=64)
+    base.train.checkpoint_every = 0
+    workdir = str(tmp_path / "sweep")
+    grid = {"optim.d.lr": ["0.1", "0.02"]}
+    members = sweep.run_sweep(base, grid, 1, workdir, devices=jax.local_devices()[:1])
+    assert [m.status for m in members] == ["ok", "ok"]
+    solo = train.train_and_evaluate(read_config(sweep.member_dir(workdir, 1)), str(tmp_path / "1"))
+    dataset = train.load_data(base)
+    directory = sweep.member_dir(workdir, 1)
+    checkpointer = Checkpointer(f"{directory}/checkpoints")
+    swept = checkpointer.restore(fresh_state(read_config(directory), 0, dataset))
+    checkpointer.close()
+    assert_params_equal(swept, solo, rtol=1e-4, atol=1e-5)
+    lr = swept.d.opt_state.hyperparams["learning_rate"]
+    np.testing.assert_allclose(lr, 0.02 / 1.05**7, rtol=1e-5)  # update 7 of 8, decayed
