@@ -358,8 +358,10 @@ def results_rows(members: list[Member], grid: dict, final: dict) -> list[dict]:
     for point in sorted({m.point for m in members}):
         group = [m for m in members if m.point == point]
         ok = [m for m in group if m.status == "ok"]
-        d_mean, d_std = _summary([final[m.index]["d_loss"] for m in ok])
-        g_mean, g_std = _summary([final[m.index]["g_loss"] for m in ok])
+        # A member without losses (resumed from a checkpoint whose status was never written,
+        # with no step left to run) counts as ok but adds nothing to the mean.
+        d_mean, d_std = _summary([final[m.index]["d_loss"] for m in ok if m.index in final])
+        g_mean, g_std = _summary([final[m.index]["g_loss"] for m in ok if m.index in final])
         rows.append(
             {
                 "row": f"point {point}",
@@ -418,23 +420,46 @@ def append_metrics(workdir: str, index: int, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _read_status(workdir: str, step: int) -> dict:
+def read_status(workdir: str, step: int) -> dict:
+    """{member index: {'status', 'final'}} saved with the stacked checkpoint at `step`; {} when
+    there is none (a checkpoint written by a process killed before its status)."""
     path = os.path.join(workdir, STATUS_FILE)
     if not os.path.exists(path):
         return {}
     with open(path) as f:
-        saved = json.load(f)
-    return saved["failed"] if saved.get("step") == step else {}
+        return {int(i): v for i, v in json.load(f).get(str(step), {}).items()}
 
 
-def _write_status(workdir: str, step: int, members: list[Member], final: dict) -> None:
-    failed = {
-        str(m.index): {"status": m.status, "final": final.get(m.index, {})}
-        for m in members
-        if m.status != "ok"
+def write_status(workdir: str, step: int, members: list[Member], final: dict, keep) -> None:
+    """Adds every member's status and final losses at `step` to DIR/members_status.json,
+    keeping the entries of the steps in `keep` (the checkpoints on disk). Written to a
+    temporary file and renamed, so a killed process leaves the previous file whole."""
+    path = os.path.join(workdir, STATUS_FILE)
+    saved = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = {k: v for k, v in json.load(f).items() if int(k) in keep}
+    saved[str(step)] = {
+        str(m.index): {"status": m.status, "final": final.get(m.index, {})} for m in members
     }
-    with open(os.path.join(workdir, STATUS_FILE), "w") as f:
-        json.dump({"step": step, "failed": failed}, f)
+    with open(path + ".tmp", "w") as f:
+        json.dump(saved, f)
+    os.replace(path + ".tmp", path)
+
+
+def check_same_sweep(workdir: str, record: dict) -> None:
+    """Raises ValueError when `workdir` holds checkpoints of another sweep (other members,
+    seeds or values than `record`, the new sweep.json)."""
+    path = os.path.join(workdir, "sweep.json")
+    if not os.path.exists(path) or not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    if saved.get("members") != json.loads(json.dumps(record["members"])):
+        raise ValueError(
+            f"{workdir} holds another sweep (its sweep.json has other members); resume it with"
+            " its own grid and seeds, or use another --workdir"
+        )
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -475,6 +500,18 @@ def _run_held(config, grid, num_seeds, members, spec, dataset, workdir, devices)
     mesh = member_mesh(devices)
     num_devices = mesh.devices.size
     padded = padded_count(len(members), num_devices)
+    record = {
+        "grid": grid,
+        "seeds": num_seeds,
+        "members": [
+            {"index": m.index, "point": m.point, "seed": m.seed, "values": m.values}
+            for m in members
+        ],
+        "groups": [{"members": [m.index for m in members], "programs": 1}],
+        "devices": [str(d) for d in mesh.devices.flat],
+        "padded_members": padded,
+    }
+    check_same_sweep(workdir, record)
     # Padding members copy member 0 (its seed and numbers); their results are dropped.
     order = [m.index for m in members] + [0] * (padded - len(members))
     hparams_all = [hparams_lib.from_config(m.config) for m in members]
@@ -482,23 +519,8 @@ def _run_held(config, grid, num_seeds, members, spec, dataset, workdir, devices)
     hparams_K = jax.device_put(hparams_lib.stack([hparams_all[i] for i in order]), program.members)
     seeds_K = jax.device_put(np.array([members[i].seed for i in order], np.int32), program.members)
     dataset = jax.device_put(dataset, program.replicated)
-    os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "sweep.json"), "w") as f:
-        json.dump(
-            {
-                "grid": grid,
-                "seeds": num_seeds,
-                "members": [
-                    {"index": m.index, "point": m.point, "seed": m.seed, "values": m.values}
-                    for m in members
-                ],
-                "groups": [{"members": [m.index for m in members], "programs": 1}],
-                "devices": [str(d) for d in mesh.devices.flat],
-                "padded_members": padded,
-            },
-            f,
-            indent=2,
-        )
+        json.dump(record, f, indent=2)
     logging.warning(
         "sweep: %d members (%d grid points x %d seeds) in one program over %d device(s),"
         " padded to %d",
@@ -514,9 +536,10 @@ def _run_held(config, grid, num_seeds, members, spec, dataset, workdir, devices)
     final: dict = {}
     if checkpointer.latest_step() is not None:
         state = jax.device_put(checkpointer.restore(state), program.shardings)
-        for key, saved in _read_status(workdir, int(state.step)).items():
-            members[int(key)].status = saved["status"]
-            final[int(key)] = saved["final"]
+        for index, saved in read_status(workdir, int(state.step)).items():
+            members[index].status = saved["status"]
+            if saved["final"]:
+                final[index] = saved["final"]
         logging.warning("sweep: resumed from the checkpoint at step %d", int(state.step))
     step = int(state.step)
     for m in members:
@@ -554,9 +577,9 @@ def _run_held(config, grid, num_seeds, members, spec, dataset, workdir, devices)
                 state, good = program.settle(jax.device_put(failed_K, program.members), good, state)
                 if t.checkpoint_every and step % t.checkpoint_every == 0:
                     checkpointer.save(state)
-                    _write_status(workdir, step, members, final)
+                    write_status(workdir, step, members, final, checkpointer.all_steps())
         checkpointer.save(state)
-        _write_status(workdir, step, members, final)
+        write_status(workdir, step, members, final, checkpointer.all_steps())
         host_state = jax.device_get(state)
         for m in members:
             write_member_outputs(m, member_state(host_state, program.axes, m.index), workdir, step)

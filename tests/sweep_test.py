@@ -46,11 +46,21 @@ def assert_params_equal(a, b, rtol=0.0, atol=0.0):
 def swept(tmp_path_factory):
     """4 members (2 lrs x 2 seeds) on the 8 fake devices, padded to 8; members 2, 3 blow up."""
     workdir = str(tmp_path_factory.mktemp("sweep"))
-    return workdir, sweep.run_sweep(config(), GRID, 2, workdir)
+    programs = []
+    compile_program = sweep.compile_program
+
+    def recording(*args):
+        programs.append(compile_program(*args))
+        return programs[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sweep, "compile_program", recording)
+        members = sweep.run_sweep(config(), GRID, 2, workdir)
+    return workdir, members, programs
 
 
 def test_member_equals_a_solo_train_run_of_its_config(swept, tmp_path):
-    workdir, _ = swept
+    workdir, *_ = swept
     solo = train.train_and_evaluate(read_config(sweep.member_dir(workdir, 1)), str(tmp_path))
     # Member 1: seed config.seed + 1, d.lr 1e-3 (vmapped matmuls may round differently).
     assert read_config(sweep.member_dir(workdir, 1)).seed == 1
@@ -58,7 +68,7 @@ def test_member_equals_a_solo_train_run_of_its_config(swept, tmp_path):
 
 
 def test_non_finite_members_are_frozen_and_marked_and_the_others_unchanged(swept, tmp_path):
-    workdir, members = swept
+    workdir, members, _ = swept
     assert [m.status for m in members] == ["ok", "ok"] + ["failed at step 4 (player D and G)"] * 2
     for index in (2, 3):  # frozen at the last finite state: the initial one
         frozen = member_state(workdir, index)
@@ -71,7 +81,7 @@ def test_non_finite_members_are_frozen_and_marked_and_the_others_unchanged(swept
 
 
 def test_sharded_over_8_devices_equals_one_device(swept, tmp_path):
-    workdir, _ = swept
+    workdir, *_ = swept
     one = str(tmp_path / "one")
     sweep.run_sweep(config(), GRID, 2, one, devices=jax.local_devices()[:1])
     with open(f"{workdir}/sweep.json") as f:
@@ -82,8 +92,16 @@ def test_sharded_over_8_devices_equals_one_device(swept, tmp_path):
         assert_params_equal(member_state(workdir, index), member_state(one, index), 1e-6, 1e-7)
 
 
+def test_one_program_traced_once_for_all_members_and_chunks(swept):
+    _, _, programs = swept
+    assert len(programs) == 1
+    # 2 chunks and 2 log steps of 8 (padded) members: each entry point compiled once.
+    for fn in (programs[0].run_chunk, programs[0].finite, programs[0].settle):
+        assert fn._cache_size() == 1
+
+
 def test_resume_is_bit_identical(swept, tmp_path, monkeypatch):
-    workdir, _ = swept
+    workdir, *_ = swept
     resumed = str(tmp_path / "resumed")
     first = sweep.run_sweep(config(num_steps=4), GRID, 2, resumed)
     assert first[2].status == "failed at step 4 (player D and G)"
@@ -103,14 +121,23 @@ def test_resume_is_bit_identical(swept, tmp_path, monkeypatch):
         assert_params_equal(member_state(workdir, index), member_state(resumed, index))
     with open(f"{resumed}/members/0/metrics.jsonl") as f:
         assert [json.loads(line)["step"] for line in f] == [4, 8]
+    with open(f"{resumed}/results.csv") as f:
+        results = f.read()
+    sweep.run_sweep(config(num_steps=8), GRID, 2, resumed)  # done: nothing runs, same results
+    assert len(chunks) == 1
+    with open(f"{resumed}/results.csv") as f:
+        assert f.read() == results
+    with pytest.raises(ValueError, match="holds another sweep"):
+        sweep.run_sweep(config(num_steps=8), {"optim.d.lr": ["1e-3", "2e-3"]}, 2, resumed)
 
 
 def test_outputs_have_one_row_per_member_and_per_grid_point(swept, tmp_path):
-    workdir, _ = swept
+    workdir, *_ = swept
     with open(f"{workdir}/results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["row"] for r in rows] == [f"member {i}" for i in range(4)] + ["point 0", "point 1"]
     assert [r["seed"] for r in rows[:4]] == ["0", "1", "0", "1"]
+    assert [r["status"] for r in rows[:4]] == ["ok"] * 2 + ["failed at step 4 (player D and G)"] * 2
     assert [float(r["optim.d.lr"]) for r in rows] == [1e-3, 1e-3, 1e30, 1e30, 1e-3, 1e30]
     losses = [float(rows[i]["d_loss"]) for i in (0, 1)]
     assert float(rows[4]["d_loss"]) == pytest.approx(np.mean(losses))
