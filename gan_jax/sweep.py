@@ -569,10 +569,9 @@ def _run_held(config, grid, num_seeds, members, spec, dataset, workdir, devices)
                         failed_K[i] = True
                         logging.warning("sweep member %d: %s", i, m.status)
                         continue
-                    record = {k: writers.to_python(v[i]) for k, v in host.items()}
-                    final[i] = record
+                    final[i] = {k: writers.to_python(v[i]) for k, v in host.items()}
                     append_metrics(
-                        workdir, i, {"step": step, **record, "seconds": train.elapsed(start)}
+                        workdir, i, {"step": step, **final[i], "seconds": train.elapsed(start)}
                     )
                 state, good = program.settle(jax.device_put(failed_K, program.members), good, state)
                 if t.checkpoint_every and step % t.checkpoint_every == 0:

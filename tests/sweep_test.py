@@ -3,13 +3,16 @@ frozen without touching the others, resume is bit-identical, and the outputs hav
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 from conftest import fresh_state, tiny_config
-from engine_test import narrow_2014_config
 
 from gan_jax import cli, sample, sweep, train
 from gan_jax.checkpoint import Checkpointer
@@ -31,6 +34,11 @@ def member_state(workdir, index):
         return checkpointer.restore(fresh_state(member_config, member_config.seed))
     finally:
         checkpointer.close()
+
+
+def metrics_rows(workdir, index):
+    with open(f"{workdir}/members/{index}/metrics.jsonl") as f:
+        return [{**json.loads(line), "seconds": 0} for line in f]
 
 
 def params(state):
@@ -203,21 +211,45 @@ def test_bad_sweeps_stop_with_one_line_before_any_work(flag, message, tmp_path):
     assert not workdir.exists()
 
 
-def test_member_of_a_2014_sweep_equals_its_solo_run_on_mnist(mnist_dir, tmp_path):
-    """The 2014 program (maxout D with dropout, SGD with lr decay, G's bias from the data)."""
-    base = narrow_2014_config(num_steps=8)
-    base.data.update(dir=mnist_dir, stop=64)
-    base.train.checkpoint_every = 0
-    workdir = str(tmp_path / "sweep")
-    grid = {"optim.d.lr": ["0.1", "0.02"]}
-    members = sweep.run_sweep(base, grid, 1, workdir, devices=jax.local_devices()[:1])
-    assert [m.status for m in members] == ["ok", "ok"]
-    solo = train.train_and_evaluate(read_config(sweep.member_dir(workdir, 1)), str(tmp_path / "1"))
-    dataset = train.load_data(base)
-    directory = sweep.member_dir(workdir, 1)
-    checkpointer = Checkpointer(f"{directory}/checkpoints")
-    swept = checkpointer.restore(fresh_state(read_config(directory), 0, dataset))
+SWEEP_FILE = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import tiny_config
+def get_config():
+    return tiny_config(num_steps=100000, checkpoint_every=4, keep_checkpoints=100)
+def get_sweep():
+    return {{"optim.d.lr": [1e-3, 1e30]}}
+"""
+
+
+def test_sigkill_mid_sweep_resumes_bit_identical(tmp_path):
+    experiment = tmp_path / "tiny_sweep.py"
+    experiment.write_text(SWEEP_FILE.format(tests=str(Path(__file__).parent)))
+    workdir = tmp_path / "killed"
+    command = [sys.executable, "-m", "gan_jax", "sweep", f"--config={experiment}"]
+    proc = subprocess.Popen(
+        [*command, f"--workdir={workdir}", "--seeds=2"],
+        cwd=Path(__file__).parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while len([d for d in (workdir / "checkpoints").glob("*") if d.name.isdigit()]) < 2:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert time.time() < deadline, "no 2 checkpoints in 120 s"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    checkpointer = Checkpointer(str(workdir / "checkpoints"))
+    target = checkpointer.latest_step() + 4
     checkpointer.close()
-    assert_params_equal(swept, solo, rtol=1e-4, atol=1e-5)
-    lr = swept.d.opt_state.hyperparams["learning_rate"]
-    np.testing.assert_allclose(lr, 0.02 / 1.05**7, rtol=1e-5)  # update 7 of 8, decayed
+    members = sweep.run_sweep(config(num_steps=target), GRID, 2, str(workdir))
+    straight = str(tmp_path / "straight")
+    straight_members = sweep.run_sweep(config(num_steps=target), GRID, 2, straight)
+    assert [m.status for m in members] == [m.status for m in straight_members]
+    for index in range(4):
+        assert_params_equal(member_state(str(workdir), index), member_state(straight, index))
+    for index in (0, 1):  # every log step once, as the unbroken sweep wrote it (bar the time)
+        rows = [metrics_rows(d, index) for d in (workdir, straight)]
+        assert rows[0] == rows[1] and [r["step"] for r in rows[0]] == list(range(4, target + 1, 4))
