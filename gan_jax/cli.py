@@ -1,6 +1,7 @@
 """Command line. Only parses flags and hands over to the module that does the work.
 
 gan-jax train --config experiments/<name>.py[:VARIANT] --workdir DIR [--config.key=value ...]
+gan-jax sweep --config experiments/<name>.py --workdir DIR [--sweep key=v1,v2,...] [--seeds S]
 gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_dir DIR]
 gan-jax sample --workdir DIR --num N [--seed S] --out FILE.npz|OUTDIR/
 
@@ -21,7 +22,7 @@ from absl import app, flags, logging
 from absl.flags import argparse_flags
 from ml_collections import config_flags
 
-from gan_jax import evaluate, parallel, sample, train
+from gan_jax import evaluate, parallel, sample, sweep, train
 from gan_jax.config import default_config, load_experiment_file
 from gan_jax.workdir_lock import WorkdirBusyError
 
@@ -29,6 +30,18 @@ from gan_jax.workdir_lock import WorkdirBusyError
 def run_train(args: argparse.Namespace) -> None:
     parallel.maybe_initialize_distributed()
     train.train_and_evaluate(args.config, args.workdir, args.override_config)
+
+
+def run_sweep(args: argparse.Namespace) -> None:
+    grid = sweep.command_grid(args.config_file, args.sweep or [])
+    if not grid and args.seeds == 1:
+        raise ValueError(
+            "nothing to sweep: pass --sweep KEY=V1,V2,... or --seeds S > 1, or give the"
+            " experiment file a get_sweep()"
+        )
+    members = sweep.run_sweep(args.config, grid, args.seeds, args.workdir)
+    failed = [m.index for m in members if m.status != "ok"]
+    print(json.dumps({"members": len(members), "failed": failed, "workdir": args.workdir}))
 
 
 def run_eval(args: argparse.Namespace) -> None:
@@ -78,6 +91,38 @@ def build_parser() -> argparse.ArgumentParser:
         " (default: the workdir's wins)",
     )
     train_parser.set_defaults(run=run_train)
+
+    sweep_parser = commands.add_parser(
+        "sweep",
+        help="train many members of one experiment at once: a grid of hyperparameters x seeds",
+        description="Train one member per (grid point, seed) in one compiled program, sharded"
+        " over all local devices, into --workdir: sweep.json, results.csv, results.md and"
+        " members/<i>/ (an ordinary workdir per member). The grid is the experiment's"
+        " get_sweep() (if any) with --sweep flags added or overriding; members get seeds"
+        " config.seed + 0..S-1. Rerunning the same command resumes the newest checkpoint."
+        f" Sweepable keys: {', '.join(sweep.SWEEPABLE)}.",
+        allow_abbrev=False,
+    )
+    sweep_parser.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE[:VARIANT]",
+        help="experiment file with get_config() (and optionally get_sweep()); override any"
+        " field with --config.key=value after it. Required.",
+    )
+    sweep_parser.add_argument(
+        "--workdir", required=True, help="directory for the sweep's outputs. Required."
+    )
+    sweep_parser.add_argument(
+        "--sweep",
+        action="append",
+        metavar="KEY=V1,V2,...",
+        help="a swept config key and its values (repeatable; the members are the product)",
+    )
+    sweep_parser.add_argument(
+        "--seeds", type=int, default=1, metavar="S", help="seeds per grid point (default: 1)"
+    )
+    sweep_parser.set_defaults(run=run_sweep)
 
     eval_parser = commands.add_parser(
         "eval",
@@ -199,7 +244,8 @@ def parse_flags(argv: list[str]) -> argparse.Namespace:
     also reports any other flag that neither knows."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv[1:])
-    if args.run is run_train:
+    if args.run in (run_train, run_sweep):
+        args.config_file = args.config
         args.config = load_config(args.config, rest)
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")

@@ -64,7 +64,7 @@ def test_help_lists_the_commands_one_line_each():
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
-    for command in ("train", "eval", "sample"):
+    for command in ("train", "sweep", "eval", "sample"):
         line = next(line for line in lines if line.strip().startswith(command + " "))
         assert len(line.split()) > 3, line  # the command and its one-line description
 
@@ -93,7 +93,7 @@ def test_each_command_lists_its_flags_with_defaults(monkeypatch, capsys):
 def test_an_unknown_or_missing_command_is_named_with_the_commands(monkeypatch, capsys):
     status, _, err = run_cli(monkeypatch, capsys, "trian", "--workdir=x")
     assert status == 2
-    assert "invalid choice: 'trian' (choose from 'train', 'eval', 'sample')" in err
+    assert "invalid choice: 'trian' (choose from 'train', 'sweep', 'eval', 'sample')" in err
     status, _, err = run_cli(monkeypatch, capsys)
     assert status == 2 and "required: COMMAND" in err
     status, _, err = run_cli(monkeypatch, capsys, "eval", "--workdir=x", "--num_samples=many")

@@ -1,0 +1,255 @@
+"""gan-jax sweep: members equal solo runs, sharding changes nothing, a non-finite member is
+frozen without touching the others, resume is bit-identical, and the outputs have their rows."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from conftest import fresh_state, tiny_config
+
+from gan_jax import cli, sample, sweep, train
+from gan_jax.checkpoint import Checkpointer
+from gan_jax.workdir import read_config
+
+# d.lr 1e30 overflows within the first log interval (4 steps); 1e-3 trains normally.
+GRID = {"optim.d.lr": ["1e-3", "1e30"]}
+
+
+def config(num_steps=8):
+    return tiny_config(num_steps=num_steps, checkpoint_every=4)
+
+
+def member_state(workdir, index):
+    directory = sweep.member_dir(workdir, index)
+    member_config = read_config(directory)
+    checkpointer = Checkpointer(f"{directory}/checkpoints")
+    try:
+        return checkpointer.restore(fresh_state(member_config, member_config.seed))
+    finally:
+        checkpointer.close()
+
+
+def metrics_rows(workdir, index):
+    with open(f"{workdir}/members/{index}/metrics.jsonl") as f:
+        return [{**json.loads(line), "seconds": 0} for line in f]
+
+
+def params(state):
+    return jax.tree.leaves((state.g.params, state.d.params))
+
+
+def assert_params_equal(a, b, rtol=0.0, atol=0.0):
+    for x, y in zip(params(a), params(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """4 members (2 lrs x 2 seeds) on the 8 fake devices, padded to 8; members 2, 3 blow up."""
+    workdir = str(tmp_path_factory.mktemp("sweep"))
+    programs = []
+    compile_program = sweep.compile_program
+
+    def recording(*args):
+        programs.append(compile_program(*args))
+        return programs[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sweep, "compile_program", recording)
+        members = sweep.run_sweep(config(), GRID, 2, workdir)
+    return workdir, members, programs
+
+
+def test_member_equals_a_solo_train_run_of_its_config(swept, tmp_path):
+    workdir, *_ = swept
+    solo = train.train_and_evaluate(read_config(sweep.member_dir(workdir, 1)), str(tmp_path))
+    # Member 1: seed config.seed + 1, d.lr 1e-3 (vmapped matmuls may round differently).
+    assert read_config(sweep.member_dir(workdir, 1)).seed == 1
+    assert_params_equal(member_state(workdir, 1), solo, rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_members_are_frozen_and_marked_and_the_others_unchanged(swept, tmp_path):
+    workdir, members, _ = swept
+    assert [m.status for m in members] == ["ok", "ok"] + ["failed at step 4 (player D and G)"] * 2
+    for index in (2, 3):  # frozen at the last finite state: the initial one
+        frozen = member_state(workdir, index)
+        assert all(np.all(np.isfinite(p)) for p in params(frozen))
+        assert_params_equal(frozen, fresh_state(members[index].config, members[index].seed))
+    without = str(tmp_path / "without")
+    sweep.run_sweep(config(), {"optim.d.lr": ["1e-3"]}, 2, without)
+    for index in (0, 1):
+        assert_params_equal(member_state(workdir, index), member_state(without, index))
+
+
+def test_sharded_over_8_devices_equals_one_device(swept, tmp_path):
+    workdir, *_ = swept
+    one = str(tmp_path / "one")
+    sweep.run_sweep(config(), GRID, 2, one, devices=jax.local_devices()[:1])
+    with open(f"{workdir}/sweep.json") as f:
+        assert len(json.load(f)["devices"]) == 8
+    with open(f"{one}/sweep.json") as f:
+        assert len(json.load(f)["devices"]) == 1
+    for index in range(4):
+        assert_params_equal(member_state(workdir, index), member_state(one, index), 1e-6, 1e-7)
+
+
+def test_one_program_traced_once_for_all_members_and_chunks(swept):
+    _, _, programs = swept
+    assert len(programs) == 1
+    # 2 chunks and 2 log steps of 8 (padded) members: each entry point compiled once.
+    for fn in (programs[0].run_chunk, programs[0].finite, programs[0].settle):
+        assert fn._cache_size() == 1
+
+
+def test_resume_is_bit_identical(swept, tmp_path, monkeypatch):
+    workdir, *_ = swept
+    resumed = str(tmp_path / "resumed")
+    first = sweep.run_sweep(config(num_steps=4), GRID, 2, resumed)
+    assert first[2].status == "failed at step 4 (player D and G)"
+    chunks = []
+    compile_program = sweep.compile_program
+
+    def counting(*args):
+        program = compile_program(*args)
+        run_chunk = program.run_chunk
+        return program._replace(run_chunk=lambda *a: chunks.append(1) or run_chunk(*a))
+
+    monkeypatch.setattr(sweep, "compile_program", counting)
+    members = sweep.run_sweep(config(num_steps=8), GRID, 2, resumed)
+    assert len(chunks) == 1  # steps 5..8 only: one chunk of scan_steps = 4
+    assert [m.status for m in members] == [m.status for m in swept[1]]
+    for index in range(4):
+        assert_params_equal(member_state(workdir, index), member_state(resumed, index))
+    with open(f"{resumed}/members/0/metrics.jsonl") as f:
+        assert [json.loads(line)["step"] for line in f] == [4, 8]
+    with open(f"{resumed}/results.csv") as f:
+        results = f.read()
+    sweep.run_sweep(config(num_steps=8), GRID, 2, resumed)  # done: nothing runs, same results
+    assert len(chunks) == 1
+    with open(f"{resumed}/results.csv") as f:
+        assert f.read() == results
+    with pytest.raises(ValueError, match="holds another sweep"):
+        sweep.run_sweep(config(num_steps=8), {"optim.d.lr": ["1e-3", "2e-3"]}, 2, resumed)
+
+
+def test_outputs_have_one_row_per_member_and_per_grid_point(swept, tmp_path):
+    workdir, *_ = swept
+    with open(f"{workdir}/results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["row"] for r in rows] == [f"member {i}" for i in range(4)] + ["point 0", "point 1"]
+    assert [r["seed"] for r in rows[:4]] == ["0", "1", "0", "1"]
+    assert [r["status"] for r in rows[:4]] == ["ok"] * 2 + ["failed at step 4 (player D and G)"] * 2
+    assert [float(r["optim.d.lr"]) for r in rows] == [1e-3, 1e-3, 1e30, 1e30, 1e-3, 1e30]
+    losses = [float(rows[i]["d_loss"]) for i in (0, 1)]
+    assert float(rows[4]["d_loss"]) == pytest.approx(np.mean(losses))
+    assert float(rows[4]["d_loss_std"]) == pytest.approx(np.std(losses))
+    assert rows[4]["seed"] == "2 of 2 ok" and rows[5]["status"] == "2 failed"
+    with open(f"{workdir}/members/1/metrics.jsonl") as f:
+        last = [json.loads(line) for line in f][-1]
+    assert last["step"] == 8 and float(rows[1]["d_loss"]) == pytest.approx(last["d_loss"])
+    with open(f"{workdir}/results.md") as f:
+        assert len(f.read().splitlines()) == 2 + 6
+    with open(f"{workdir}/sweep.json") as f:
+        record = json.load(f)
+    assert record["grid"] == {"optim.d.lr": [1e-3, 1e30]} and record["padded_members"] == 8
+    assert [m["seed"] for m in record["members"]] == [0, 1, 0, 1]
+    assert (Path(workdir) / "members/0/samples/step_8.png").exists()
+    sample.sample(sweep.member_dir(workdir, 0), 3, 0, str(tmp_path / "s.npz"))
+    assert np.load(tmp_path / "s.npz")["x"].shape == (3, 2)
+
+
+def test_grid_flags_override_get_sweep(tmp_path):
+    experiment = tmp_path / "exp.py"
+    experiment.write_text(
+        "from gan_jax.config import default_config\n"
+        "def get_config():\n    return default_config()\n"
+        "def get_sweep():\n    return {'optim.d.lr': [1e-3, 2e-3], 'loss.real_label': [0.9]}\n"
+    )
+    grid = sweep.command_grid(str(experiment), ["optim.d.lr=5e-4,1e-4", "optim.g.b1=0.5"])
+    assert grid == {
+        "optim.d.lr": ["5e-4", "1e-4"],
+        "loss.real_label": [0.9],
+        "optim.g.b1": ["0.5"],
+    }
+    members = sweep.build_members(config(), sweep.make_grid(config(), grid), 3)
+    assert len(members) == 2 * 1 * 1 * 3
+    assert [(m.values["optim.d.lr"], m.seed) for m in members[:4]] == [
+        (5e-4, 0),
+        (5e-4, 1),
+        (5e-4, 2),
+        (1e-4, 0),
+    ]
+    assert members[3].config.optim.d.lr == 1e-4 and members[3].config.optim.g.b1 == 0.5
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("optim.d.lrr=1e-3", "--sweep optim.d.lrr: not a config key"),
+        ("train.batch_size=16,32", "--sweep train.batch_size: this key shapes the compiled"),
+        ("optim.d.lr=1e-3,abc", "--sweep optim.d.lr: 'abc' is not a number"),
+        ("optim.d.lr", "--sweep 'optim.d.lr' is not KEY=V1,V2,..."),
+        ("loss.clip_weights=0,0.01", "sweep member 1 ({'loss.clip_weights': 0.01}) needs another"),
+    ],
+)
+def test_bad_sweeps_stop_with_one_line_before_any_work(flag, message, tmp_path):
+    workdir = tmp_path / "w"
+    args = cli.parse_flags(
+        ["gan-jax", "sweep", "--config=experiments/ring8.py", f"--workdir={workdir}"]
+        + ["--sweep", flag]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    assert str(exit_info.value.code).startswith(f"error: {message}"), exit_info.value.code
+    assert not workdir.exists()
+
+
+SWEEP_FILE = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import tiny_config
+def get_config():
+    return tiny_config(num_steps=100000, checkpoint_every=4, keep_checkpoints=100)
+def get_sweep():
+    return {{"optim.d.lr": [1e-3, 1e30]}}
+"""
+
+
+def test_sigkill_mid_sweep_resumes_bit_identical(tmp_path):
+    experiment = tmp_path / "tiny_sweep.py"
+    experiment.write_text(SWEEP_FILE.format(tests=str(Path(__file__).parent)))
+    workdir = tmp_path / "killed"
+    command = [sys.executable, "-m", "gan_jax", "sweep", f"--config={experiment}"]
+    proc = subprocess.Popen(
+        [*command, f"--workdir={workdir}", "--seeds=2"],
+        cwd=Path(__file__).parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while len([d for d in (workdir / "checkpoints").glob("*") if d.name.isdigit()]) < 2:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert time.time() < deadline, "no 2 checkpoints in 120 s"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    checkpointer = Checkpointer(str(workdir / "checkpoints"))
+    target = checkpointer.latest_step() + 4
+    checkpointer.close()
+    members = sweep.run_sweep(config(num_steps=target), GRID, 2, str(workdir))
+    straight = str(tmp_path / "straight")
+    straight_members = sweep.run_sweep(config(num_steps=target), GRID, 2, straight)
+    assert [m.status for m in members] == [m.status for m in straight_members]
+    for index in range(4):
+        assert_params_equal(member_state(str(workdir), index), member_state(straight, index))
+    for index in (0, 1):  # every log step once, as the unbroken sweep wrote it (bar the time)
+        rows = [metrics_rows(d, index) for d in (workdir, straight)]
+        assert rows[0] == rows[1] and [r["step"] for r in rows[0]] == list(range(4, target + 1, 4))
