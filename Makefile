@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/ring8
 
-.PHONY: install train test lint format bench clean
+.PHONY: install train test lint format bench bench-sweep clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m gan_jax.bench
+
+bench-sweep: $(STAMP)
+	$(BIN)/python -m gan_jax.bench_sweep
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

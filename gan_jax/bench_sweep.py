@@ -1,0 +1,269 @@
+"""Sweep benchmark (not a test): `python -m gan_jax.bench_sweep` (`make bench-sweep`).
+
+Prints one JSON object with three parts:
+
+- `ring8`: member-iterations per second (K members x iterations / seconds) of the ring demo's
+  nets and batch for K = 1, 8, 64 seeds run as one vmapped program (sweep.compile_program's
+  `run_chunk`, what `gan-jax sweep` runs), against the same K members run one after another
+  in this process (engine.jit_steps + engine.advance with each member's Hparams, the same
+  iterations each). Compiles are excluded (each program runs once before the clock starts);
+  `speedup` is the sweep's rate over the sequential one (issue 17's target: >= 1.0).
+- `gan2014_mnist`: the same sweep rates for the 2014 MNIST nets on random on-device data of
+  MNIST's shape (bench.random_data_run), K = 1, 4, 8, and the fraction of the float32 matmul
+  peak they reach: K x one member's XLA FLOP count per iteration (bench.compiled_steps) times
+  iterations/s, over the peak sustained by back-to-back matmuls in a window as long, right
+  after (bench.SquareMatmul), as `make bench` measures a solo run.
+- `user`: what a user waits for: `gan-jax sweep --seeds K` of the ring demo as a subprocess
+  against K `gan-jax train` subprocesses of the same members (seed config.seed + i), wall time
+  including start-up, compile and outputs. The sequential side runs `--sequential N` of the K
+  processes and scales their total by K / N (`extrapolated_from: N`), since 64 processes take
+  about a quarter of an hour here.
+
+Every rate is a median over `--rounds` rounds; in the ring's rounds the sweep and the sequential
+runs alternate (their order flipping each round) so both see the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+from gan_jax import bench, engine, sweep
+from gan_jax import hparams as hparams_lib
+
+RING_KS = (1, 8, 64)
+MNIST_KS = (1, 4, 8)
+
+
+def timed(fn) -> float:
+    """Seconds that `fn()` takes, its outputs ready."""
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+class Members:
+    """K seeds of one experiment (config.seed + 0..K-1, the members `gan-jax sweep --seeds K`
+    makes) on random on-device data of its shape, with the sweep's vmapped program (on the
+    first local device) and the solo steps, both compiled and run once (so the timed calls
+    compile nothing).
+
+    `run_sweep(iterations)` and `run_sequential(iterations)` run every member `iterations`
+    iterations (a multiple of scan_steps): all at once, or one after another.
+    """
+
+    def __init__(self, experiment: str, num_members: int, scan_steps: int):
+        config, _, _, dataset = bench.random_data_run(experiment, scan_steps)
+        size = None if dataset is None else dataset.x.shape[0]
+        self.members = sweep.build_members(config, {}, num_members)
+        self.spec = sweep.common_spec(self.members, size)
+        self.scan_steps = scan_steps
+        self.hparams = [hparams_lib.from_config(m.config) for m in self.members]
+        self.seeds = [m.seed for m in self.members]
+        # One device, the one the solo runs use: the comparison is of the batched program
+        # against the same work one member at a time, not of device counts.
+        mesh = sweep.member_mesh(jax.local_devices()[:1])
+        program = sweep.compile_program(self.spec, self.hparams[0], dataset, mesh)
+        self.program = program
+        self.dataset = jax.device_put(dataset, program.replicated)
+        self.hparams_K = jax.device_put(hparams_lib.stack(self.hparams), program.members)
+        seeds_K = jax.device_put(np.array(self.seeds, np.int32), program.members)
+        self.state_K = program.init(seeds_K, self.hparams_K, self.dataset)
+        self.run_sweep(scan_steps)  # compile
+        self.solo = engine.jit_steps(self.spec)
+        self.solo_states = [
+            self.solo.init(jax.random.PRNGKey(seed), hp, self.dataset)
+            for seed, hp in zip(self.seeds, self.hparams, strict=True)
+        ]
+        jax.block_until_ready(self.run_sequential(scan_steps))  # compile
+
+    def run_sweep(self, iterations: int):
+        for _ in range(iterations // self.scan_steps):
+            self.state_K, _ = self.program.run_chunk(self.state_K, self.dataset, self.hparams_K)
+        return self.state_K
+
+    def run_sequential(self, iterations: int):
+        for i, hp in enumerate(self.hparams):
+            self.solo_states[i], _ = engine.advance(
+                self.solo, self.solo_states[i], self.dataset, hp, iterations
+            )
+            jax.block_until_ready(self.solo_states[i])  # one run, then the next
+        return self.solo_states
+
+    def flops_per_member_iteration(self) -> float:
+        """XLA's FLOP count of one member's iteration (bench.compiled_steps)."""
+        _, flops = bench.compiled_steps(
+            self.spec, self.hparams[0], self.solo_states[0], self.dataset
+        )
+        return flops
+
+
+def check_counts(ks, iterations: int, scan_steps: int, rounds: int) -> None:
+    """Raises ValueError naming a bad K list, iteration count, chunk length or round count."""
+    if not ks or any(k < 1 for k in ks):
+        raise ValueError(f"--ks {list(ks)}: expected whole numbers >= 1")
+    if scan_steps < 1 or rounds < 1:
+        raise ValueError(f"--scan-steps {scan_steps}, --rounds {rounds}: expected numbers >= 1")
+    if iterations < 1 or iterations % scan_steps:
+        raise ValueError(
+            f"--iterations {iterations}: expected a positive multiple of --scan-steps {scan_steps}"
+        )
+
+
+def ring_rates(experiment: str, ks, iterations: int, scan_steps: int, rounds: int) -> dict:
+    """For each K: member-iterations/s of the sweep and of the K members run one after
+    another (medians over `rounds`, alternating), and the sweep's speedup over the latter."""
+    check_counts(ks, iterations, scan_steps, rounds)
+    out = {}
+    for k in ks:
+        members = Members(experiment, k, scan_steps)
+        seconds = {"sweep": [], "sequential": []}
+        for r in range(rounds):
+            for name in ("sweep", "sequential") if r % 2 == 0 else ("sequential", "sweep"):
+                run = getattr(members, f"run_{name}")
+                seconds[name].append(timed(lambda run=run: run(iterations)))
+        sweep_rate, seq_rate = (k * iterations / statistics.median(seconds[n]) for n in seconds)
+        out[f"K={k}"] = {
+            "sweep_member_iterations_per_s": round(sweep_rate, 1),
+            "sequential_member_iterations_per_s": round(seq_rate, 1),
+            "speedup": round(sweep_rate / seq_rate, 3),
+        }
+    return {"experiment": experiment, "iterations": iterations, "rounds": rounds, "per_K": out}
+
+
+def peak_fractions(
+    experiment: str, ks, iterations: int, scan_steps: int, rounds: int, peak_size: int = 2048
+) -> dict:
+    """For each K: the sweep's member-iterations/s and its fraction of the matmul peak
+    (K x one member's FLOPs per iteration x iterations/s over the peak sustained in a window as
+    long, right after each round), medians over `rounds` of the rounds' figures."""
+    check_counts(ks, iterations, scan_steps, rounds)
+    peak = bench.SquareMatmul(peak_size)
+    out = {}
+    for k in ks:
+        members = Members(experiment, k, scan_steps)
+        flops = members.flops_per_member_iteration()
+        rates, fractions, peaks = [], [], []
+        for _ in range(rounds):
+            seconds = timed(lambda members=members: members.run_sweep(iterations))
+            rates.append(k * iterations / seconds)
+            peaks.append(peak.sustained_gflops(seconds))
+            fractions.append(flops * rates[-1] / 1e9 / peaks[-1])
+        out[f"K={k}"] = {
+            "sweep_member_iterations_per_s": round(statistics.median(rates), 1),
+            "matmul_peak_gflops": float(f"{statistics.median(peaks):.4g}"),
+            "fraction_of_peak": round(statistics.median(fractions), 3),
+        }
+    return {
+        "experiment": experiment,
+        "iterations": iterations,
+        "rounds": rounds,
+        "gflop_per_member_iteration": float(f"{flops / 1e9:.4g}"),
+        "per_K": out,
+    }
+
+
+def _run(args: list[str]) -> float:
+    """Wall seconds of `python -m gan_jax ARGS` (raises CalledProcessError with its stderr)."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "gan_jax", *args], check=True, capture_output=True, text=True
+    )
+    return time.perf_counter() - start
+
+
+def user_wall_times(num_members: int, steps: int, sequential: int, workdir: str) -> dict:
+    """Wall seconds of `gan-jax sweep --seeds K` of the ring demo against K `gan-jax train`
+    processes of the same members (seed 0 + i), `sequential` of them run and scaled by
+    K / sequential. Both write their usual outputs into fresh dirs under `workdir`."""
+    if not 1 <= sequential <= num_members:
+        raise ValueError(f"--sequential {sequential}: expected 1 <= N <= K = {num_members}")
+    config = os.path.join(os.path.dirname(__file__), "..", "experiments", "ring8.py")
+    common = ["--config", config, f"--config.train.num_steps={steps}"]
+    sweep_s = _run(
+        ["sweep", *common, "--workdir", os.path.join(workdir, "sweep"), "--seeds", str(num_members)]
+    )
+    seed = bench.load_config("ring8").seed
+    solo_s = [
+        _run(
+            ["train", *common, "--workdir", os.path.join(workdir, f"solo{i}")]
+            + [f"--config.seed={seed + i}"]
+        )
+        for i in range(sequential)
+    ]
+    sequential_s = sum(solo_s) * num_members / sequential
+    return {
+        "members": num_members,
+        "steps": steps,
+        "sweep_wall_s": round(sweep_s, 1),
+        "sequential_wall_s": round(sequential_s, 1),
+        "extrapolated_from": sequential,
+        "solo_wall_s": [round(s, 1) for s in solo_s],
+        "sweep_over_sequential": round(sweep_s / sequential_s, 3),
+    }
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        return [int(k) for k in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K values like 1,8,64") from None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ks", type=_ks, default=list(RING_KS), help="ring K values")
+    parser.add_argument("--iterations", type=int, default=200, help="ring, per member a round")
+    parser.add_argument("--mnist-ks", type=_ks, default=list(MNIST_KS))
+    parser.add_argument("--mnist-iterations", type=int, default=100, help="per member a round")
+    parser.add_argument("--scan-steps", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3, help="ring rounds")
+    parser.add_argument("--mnist-rounds", type=int, default=1)
+    parser.add_argument("--skip-mnist", action="store_true", help="skip the 2014 MNIST nets")
+    parser.add_argument("--skip-user", action="store_true", help="skip the subprocess part")
+    parser.add_argument("--user-members", type=int, default=64)
+    parser.add_argument("--user-steps", type=int, default=500, help="train.num_steps")
+    parser.add_argument(
+        "--sequential", type=int, default=4, help="gan-jax train processes actually run"
+    )
+    args = parser.parse_args()
+    try:
+        check_counts(args.ks, args.iterations, args.scan_steps, args.rounds)
+        check_counts(args.mnist_ks, args.mnist_iterations, args.scan_steps, args.mnist_rounds)
+        if not 1 <= args.sequential <= args.user_members:
+            raise ValueError(f"--sequential {args.sequential}: expected 1..{args.user_members}")
+    except ValueError as err:
+        parser.error(str(err))
+    result = {
+        "backend": jax.default_backend(),
+        "devices": len(jax.devices()),
+        "cpu_count": os.cpu_count(),
+        "ring8": ring_rates("ring8", args.ks, args.iterations, args.scan_steps, args.rounds),
+    }
+    if not args.skip_mnist:
+        result["gan2014_mnist"] = peak_fractions(
+            "gan2014_mnist",
+            args.mnist_ks,
+            args.mnist_iterations,
+            args.scan_steps,
+            args.mnist_rounds,
+        )
+    if not args.skip_user:
+        with tempfile.TemporaryDirectory() as workdir:
+            result["user"] = user_wall_times(
+                args.user_members, args.user_steps, args.sequential, workdir
+            )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
