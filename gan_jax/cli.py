@@ -58,6 +58,12 @@ def _default_list(defaults: dict) -> str:
     return "; ".join(f"{name}: {value or 'none'}" for name, value in defaults.items())
 
 
+def add_config_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The required `--config FILE[:VARIANT]` of the commands that build a config; its
+    `--config.key=value` overrides are parsed by `load_config`."""
+    parser.add_argument("--config", required=True, metavar="FILE[:VARIANT]", help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `gan-jax COMMAND [flags]`; each command's handler is `args.run`."""
     parser = argparse_flags.ArgumentParser(
@@ -74,11 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         " the same workdir resumes from its newest checkpoint.",
         allow_abbrev=False,
     )
-    train_parser.add_argument(
-        "--config",
-        required=True,
-        metavar="FILE[:VARIANT]",
-        help="experiment file with get_config() (e.g. experiments/ring8.py); override any field"
+    add_config_argument(
+        train_parser,
+        "experiment file with get_config() (e.g. experiments/ring8.py); override any field"
         " with --config.key=value after it (e.g. --config.train.num_steps=8000). Required.",
     )
     train_parser.add_argument(
@@ -103,11 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         f" Sweepable keys: {', '.join(sweep.SWEEPABLE)}.",
         allow_abbrev=False,
     )
-    sweep_parser.add_argument(
-        "--config",
-        required=True,
-        metavar="FILE[:VARIANT]",
-        help="experiment file with get_config() (and optionally get_sweep()); override any"
+    add_config_argument(
+        sweep_parser,
+        "experiment file with get_config() (and optionally get_sweep()); override any"
         " field with --config.key=value after it. Required.",
     )
     sweep_parser.add_argument(

@@ -18,7 +18,7 @@ import os
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from gan_jax import data, losses, models, optim, penalties, steps
+from gan_jax import data, losses, models, optim, penalties
 
 PARALLEL_MODES = ("none", "pmap")
 
@@ -365,7 +365,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _validate_data(config)
     _check_choice("model.generator", config.model.generator, models.GENERATORS)
     _check_choice("model.discriminator", config.model.discriminator, models.DISCRIMINATORS)
-    _check_choice("model.z_dist", config.model.z_dist, steps.Z_DISTRIBUTIONS)
+    _check_choice("model.z_dist", config.model.z_dist, models.Z_DISTRIBUTIONS)
     _check_positive("model.z_dim", config.model.z_dim, numbers.Integral)
     _check_choice("loss.name", config.loss.name, losses.LOSSES)
     _check_choice("loss.penalty", config.loss.penalty, penalties.PENALTIES)

@@ -338,6 +338,8 @@ CONV_NETS = ("dcgan", "patch")  # nets that need image data [H, W, C]
 SPECTRAL_NORM_DISCRIMINATORS = ("mlp", "dcgan", "patch")
 AUX_DISCRIMINATORS = ("mlp", "dcgan")  # those with an AC-GAN class head
 CONDITIONING = ("none", "concat", "acgan")
+# G's latent distribution: uniform on [-1, 1] (Goodfellow et al. 2014) or standard normal.
+Z_DISTRIBUTIONS = ("uniform", "normal")
 
 
 def _accepts(module_cls, field: str) -> bool:

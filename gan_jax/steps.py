@@ -8,8 +8,6 @@ fold_in of the run's key with an update counter, never from Python-side state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -17,12 +15,10 @@ import optax
 from gan_jax import data, models, optim, penalties
 from gan_jax.hparams import Hparams, gan_loss
 from gan_jax.losses import class_cross_entropy
+from gan_jax.models import Z_DISTRIBUTIONS
+from gan_jax.spec import Spec
 from gan_jax.state import GANState, Player
 
-if TYPE_CHECKING:  # spec.py builds on config.py, which reads this module's constants
-    from gan_jax.spec import Spec
-
-Z_DISTRIBUTIONS = ("uniform", "normal")
 DATA_STREAM, D_STREAM, G_STREAM = range(3)
 
 
