@@ -21,13 +21,8 @@ the other members are untouched.
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import functools
-import importlib.util
-import itertools
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -46,177 +41,28 @@ from gan_jax import engine, train, workdir_lock, writers
 from gan_jax import hparams as hparams_lib
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
-from gan_jax.spec import Spec, make_spec
+from gan_jax.spec import Spec
 from gan_jax.state import GANState
-from gan_jax.workdir import write_config
+from gan_jax.sweep_grid import (  # noqa: F401  (re-exported: the sweep's public names)
+    SWEEPABLE,
+    Member,
+    build_members,
+    command_grid,
+    common_spec,
+    make_grid,
+)
+from gan_jax.sweep_outputs import (
+    append_metrics,
+    check_same_sweep,
+    member_dir,
+    read_status,
+    results_rows,
+    write_member_outputs,
+    write_results,
+    write_status,
+)
 
 AXIS = "members"
-_OPT_KEYS = (
-    "lr",
-    "lr_decay",
-    "min_lr",
-    "b1",
-    "b2",
-    "momentum",
-    "final_momentum",
-    "decay",
-    "eps",
-)
-_LOSS_KEYS = (
-    "penalty_weight",
-    "clip_weights",
-    "real_label",
-    "lsgan_a",
-    "lsgan_b",
-    "lsgan_c",
-    "aux_weight",
-)
-# The config keys whose values only change numbers (hparams.from_config reads them).
-SWEEPABLE = tuple(f"optim.{p}.{k}" for p in ("g", "d") for k in _OPT_KEYS) + tuple(
-    f"loss.{k}" for k in _LOSS_KEYS
-)
-STATUS_FILE = "members_status.json"  # failed members, saved beside each stacked checkpoint
-
-
-@dataclasses.dataclass
-class Member:
-    """One sweep member: its index, grid point, seed, swept values and resolved config."""
-
-    index: int
-    point: int  # index of its grid point (members of one point differ only in seed)
-    seed: int
-    values: dict
-    config: ml_collections.ConfigDict
-    status: str = "ok"  # 'ok' or 'failed at step N (player P)'
-
-
-# ----------------------------------------------------------------------------- grid
-
-
-def experiment_sweep(path: str) -> dict:
-    """`get_sweep()` of the experiment file at `path` (FILE[:VARIANT], the variant ignored):
-    {config key: list of values}, or {} when the file has none."""
-    path = path.partition(":")[0]
-    module_spec = importlib.util.spec_from_file_location("experiment_sweep", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    get_sweep = getattr(module, "get_sweep", None)
-    return dict(get_sweep()) if get_sweep else {}
-
-
-def parse_sweep_flag(text: str) -> tuple[str, list[str]]:
-    """'key=v1,v2,...' -> (key, ['v1', 'v2', ...]). Raises ValueError naming a malformed flag."""
-    key, sep, values = text.partition("=")
-    items = [v.strip() for v in values.split(",")]
-    if not sep or not key.strip() or not all(items):
-        raise ValueError(f"--sweep {text!r} is not KEY=V1,V2,... (e.g. optim.d.lr=1e-4,3e-4)")
-    return key.strip(), items
-
-
-def _lookup(config, key: str):
-    node = config
-    for name in key.split("."):
-        if not hasattr(node, "keys") or name not in node:
-            raise ValueError(f"--sweep {key}: not a config key")
-        node = node[name]
-    return node
-
-
-def command_grid(config_file: str, sweep_flags: list[str]) -> dict:
-    """The grid of `gan-jax sweep`: the experiment file's get_sweep(), with each
-    `--sweep KEY=V1,V2,...` flag adding KEY or replacing its values (raw, unparsed)."""
-    grid = experiment_sweep(config_file)
-    for text in sweep_flags:
-        key, values = parse_sweep_flag(text)
-        grid[key] = values
-    return grid
-
-
-def parse_value(config, key: str, value):
-    """`value` (a string from the command line, or a number from get_sweep) as the type of
-    `config`'s field `key`.
-
-    Raises:
-      ValueError: `key` is not a config key, or not in SWEEPABLE (it shapes the program), or
-        `value` is not a finite number of the field's type.
-    """
-    current = _lookup(config, key)
-    if key not in SWEEPABLE:
-        raise ValueError(
-            f"--sweep {key}: this key shapes the compiled program (or the host loop), which one"
-            f" sweep cannot vary; sweepable keys: {', '.join(SWEEPABLE)}"
-        )
-    is_int = isinstance(current, int) and not isinstance(current, bool)
-    try:
-        number = float(value)
-        if is_int and number != int(number):
-            raise ValueError
-        parsed = int(number) if is_int else number
-    except (TypeError, ValueError):
-        kind = "a whole number" if is_int else "a number"
-        raise ValueError(f"--sweep {key}: {value!r} is not {kind}") from None
-    if not math.isfinite(parsed):
-        raise ValueError(f"--sweep {key}: {value!r} is not a finite number")
-    return parsed
-
-
-def make_grid(config, sweeps: dict) -> dict:
-    """{key: [parsed values]} from {key: [raw values]}; raises ValueError naming a bad key,
-    value or an empty list (see parse_value)."""
-    grid = {}
-    for key, values in sweeps.items():
-        if not list(values):
-            raise ValueError(f"--sweep {key}: no values")
-        grid[key] = [parse_value(config, key, v) for v in values]
-    return grid
-
-
-def build_members(config, grid: dict, num_seeds: int) -> list[Member]:
-    """The product of the grid's lists times `num_seeds` seeds (grid point major, seed minor),
-    each with its resolved config (validated: ValueError names the member)."""
-    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
-        raise ValueError(f"--seeds {num_seeds!r} is not allowed; expected a whole number >= 1")
-    members = []
-    for point, combo in enumerate(itertools.product(*grid.values())):
-        values = dict(zip(grid.keys(), combo, strict=True))
-        for s in range(num_seeds):
-            member_config = config.copy_and_resolve_references()
-            for key, value in values.items():
-                *parents, leaf = key.split(".")
-                node = member_config
-                for name in parents:
-                    node = node[name]
-                node[leaf] = value
-            member_config.seed = config.seed + s
-            try:
-                validate(member_config)
-            except ValueError as err:
-                raise ValueError(f"sweep member {len(members)} ({values}): {err}") from None
-            members.append(Member(len(members), point, member_config.seed, values, member_config))
-    return members
-
-
-def common_spec(members: list[Member], dataset_size: int | None) -> Spec:
-    """The one Spec all members share. Raises ValueError naming the first member whose values
-    need another program, and the Spec fields they change."""
-    spec = make_spec(members[0].config, dataset_size)
-    for member in members[1:]:
-        other = make_spec(member.config, dataset_size)
-        if other != spec:
-            fields = [
-                f.name
-                for f in dataclasses.fields(Spec)
-                if getattr(spec, f.name) != getattr(other, f.name)
-            ]
-            raise ValueError(
-                f"sweep member {member.index} ({member.values}) needs another compiled program"
-                f" than member 0 ({members[0].values}): it changes {fields}; sweep values that"
-                " keep the program (e.g. loss.clip_weights > 0 throughout, not 0)"
-            )
-    return spec
-
-
-# ----------------------------------------------------------------------------- devices
 
 
 def member_mesh(devices=None) -> Mesh:
@@ -325,144 +171,6 @@ def member_state(host_state: GANState, axes: GANState, index: int) -> GANState:
     return jax.tree.map(
         lambda a, x: x if a is None else x[index], axes, host_state, is_leaf=lambda a: a is None
     )
-
-
-# ----------------------------------------------------------------------------- outputs
-
-
-def _summary(values: list[float]) -> tuple[float, float]:
-    if not values:
-        return float("nan"), float("nan")
-    return float(np.mean(values)), float(np.std(values))
-
-
-def results_rows(members: list[Member], grid: dict, final: dict) -> list[dict]:
-    """One row per member (index, seed, swept values, status, final d_loss/g_loss), then one
-    per grid point: the mean and standard deviation (numpy's, ddof 0) over its members that
-    did not fail, `seed` giving how many those are."""
-    rows = []
-    for m in members:
-        losses = final.get(m.index, {})
-        rows.append(
-            {
-                "row": f"member {m.index}",
-                "seed": m.seed,
-                **m.values,
-                "status": m.status,
-                "d_loss": losses.get("d_loss", float("nan")),
-                "g_loss": losses.get("g_loss", float("nan")),
-                "d_loss_std": "",
-                "g_loss_std": "",
-            }
-        )
-    for point in sorted({m.point for m in members}):
-        group = [m for m in members if m.point == point]
-        ok = [m for m in group if m.status == "ok"]
-        # A member without losses (resumed from a checkpoint whose status was never written,
-        # with no step left to run) counts as ok but adds nothing to the mean.
-        d_mean, d_std = _summary([final[m.index]["d_loss"] for m in ok if m.index in final])
-        g_mean, g_std = _summary([final[m.index]["g_loss"] for m in ok if m.index in final])
-        rows.append(
-            {
-                "row": f"point {point}",
-                "seed": f"{len(ok)} of {len(group)} ok",
-                **group[0].values,
-                "status": "ok" if len(ok) == len(group) else f"{len(group) - len(ok)} failed",
-                "d_loss": d_mean,
-                "g_loss": g_mean,
-                "d_loss_std": d_std,
-                "g_loss_std": g_std,
-            }
-        )
-    return rows
-
-
-def write_results(workdir: str, rows: list[dict]) -> None:
-    """DIR/results.csv and DIR/results.md (a Markdown table) from `results_rows`."""
-    columns = list(rows[0].keys())
-    with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-    def cell(value):
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
-    with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-
-
-def member_dir(workdir: str, index: int) -> str:
-    return os.path.join(workdir, "members", str(index))
-
-
-def write_member_outputs(member: Member, state: GANState, workdir: str, step: int) -> None:
-    """DIR/members/<i>/: config.json, a checkpoint of the member's state and its final sample
-    grid, so that gan-jax eval/sample/train work on it as on a solo run's workdir."""
-    directory = member_dir(workdir, member.index)
-    write_config(member.config, directory)
-    checkpointer = Checkpointer(
-        os.path.join(directory, "checkpoints"), keep=member.config.train.keep_checkpoints
-    )
-    try:
-        checkpointer.save(state)
-    finally:
-        checkpointer.close()
-    train.save_samples(member.config, state, directory, step)
-
-
-def append_metrics(workdir: str, index: int, record: dict) -> None:
-    path = os.path.join(member_dir(workdir, index), "metrics.jsonl")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def read_status(workdir: str, step: int) -> dict:
-    """{member index: {'status', 'final'}} saved with the stacked checkpoint at `step`; {} when
-    there is none (a checkpoint written by a process killed before its status)."""
-    path = os.path.join(workdir, STATUS_FILE)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return {int(i): v for i, v in json.load(f).get(str(step), {}).items()}
-
-
-def write_status(workdir: str, step: int, members: list[Member], final: dict, keep) -> None:
-    """Adds every member's status and final losses at `step` to DIR/members_status.json,
-    keeping the entries of the steps in `keep` (the checkpoints on disk). Written to a
-    temporary file and renamed, so a killed process leaves the previous file whole."""
-    path = os.path.join(workdir, STATUS_FILE)
-    saved = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = {k: v for k, v in json.load(f).items() if int(k) in keep}
-    saved[str(step)] = {
-        str(m.index): {"status": m.status, "final": final.get(m.index, {})} for m in members
-    }
-    with open(path + ".tmp", "w") as f:
-        json.dump(saved, f)
-    os.replace(path + ".tmp", path)
-
-
-def check_same_sweep(workdir: str, record: dict) -> None:
-    """Raises ValueError when `workdir` holds checkpoints of another sweep (other members,
-    seeds or values than `record`, the new sweep.json)."""
-    path = os.path.join(workdir, "sweep.json")
-    if not os.path.exists(path) or not os.path.isdir(os.path.join(workdir, "checkpoints")):
-        return
-    with open(path) as f:
-        saved = json.load(f)
-    if saved.get("members") != json.loads(json.dumps(record["members"])):
-        raise ValueError(
-            f"{workdir} holds another sweep (its sweep.json has other members); resume it with"
-            " its own grid and seeds, or use another --workdir"
-        )
-
-
-# ----------------------------------------------------------------------------- the sweep
 
 
 def run_sweep(
