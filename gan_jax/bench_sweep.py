@@ -65,7 +65,7 @@ class Members:
         config, _, _, dataset = bench.random_data_run(experiment, scan_steps)
         size = None if dataset is None else dataset.x.shape[0]
         self.members = sweep.build_members(config, {}, num_members)
-        self.spec = sweep.common_spec(self.members, size)
+        self.spec = engine.make_spec(config, size)
         self.scan_steps = scan_steps
         self.hparams = [hparams_lib.from_config(m.config) for m in self.members]
         self.seeds = [m.seed for m in self.members]

@@ -33,6 +33,7 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_sweep(args: argparse.Namespace) -> None:
+    parallel.maybe_initialize_distributed()
     grid = sweep.command_grid(args.config_file, args.sweep or [])
     if not grid and args.seeds == 1:
         raise ValueError(
@@ -99,12 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_parser = commands.add_parser(
         "sweep",
         help="train many members of one experiment at once: a grid of hyperparameters x seeds",
-        description="Train one member per (grid point, seed) in one compiled program, sharded"
-        " over all local devices, into --workdir: sweep.json, results.csv, results.md and"
-        " members/<i>/ (an ordinary workdir per member). The grid is the experiment's"
-        " get_sweep() (if any) with --sweep flags added or overriding; members get seeds"
-        " config.seed + 0..S-1. Rerunning the same command resumes the newest checkpoint."
-        f" Sweepable keys: {', '.join(sweep.SWEEPABLE)}.",
+        description="Train one member per (grid point, seed), sharded over every device, into"
+        " --workdir: sweep.json, results.csv, results.md and members/<i>/ (an ordinary"
+        " workdir per member). The grid is the experiment's get_sweep() (if any) with --sweep"
+        " flags added or overriding; members get seeds config.seed + 0..S-1. Any config key"
+        " but seed can be swept: members that differ only in numbers"
+        f" ({', '.join(sweep.SWEEPABLE)}) share one compiled program; other keys (nets, loss,"
+        " batch size, ...) split the members into groups, one program each, run one after"
+        " another. Rerunning the same command resumes the newest checkpoints.",
         allow_abbrev=False,
     )
     add_config_argument(

@@ -1,4 +1,4 @@
-"""Sweeps: many GANs of one compiled program trained at once, one per member, into one workdir.
+"""Sweeps: many GANs trained at once, one per member, in as few compiled programs as possible.
 
 `run_sweep(config, grid, num_seeds, workdir)` trains one member per (grid point, seed): the grid
 is {config key: list of values} (an experiment file's `get_sweep()` and the command line's
@@ -6,21 +6,24 @@ is {config key: list of values} (an experiment file's `get_sweep()` and the comm
 `config.seed + s` for s in 0..num_seeds-1, so a member with seed s is the solo run
 `gan-jax train` would make with `--config.seed=<config.seed + s>` and the member's values.
 
-Only numeric hyperparameters (`SWEEPABLE`, the fields `hparams.from_config` reads) can be swept:
-they travel as stacked `Hparams` arrays, so every member runs in one program,
-`jax.jit(jax.vmap(engine.run_chunk))`, with the member axis sharded over all local devices
-(PureJaxRL's vmap-over-hyperparameters pattern; big_vision's `get_sweep`). A value that would
-change the program (e.g. a clip bound of 0, which turns clipping off) is refused before any
-compile, naming the member and the Spec fields it changes.
+Members that differ only in numbers (`SWEEPABLE`, the fields `hparams.from_config` reads) and
+seed form one group: their numbers travel as stacked `Hparams` arrays and the group runs as one
+program, `jax.jit(jax.vmap(engine.run_chunk))`, its member axis sharded over every device of
+every process (PureJaxRL's vmap-over-hyperparameters pattern; big_vision's `get_sweep`).
+Members that differ in what shapes the program (a net, the loss, the batch size; or a number
+that changes the Spec, like a clip bound of 0) go to other groups, compiled and trained one
+after another (`sweep_grid.group_members`); the log and sweep.json say so.
 
 The host loop stops at log steps only: one device-to-host transfer per log step carries every
 member's metrics and finite flags. A member whose losses or params went non-finite is restored
 to its state at the previous log step and kept there (marked failed, with the step and player);
-the other members are untouched.
+the other members are untouched. In a multi-host run (`jax.distributed`) every process runs the
+same loop on its share of the members and process 0 writes every file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -33,6 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
@@ -41,15 +45,16 @@ from gan_jax import engine, train, workdir_lock, writers
 from gan_jax import hparams as hparams_lib
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
-from gan_jax.spec import Spec
+from gan_jax.spec import Spec, make_spec
 from gan_jax.state import GANState
 from gan_jax.sweep_grid import (  # noqa: F401  (re-exported: the sweep's public names)
     SWEEPABLE,
     Member,
     build_members,
     command_grid,
-    common_spec,
+    group_members,
     make_grid,
+    shared_values,
 )
 from gan_jax.sweep_outputs import (
     append_metrics,
@@ -66,8 +71,8 @@ AXIS = "members"
 
 
 def member_mesh(devices=None) -> Mesh:
-    """A 1-D mesh over `devices` (default: all local devices) named 'members'."""
-    return Mesh(np.array(devices or jax.local_devices()), (AXIS,))
+    """A 1-D mesh over `devices` (default: every device of every process) named 'members'."""
+    return Mesh(np.array(devices or jax.devices()), (AXIS,))
 
 
 def padded_count(num_members: int, num_devices: int) -> int:
@@ -180,85 +185,185 @@ def run_sweep(
     workdir: str,
     devices=None,
 ) -> list[Member]:
-    """Trains every member of the sweep into `workdir` (held with workdir_lock), resuming the
-    newest stacked checkpoint in DIR/checkpoints; returns the members with their status.
+    """Trains every member of the sweep into `workdir` (held with workdir_lock), group by group,
+    each group resuming the newest stacked checkpoint in DIR/groups/<g>/checkpoints; returns
+    the members with their status and group.
 
     Args:
       config: the base config (validated here).
-      grid: {config key: list of values (strings or numbers)}; keys must be in SWEEPABLE.
+      grid: {config key: list of values (strings or Python values)}; see
+        sweep_grid.parse_value for the types each key takes.
       num_seeds: seeds per grid point: config.seed + 0..num_seeds-1.
       workdir: the sweep's directory (see the README's Sweeps section for what it holds).
-      devices: the devices the member axis is sharded over (default: all local devices).
+      devices: the devices the member axis is sharded over (default: every device of every
+        process, `jax.devices()`).
 
     Raises:
-      ValueError: a bad key, value or seed count, or values that need another program; before
-        any data is loaded or anything compiled.
+      ValueError: a bad key, value or seed count, before any data is loaded or anything
+        compiled.
       WorkdirBusyError: another live run holds `workdir`.
     """
     validate(config)
     grid = make_grid(config, grid)
     members = build_members(config, grid, num_seeds)
-    dataset = train.load_data(config)
-    spec = common_spec(members, None if dataset is None else dataset.x.shape[0])
-    with workdir_lock.hold(workdir, "sweep"):
-        return _run_held(config, grid, num_seeds, members, spec, dataset, workdir, devices)
+    datasets = _DataCache()
+    groups = group_members(members, datasets.size)
+    primary = jax.process_index() == 0
+    with workdir_lock.hold(workdir, "sweep") if primary else contextlib.nullcontext():
+        return _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, primary)
 
 
-def _run_held(config, grid, num_seeds, members, spec, dataset, workdir, devices) -> list[Member]:
+class _DataCache:
+    """Each distinct data config's dataset, loaded once (groups may share it)."""
+
+    def __init__(self):
+        self._loaded = {}
+
+    def get(self, config):
+        key = json.dumps(config.data.to_dict(), sort_keys=True, default=repr)
+        if key not in self._loaded:
+            self._loaded[key] = train.load_data(config)
+        return self._loaded[key]
+
+    def size(self, config) -> int | None:
+        dataset = self.get(config)
+        return None if dataset is None else dataset.x.shape[0]
+
+
+def to_global(tree, sharding):
+    """Host values (equal on every process) as global arrays laid out by `sharding` (one for
+    every leaf, or a tree of them); each process places only its own devices' slices, so this
+    works across hosts."""
+
+    def put(x, leaf_sharding):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, leaf_sharding, lambda index: x[index])
+
+    if isinstance(sharding, NamedSharding):
+        return jax.tree.map(lambda x: put(x, sharding), tree)
+    return jax.tree.map(put, tree, sharding)
+
+
+def to_host(tree):
+    """Global arrays as numpy on every process (an all-gather across hosts: every process must
+    call it at the same point of the loop)."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def group_dir(workdir: str, group: int) -> str:
+    return os.path.join(workdir, "groups", str(group))
+
+
+def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, primary):
     mesh = member_mesh(devices)
     num_devices = mesh.devices.size
-    padded = padded_count(len(members), num_devices)
     record = {
         "grid": grid,
         "seeds": num_seeds,
         "members": [
-            {"index": m.index, "point": m.point, "seed": m.seed, "values": m.values}
+            {
+                "index": m.index,
+                "point": m.point,
+                "seed": m.seed,
+                "group": m.group,
+                "values": m.values,
+            }
             for m in members
         ],
-        "groups": [{"members": [m.index for m in members], "programs": 1}],
+        "groups": [
+            {
+                "members": [m.index for m in group],
+                "values": shared_values(group),
+                "padded_members": padded_count(len(group), num_devices),
+            }
+            for group in groups
+        ],
         "devices": [str(d) for d in mesh.devices.flat],
-        "padded_members": padded,
+        "processes": jax.process_count(),
     }
     check_same_sweep(workdir, record)
-    # Padding members copy member 0 (its seed and numbers); their results are dropped.
-    order = [m.index for m in members] + [0] * (padded - len(members))
-    hparams_all = [hparams_lib.from_config(m.config) for m in members]
-    program = compile_program(spec, hparams_all[0], dataset, mesh)
-    hparams_K = jax.device_put(hparams_lib.stack([hparams_all[i] for i in order]), program.members)
-    seeds_K = jax.device_put(np.array([members[i].seed for i in order], np.int32), program.members)
-    dataset = jax.device_put(dataset, program.replicated)
-    with open(os.path.join(workdir, "sweep.json"), "w") as f:
-        json.dump(record, f, indent=2)
+    if primary:
+        os.makedirs(workdir, exist_ok=True)
+        with open(os.path.join(workdir, "sweep.json"), "w") as f:
+            json.dump(record, f, indent=2)
     logging.warning(
-        "sweep: %d members (%d grid points x %d seeds) in one program over %d device(s),"
-        " padded to %d",
+        "sweep: %d members (%d grid points x %d seeds) in %d group(s), one compiled program"
+        " each, over %d device(s) of %d process(es)",
         len(members),
         len({m.point for m in members}),
         num_seeds,
+        len(groups),
         num_devices,
-        padded,
+        jax.process_count(),
     )
-    t = config.train
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints)
-    state = program.init(seeds_K, hparams_K, dataset)
     final: dict = {}
+    total = sum(group[0].config.train.num_steps for group in groups)
+    progress = tqdm(total=total, unit="it", disable=None if primary else True, dynamic_ncols=True)
+    try:
+        for g, group in enumerate(groups):
+            logging.warning(
+                "sweep group %d: members %s %s", g, [m.index for m in group], shared_values(group)
+            )
+            _run_group(group, datasets.get(group[0].config), mesh, g, workdir, final, progress)
+        if primary:
+            write_results(workdir, results_rows(members, grid, final))
+    finally:
+        progress.close()
+    return members
+
+
+def _run_group(group, dataset, mesh, g, workdir, final, progress) -> None:
+    """Trains one group's members as one program (see the module docstring), writing their
+    metrics, checkpoints and member workdirs; `final` gets each ok member's last metrics."""
+    primary = jax.process_index() == 0
+    config = group[0].config
+    size = None if dataset is None else dataset.x.shape[0]
+    spec = make_spec(config, size)
+    padded = padded_count(len(group), mesh.devices.size)
+    # Padding members copy the group's first member (its seed and numbers); their results are
+    # dropped.
+    order = list(range(len(group))) + [0] * (padded - len(group))
+    hparams_all = [hparams_lib.from_config(m.config) for m in group]
+    program = compile_program(spec, hparams_all[0], dataset, mesh)
+    hparams_K = to_global(hparams_lib.stack([hparams_all[i] for i in order]), program.members)
+    seeds_K = to_global(np.array([group[i].seed for i in order], np.int32), program.members)
+    dataset = to_global(dataset, program.replicated)
+    t = config.train
+    directory = group_dir(workdir, g)
+    checkpointer = Checkpointer(
+        os.path.join(directory, "checkpoints"), keep=t.keep_checkpoints, primary=primary
+    )
+    state = program.init(seeds_K, hparams_K, dataset)
+    step = 0
     if checkpointer.latest_step() is not None:
-        state = jax.device_put(checkpointer.restore(state), program.shardings)
-        for index, saved in read_status(workdir, int(state.step)).items():
-            members[index].status = saved["status"]
+        state = to_global(checkpointer.restore(to_host(state)), program.shardings)
+        step = int(to_host(state.step))
+        by_index = {m.index: m for m in group}
+        for index, saved in read_status(directory, step).items():
+            by_index[index].status = saved["status"]
             if saved["final"]:
                 final[index] = saved["final"]
-        logging.warning("sweep: resumed from the checkpoint at step %d", int(state.step))
-    step = int(state.step)
-    for m in members:
-        path = os.path.join(member_dir(workdir, m.index), "metrics.jsonl")
-        if os.path.exists(path):
-            writers.drop_rows_after(path, step)
-    failed_K = np.array([members[i].status != "ok" for i in order])
+        logging.warning("sweep group %d: resumed from the checkpoint at step %d", g, step)
+    progress.update(step)
+    if primary:
+        for m in group:
+            path = os.path.join(member_dir(workdir, m.index), "metrics.jsonl")
+            if os.path.exists(path):
+                writers.drop_rows_after(path, step)
+    failed_K = np.array([group[i].status != "ok" for i in order])
     good = program.copy(state)
     chunk = spec.scan_steps or 1
     start = time.perf_counter()
-    progress = tqdm(total=t.num_steps, initial=step, unit="it", disable=None, dynamic_ncols=True)
+
+    def save():
+        host = to_host(state)  # every process joins the gather; process 0 writes
+        checkpointer.save(host)
+        if primary:
+            write_status(directory, step, group, final, checkpointer.all_steps())
+        return host
+
     try:
         with train.StopRequested() as stop:
             while step < t.num_steps and not stop.requested:
@@ -267,31 +372,26 @@ def _run_held(config, grid, num_seeds, members, spec, dataset, workdir, devices)
                     state, metrics = program.run_chunk(state, dataset, hparams_K)
                 step += num
                 progress.update(num)
-                host, flags = jax.device_get((metrics, program.finite(state, metrics)))
-                for i, m in enumerate(members):
+                host, flags = to_host((metrics, program.finite(state, metrics)))
+                for i, m in enumerate(group):
                     if m.status != "ok":
                         continue
                     bad = [p.upper() for p in ("d", "g") if not flags[p][i]]
                     if bad:
                         m.status = f"failed at step {step} (player {' and '.join(bad)})"
                         failed_K[i] = True
-                        logging.warning("sweep member %d: %s", i, m.status)
+                        logging.warning("sweep member %d: %s", m.index, m.status)
                         continue
-                    final[i] = {k: writers.to_python(v[i]) for k, v in host.items()}
-                    append_metrics(
-                        workdir, i, {"step": step, **final[i], "seconds": train.elapsed(start)}
-                    )
-                state, good = program.settle(jax.device_put(failed_K, program.members), good, state)
+                    final[m.index] = {k: writers.to_python(v[i]) for k, v in host.items()}
+                    if primary:
+                        record = {"step": step, **final[m.index], "seconds": train.elapsed(start)}
+                        append_metrics(workdir, m.index, record)
+                state, good = program.settle(to_global(failed_K, program.members), good, state)
                 if t.checkpoint_every and step % t.checkpoint_every == 0:
-                    checkpointer.save(state)
-                    write_status(workdir, step, members, final, checkpointer.all_steps())
-        checkpointer.save(state)
-        write_status(workdir, step, members, final, checkpointer.all_steps())
-        host_state = jax.device_get(state)
-        for m in members:
-            write_member_outputs(m, member_state(host_state, program.axes, m.index), workdir, step)
-        write_results(workdir, results_rows(members, grid, final))
+                    save()
+        host_state = save()
+        if primary:
+            for i, m in enumerate(group):
+                write_member_outputs(m, member_state(host_state, program.axes, i), workdir, step)
     finally:
-        progress.close()
         checkpointer.close()
-    return members

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import itertools
+import json
 import math
+from collections.abc import Callable
 
 import ml_collections
 
 from gan_jax.config import validate
-from gan_jax.spec import Spec, make_spec
+from gan_jax.spec import make_spec
 
 _OPT_KEYS = (
     "lr",
@@ -53,6 +55,7 @@ class Member:
     values: dict
     config: ml_collections.ConfigDict
     status: str = "ok"  # 'ok' or 'failed at step N (player P)'
+    group: int = 0  # index of its program group (group_members)
 
 
 def experiment_sweep(path: str) -> dict:
@@ -94,21 +97,7 @@ def command_grid(config_file: str, sweep_flags: list[str]) -> dict:
     return grid
 
 
-def parse_value(config, key: str, value):
-    """`value` (a string from the command line, or a number from get_sweep) as the type of
-    `config`'s field `key`.
-
-    Raises:
-      ValueError: `key` is not a config key, or not in SWEEPABLE (it shapes the program), or
-        `value` is not a finite number of the field's type.
-    """
-    current = _lookup(config, key)
-    if key not in SWEEPABLE:
-        raise ValueError(
-            f"--sweep {key}: this key shapes the compiled program (or the host loop), which one"
-            f" sweep cannot vary; sweepable keys: {', '.join(SWEEPABLE)}"
-        )
-    is_int = isinstance(current, int) and not isinstance(current, bool)
+def _parse_number(key: str, value, is_int: bool):
     try:
         number = float(value)
         if is_int and number != int(number):
@@ -120,6 +109,43 @@ def parse_value(config, key: str, value):
     if not math.isfinite(parsed):
         raise ValueError(f"--sweep {key}: {value!r} is not a finite number")
     return parsed
+
+
+def parse_value(config, key: str, value):
+    """`value` (a string from the command line, or a Python value from get_sweep) as the type
+    of `config`'s field `key`: a number for numeric fields (and the SWEEPABLE ones, even where
+    the config holds None), true/false for booleans, the string itself for strings; tuple and
+    list fields take tuples or lists from get_sweep() only (a comma splits the flag's values).
+
+    Raises:
+      ValueError: `key` is not a config key, is a group of keys, or is `seed` (members' seeds
+        come from --seeds); or `value` does not fit the field's type.
+    """
+    current = _lookup(config, key)
+    if key == "seed":
+        raise ValueError("--sweep seed: members' seeds come from --seeds S (config.seed + 0..S-1)")
+    if isinstance(current, ml_collections.ConfigDict):
+        raise ValueError(f"--sweep {key}: a group of keys ({', '.join(current)}); sweep its keys")
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "false"):
+            return str(value).lower() == "true"
+        raise ValueError(f"--sweep {key}: {value!r} is not true or false")
+    if isinstance(current, int | float) or key in SWEEPABLE:
+        return _parse_number(key, value, isinstance(current, int))
+    if isinstance(current, str):
+        if not isinstance(value, str):
+            raise ValueError(f"--sweep {key}: {value!r} is not a string")
+        return value
+    if isinstance(current, tuple | list):
+        if not isinstance(value, tuple | list):
+            raise ValueError(
+                f"--sweep {key}: {value!r} is not a {type(current).__name__}; give this key's"
+                " values as Python tuples or lists in the experiment file's get_sweep()"
+            )
+        return type(current)(value)
+    return value
 
 
 def make_grid(config, sweeps: dict) -> dict:
@@ -143,36 +169,56 @@ def build_members(config, grid: dict, num_seeds: int) -> list[Member]:
         values = dict(zip(grid.keys(), combo, strict=True))
         for s in range(num_seeds):
             member_config = config.copy_and_resolve_references()
-            for key, value in values.items():
-                *parents, leaf = key.split(".")
-                node = member_config
-                for name in parents:
-                    node = node[name]
-                node[leaf] = value
             member_config.seed = config.seed + s
             try:
+                for key, value in values.items():
+                    *parents, leaf = key.split(".")
+                    node = member_config
+                    for name in parents:
+                        node = node[name]
+                    node[leaf] = value
                 validate(member_config)
-            except ValueError as err:
+            except (TypeError, ValueError) as err:  # ml_collections raises TypeError
                 raise ValueError(f"sweep member {len(members)} ({values}): {err}") from None
             members.append(Member(len(members), point, member_config.seed, values, member_config))
     return members
 
 
-def common_spec(members: list[Member], dataset_size: int | None) -> Spec:
-    """The one Spec all members share. Raises ValueError naming the first member whose values
-    need another program, and the Spec fields they change."""
-    spec = make_spec(members[0].config, dataset_size)
-    for member in members[1:]:
-        other = make_spec(member.config, dataset_size)
-        if other != spec:
-            fields = [
-                f.name
-                for f in dataclasses.fields(Spec)
-                if getattr(spec, f.name) != getattr(other, f.name)
-            ]
-            raise ValueError(
-                f"sweep member {member.index} ({member.values}) needs another compiled program"
-                f" than member 0 ({members[0].values}): it changes {fields}; sweep values that"
-                " keep the program (e.g. loss.clip_weights > 0 throughout, not 0)"
-            )
-    return spec
+def program_key(config: ml_collections.ConfigDict) -> str:
+    """The config without its numbers (SWEEPABLE) and seed, as sorted JSON: members with equal
+    keys differ only in Hparams and seed (the Spec may still differ; see group_members)."""
+    flat = {}
+
+    def walk(node, prefix):
+        for name, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{name}.")
+            elif f"{prefix}{name}" not in SWEEPABLE and f"{prefix}{name}" != "seed":
+                flat[f"{prefix}{name}"] = value
+
+    walk(config.to_dict(), "")
+    return json.dumps(flat, sort_keys=True, default=repr)
+
+
+def group_members(
+    members: list[Member], dataset_size: Callable[[ml_collections.ConfigDict], int | None]
+) -> list[list[Member]]:
+    """The members split into groups that share one compiled program and host loop: equal
+    `program_key` and equal Spec (a number can change the Spec, e.g. a clip bound of 0 turns
+    clipping off). Groups are in the order of their first member; each member's `group` is
+    set. `dataset_size(config)` gives the training-set size the Spec's epoch schedules need."""
+    groups: dict = {}
+    for member in members:
+        config = member.config
+        key = (program_key(config), make_spec(config, dataset_size(config)))
+        groups.setdefault(key, []).append(member)
+    for g, group in enumerate(groups.values()):
+        for member in group:
+            member.group = g
+    return list(groups.values())
+
+
+def shared_values(group: list[Member]) -> dict:
+    """The swept values all members of `group` share (what sets the group apart)."""
+    first = group[0].values
+    return {k: v for k, v in first.items() if all(m.values[k] == v for m in group)}

@@ -138,7 +138,7 @@ def check_same_sweep(workdir: str, record: dict) -> None:
     """Raises ValueError when `workdir` holds checkpoints of another sweep (other members,
     seeds or values than `record`, the new sweep.json)."""
     path = os.path.join(workdir, "sweep.json")
-    if not os.path.exists(path) or not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    if not os.path.exists(path) or not os.path.isdir(os.path.join(workdir, "groups")):
         return
     with open(path) as f:
         saved = json.load(f)

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -47,6 +48,13 @@ def fresh_state(config, seed=0, dataset=None):
     structure a checkpoint of that config restores into."""
     spec = engine.make_spec(config, None if dataset is None else dataset.x.shape[0])
     return engine.init(jax.random.PRNGKey(seed), hparams.from_config(config), dataset, spec=spec)
+
+
+def free_port():
+    """A free TCP port on the loopback interface (for a jax.distributed coordinator)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def pytest_sessionfinish(session):

@@ -1,14 +1,13 @@
 """pmap data parallelism on 8 fake CPU devices (set in conftest.py before JAX starts)."""
 
 import os
-import socket
 import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import fresh_state, tiny_config
+from conftest import free_port, fresh_state, tiny_config
 from experiments_loader import load_experiment
 
 from gan_jax import data, engine, hparams, parallel, train
@@ -123,12 +122,6 @@ def test_checkpoints_move_between_pmap_and_a_single_device(tmp_path):
         resumed = train.train_and_evaluate(config, str(tmp_path / name), override_config=True)
         assert int(resumed.step) == 12
         assert_trees_close(straight, resumed)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path):

@@ -3,6 +3,7 @@ frozen without touching the others, resume is bit-identical, and the outputs hav
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import fresh_state, tiny_config
+from conftest import free_port, fresh_state, tiny_config
+from data_test import write_idx
+from engine_test import narrow_2014_config
 
 from gan_jax import cli, sample, sweep, train
 from gan_jax.checkpoint import Checkpointer
@@ -158,7 +161,8 @@ def test_outputs_have_one_row_per_member_and_per_grid_point(swept, tmp_path):
         assert len(f.read().splitlines()) == 2 + 6
     with open(f"{workdir}/sweep.json") as f:
         record = json.load(f)
-    assert record["grid"] == {"optim.d.lr": [1e-3, 1e30]} and record["padded_members"] == 8
+    assert record["grid"] == {"optim.d.lr": [1e-3, 1e30]}
+    assert record["groups"] == [{"members": [0, 1, 2, 3], "values": {}, "padded_members": 8}]
     assert [m["seed"] for m in record["members"]] == [0, 1, 0, 1]
     assert (Path(workdir) / "members/0/samples/step_8.png").exists()
     sample.sample(sweep.member_dir(workdir, 0), 3, 0, str(tmp_path / "s.npz"))
@@ -193,10 +197,13 @@ def test_grid_flags_override_get_sweep(tmp_path):
     "flag, message",
     [
         ("optim.d.lrr=1e-3", "--sweep optim.d.lrr: not a config key"),
-        ("train.batch_size=16,32", "--sweep train.batch_size: this key shapes the compiled"),
+        ("seed=1,2", "--sweep seed: members' seeds come from --seeds S"),
+        ("model=a,b", "--sweep model: a group of keys"),
+        ("train.batch_size=16,3.5", "--sweep train.batch_size: '3.5' is not a whole number"),
+        ("model.discriminator_kwargs=a", "--sweep model.discriminator_kwargs: a group of keys"),
         ("optim.d.lr=1e-3,abc", "--sweep optim.d.lr: 'abc' is not a number"),
         ("optim.d.lr", "--sweep 'optim.d.lr' is not KEY=V1,V2,..."),
-        ("loss.clip_weights=0,0.01", "sweep member 1 ({'loss.clip_weights': 0.01}) needs another"),
+        ("loss.name=minimax,lsgam", "sweep member 1 ({'loss.name': 'lsgam'}): config.loss.name"),
     ],
 )
 def test_bad_sweeps_stop_with_one_line_before_any_work(flag, message, tmp_path):
@@ -209,6 +216,37 @@ def test_bad_sweeps_stop_with_one_line_before_any_work(flag, message, tmp_path):
         cli.main(args)
     assert str(exit_info.value.code).startswith(f"error: {message}"), exit_info.value.code
     assert not workdir.exists()
+
+
+def test_members_that_need_another_program_run_in_groups_and_equal_solo_runs(tmp_path):
+    grid = {"loss.name": ["non_saturating", "lsgan"], "optim.d.lr": ["1e-3", "2e-3"]}
+    programs = []
+    compile_program = sweep.compile_program
+
+    def recording(*args):
+        programs.append(args[0])  # the Spec
+        return compile_program(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sweep, "compile_program", recording)
+        members = sweep.run_sweep(config(), grid, 1, str(tmp_path / "w"))
+    assert [m.group for m in members] == [0, 0, 1, 1]
+    assert [spec.loss for spec in programs] == ["non_saturating", "lsgan"]
+    with open(tmp_path / "w" / "sweep.json") as f:
+        groups = json.load(f)["groups"]
+    assert [(g["members"], g["values"]) for g in groups] == [
+        ([0, 1], {"loss.name": "non_saturating"}),
+        ([2, 3], {"loss.name": "lsgan"}),
+    ]
+    solo_config = read_config(sweep.member_dir(str(tmp_path / "w"), 3))
+    solo = train.train_and_evaluate(solo_config, str(tmp_path / "solo"))
+    assert_params_equal(member_state(str(tmp_path / "w"), 3), solo, rtol=1e-5, atol=1e-6)
+
+
+def test_a_number_that_changes_the_spec_splits_the_group():
+    members = sweep.build_members(config(), {"loss.clip_weights": [0.01, 0.0, 0.02]}, 1)
+    groups = sweep.group_members(members, lambda c: None)
+    assert [[m.index for m in g] for g in groups] == [[0, 2], [1]]
 
 
 SWEEP_FILE = """
@@ -235,13 +273,16 @@ def test_sigkill_mid_sweep_resumes_bit_identical(tmp_path):
         text=True,
     )
     deadline = time.time() + 120
-    while len([d for d in (workdir / "checkpoints").glob("*") if d.name.isdigit()]) < 2:
+    while (
+        len([d for d in (workdir / "groups" / "0" / "checkpoints").glob("*") if d.name.isdigit()])
+        < 2
+    ):
         assert proc.poll() is None, proc.communicate()[0][-3000:]
         assert time.time() < deadline, "no 2 checkpoints in 120 s"
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    checkpointer = Checkpointer(str(workdir / "checkpoints"))
+    checkpointer = Checkpointer(str(workdir / "groups" / "0" / "checkpoints"))
     target = checkpointer.latest_step() + 4
     checkpointer.close()
     members = sweep.run_sweep(config(num_steps=target), GRID, 2, str(workdir))
@@ -253,3 +294,85 @@ def test_sigkill_mid_sweep_resumes_bit_identical(tmp_path):
     for index in (0, 1):  # every log step once, as the unbroken sweep wrote it (bar the time)
         rows = [metrics_rows(d, index) for d in (workdir, straight)]
         assert rows[0] == rows[1] and [r["step"] for r in rows[0]] == list(range(4, target + 1, 4))
+
+
+MULTIHOST_FILE = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import tiny_config
+def get_config():
+    return tiny_config(num_steps=8, checkpoint_every=4)
+def get_sweep():
+    return {{"optim.d.lr": [1e-3, 1e30]}}
+"""
+
+
+def test_two_processes_of_four_devices_equal_one_process_of_eight(swept, tmp_path):
+    """The `swept` fixture's sweep (8 local devices) run by 2 processes x 4 fake devices."""
+    workdir, members, _ = swept
+    experiment = tmp_path / "multihost_sweep.py"
+    experiment.write_text(MULTIHOST_FILE.format(tests=str(Path(__file__).parent)))
+    multihost = tmp_path / "multihost"
+    port = free_port()
+    procs, logs = [], []
+    for process_id in range(2):
+        env = dict(
+            os.environ,
+            XLA_FLAGS="--xla_force_host_platform_device_count=4",
+            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+            JAX_NUM_PROCESSES="2",
+            JAX_PROCESS_ID=str(process_id),
+        )
+        # Output goes to files: a full pipe would block one process inside a collective.
+        logs.append(open(tmp_path / f"process{process_id}.log", "w+"))
+        command = ["-m", "gan_jax", "sweep", f"--config={experiment}", f"--workdir={multihost}"]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, *command, "--seeds=2"],
+                cwd=Path(__file__).parents[1],
+                env=env,
+                stdout=logs[-1],
+                stderr=subprocess.STDOUT,
+            )
+        )
+    for proc in procs:
+        proc.wait(timeout=240)
+    outputs = [(log.seek(0), log.read())[1][-3000:] for log in logs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    with open(multihost / "sweep.json") as f:
+        record = json.load(f)
+    assert record["processes"] == 2 and len(record["devices"]) == 8
+    for index in range(4):
+        assert_params_equal(member_state(str(multihost), index), member_state(workdir, index))
+    with open(multihost / "results.csv") as f, open(f"{workdir}/results.csv") as g:
+        assert f.read() == g.read()
+
+
+def test_member_of_a_2014_sweep_equals_gan_jax_train_with_the_sgd_schedule_and_dropout(tmp_path):
+    """The 2014 program (maxout D with dropout, SGD with lr decay and a momentum ramp, G's
+    output bias from the data) through run_sweep and through a solo train run, on 32 random
+    MNIST-format images."""
+    images = np.random.default_rng(0).integers(0, 256, (32, 28, 28))
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(32) % 10)
+    base = narrow_2014_config(num_steps=8)
+    base.data.dir = str(tmp_path)
+    base.train.checkpoint_every = 0
+    base.seed = 3
+    workdir = str(tmp_path / "sweep")
+    sweep.run_sweep(base, {"optim.d.lr": [0.1, 0.02]}, 1, workdir, jax.local_devices()[:2])
+    solo_config = read_config(sweep.member_dir(workdir, 1))
+    assert (solo_config.seed, solo_config.optim.d.lr) == (3, 0.02)
+    solo = train.train_and_evaluate(solo_config, str(tmp_path / "solo"))
+    dataset = train.load_data(solo_config)
+    directory = sweep.member_dir(workdir, 1)
+    checkpointer = Checkpointer(f"{directory}/checkpoints")
+    try:
+        member = checkpointer.restore(fresh_state(solo_config, 3, dataset))
+    finally:
+        checkpointer.close()
+    assert_params_equal(member, solo, rtol=1e-4, atol=1e-5)
+    hyper = member.d.opt_state.hyperparams
+    # The last of 8 updates ran at lr / 1.05^7, 3/8 of the way up the momentum ramp.
+    np.testing.assert_allclose(hyper["learning_rate"], 0.02 / 1.05**7, rtol=1e-5)
+    np.testing.assert_allclose(hyper["momentum"], 0.5 + 0.2 * 3 / 8, rtol=1e-6)
