@@ -170,10 +170,9 @@ def write_member_outputs(
 
     With an eval `plan` and a member that did not fail, also computes the plan's metrics on
     the state (evaluate.evaluate_state: the samples `gan-jax eval` would draw, seed
-    evaluate.EVAL_SEED) and writes them as the member's eval.json. Returns the metrics
-    ({name: value}, NaN kept), or {} (no plan, or a failed member: its eval.json, if any, is
-    left as it was).
-    """
+    evaluate.EVAL_SEED) and writes them as the member's eval.json, at the state's step, as
+    `gan-jax eval` would. Returns the metrics ({name: value}, NaN kept), or {} (no plan, or
+    a failed member: its eval.json, if any, is left as it was)."""
     directory = member_dir(workdir, member.index)
     write_config(member.config, directory)
     checkpointer = Checkpointer(
@@ -189,7 +188,8 @@ def write_member_outputs(
     results = evaluate.evaluate_state(
         member.config, state, plan.names, plan.num_samples, plan.inputs
     )
-    write_eval_record(directory, {"step": step, "num_samples": plan.num_samples, **results})
+    record = {"step": int(state.step), "num_samples": plan.num_samples, **results}
+    write_eval_record(directory, record)
     return results
 
 
