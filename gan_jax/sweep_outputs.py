@@ -1,20 +1,29 @@
-"""What a sweep writes: results tables, member workdirs, per-member metrics and status files."""
+"""What a sweep writes: results tables, member workdirs (with their eval records), per-member
+metrics and TensorBoard files, and status files. The plots are in sweep_plots.py."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
+import socket
+import struct
+import time
 
 import numpy as np
+from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.record_writer import masked_crc32c
+from tensorboardX.summary import scalar
 
-from gan_jax import train
+from gan_jax import evaluate, sweep_plots, train, writers
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.state import GANState
 from gan_jax.sweep_grid import Member
 from gan_jax.workdir import write_config
 
 STATUS_FILE = "members_status.json"  # failed members, saved beside each stacked checkpoint
+EVAL_FILE = "eval.json"  # as `gan-jax eval` writes it
 
 
 def _summary(values: list[float]) -> tuple[float, float]:
@@ -23,42 +32,74 @@ def _summary(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
 
-def results_rows(members: list[Member], grid: dict, final: dict) -> list[dict]:
-    """One row per member (index, seed, swept values, status, final d_loss/g_loss), then one
-    per grid point: the mean and standard deviation (numpy's, ddof 0) over its members that
-    did not fail, `seed` giving how many those are."""
+def eval_columns(evals: dict) -> list[str]:
+    """The scalar metric names of `evals` ({member index: {name: value}}), in the order they
+    first appear (a metric that returns a list, such as a histogram, has no column)."""
+    names: dict[str, None] = {}
+    for record in evals.values():
+        for name, value in record.items():
+            if np.ndim(value) == 0:
+                names.setdefault(name)
+    return list(names)
+
+
+def results_rows(
+    members: list[Member], grid: dict, final: dict, evals: dict | None = None
+) -> list[dict]:
+    """One row per member, then one per grid point.
+
+    A member row holds its index, seed, swept values, status, final d_loss/g_loss (`final`:
+    {member index: {metric: value}} at its last finite log step) and one column per scalar eval
+    metric (`evals`: {member index: {metric: value}}, see `write_member_outputs`; NaN where a
+    member has none, e.g. a failed one). A grid point row holds the mean and standard deviation
+    (numpy's, ddof 0) of each of those columns over its members that did not fail, `seed` giving
+    how many those are. With members in more than one program group (`Member.group`, where the
+    field exists), a `group` column follows `seed`.
+    """
+    evals = evals or {}
+    names = eval_columns(evals)
+    metrics = ["d_loss", "g_loss", *names]
+    groups = {getattr(m, "group", 0) for m in members}
+
+    def source(name: str) -> dict:
+        return evals if name in names else final
+
+    def value(index: int, name: str) -> float:
+        return source(name).get(index, {}).get(name, float("nan"))
+
     rows = []
     for m in members:
-        losses = final.get(m.index, {})
         rows.append(
             {
                 "row": f"member {m.index}",
                 "seed": m.seed,
+                **({"group": getattr(m, "group", 0)} if len(groups) > 1 else {}),
                 **m.values,
                 "status": m.status,
-                "d_loss": losses.get("d_loss", float("nan")),
-                "g_loss": losses.get("g_loss", float("nan")),
-                "d_loss_std": "",
-                "g_loss_std": "",
+                **{name: value(m.index, name) for name in metrics},
+                **{f"{name}_std": "" for name in metrics},
             }
         )
     for point in sorted({m.point for m in members}):
         group = [m for m in members if m.point == point]
         ok = [m for m in group if m.status == "ok"]
-        # A member without losses (resumed from a checkpoint whose status was never written,
+        # A member without a value (resumed from a checkpoint whose status was never written,
         # with no step left to run) counts as ok but adds nothing to the mean.
-        d_mean, d_std = _summary([final[m.index]["d_loss"] for m in ok if m.index in final])
-        g_mean, g_std = _summary([final[m.index]["g_loss"] for m in ok if m.index in final])
+        summaries = {
+            name: _summary(
+                [source(name)[m.index][name] for m in ok if name in source(name).get(m.index, {})]
+            )
+            for name in metrics
+        }
         rows.append(
             {
                 "row": f"point {point}",
                 "seed": f"{len(ok)} of {len(group)} ok",
+                **({"group": getattr(group[0], "group", 0)} if len(groups) > 1 else {}),
                 **group[0].values,
                 "status": "ok" if len(ok) == len(group) else f"{len(group) - len(ok)} failed",
-                "d_loss": d_mean,
-                "g_loss": g_mean,
-                "d_loss_std": d_std,
-                "g_loss_std": g_std,
+                **{name: summaries[name][0] for name in metrics},
+                **{f"{name}_std": summaries[name][1] for name in metrics},
             }
         )
     return rows
@@ -85,9 +126,53 @@ def member_dir(workdir: str, index: int) -> str:
     return os.path.join(workdir, "members", str(index))
 
 
-def write_member_outputs(member: Member, state: GANState, workdir: str, step: int) -> None:
+@dataclasses.dataclass(frozen=True)
+class EvalPlan:
+    """The eval metrics a sweep computes on each member's final state (`eval_plan`)."""
+
+    names: list[str]  # metric names of gan_jax.metrics, checked against the dataset
+    num_samples: int  # samples drawn from each member's G (config.eval.num_samples)
+    inputs: dict  # reference data (evaluate.reference_inputs), loaded once for all members
+
+
+def eval_plan(config) -> EvalPlan | None:
+    """The sweep's eval metrics: those of `config.eval.metrics` (also without eval.every: a
+    sweep evaluates only its final states), or None when it names none. Loads the reference
+    data now, so a bad metric name or missing data stops the sweep before any compile.
+
+    Raises:
+      ValueError: a metric that does not fit the dataset or config.eval.num_samples
+        (evaluate.check_metrics), or reference data that cannot be loaded.
+    """
+    if not config.eval.metrics:
+        return None
+    names = evaluate.check_metrics(config, config.eval.metrics)
+    return EvalPlan(names, config.eval.num_samples, evaluate.reference_inputs(config, None))
+
+
+def write_eval_record(directory: str, record: dict) -> dict:
+    """Writes `record` as `directory/eval.json` the way `gan-jax eval` does (strict JSON:
+    non-finite values as null with their reason, evaluate.finite_record; written to a temporary
+    file and renamed). Returns what was written."""
+    record = evaluate.finite_record(record)
+    path = os.path.join(directory, EVAL_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=2, allow_nan=False)
+    os.replace(path + ".tmp", path)
+    return record
+
+
+def write_member_outputs(
+    member: Member, state: GANState, workdir: str, step: int, plan: EvalPlan | None = None
+) -> dict:
     """DIR/members/<i>/: config.json, a checkpoint of the member's state and its final sample
-    grid, so that gan-jax eval/sample/train work on it as on a solo run's workdir."""
+    grid, so that gan-jax eval/sample/train work on it as on a solo run's workdir.
+
+    With an eval `plan` and a member that did not fail, also computes the plan's metrics on
+    the state (evaluate.evaluate_state: the samples `gan-jax eval` would draw, seed
+    evaluate.EVAL_SEED) and writes them as the member's eval.json, at the state's step, as
+    `gan-jax eval` would. Returns the metrics ({name: value}, NaN kept), or {} (no plan, or
+    a failed member: its eval.json, if any, is left as it was)."""
     directory = member_dir(workdir, member.index)
     write_config(member.config, directory)
     checkpointer = Checkpointer(
@@ -98,6 +183,14 @@ def write_member_outputs(member: Member, state: GANState, workdir: str, step: in
     finally:
         checkpointer.close()
     train.save_samples(member.config, state, directory, step)
+    if plan is None or member.status != "ok":
+        return {}
+    results = evaluate.evaluate_state(
+        member.config, state, plan.names, plan.num_samples, plan.inputs
+    )
+    record = {"step": int(state.step), "num_samples": plan.num_samples, **results}
+    write_eval_record(directory, record)
+    return results
 
 
 def append_metrics(workdir: str, index: int, record: dict) -> None:
@@ -105,6 +198,144 @@ def append_metrics(workdir: str, index: int, record: dict) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _tf_record(data: bytes) -> bytes:
+    """One TFRecord: length, its masked CRC-32C, the data, its masked CRC-32C (little-endian),
+    the framing of TensorBoard's event files."""
+    header = struct.pack("<Q", len(data))
+    return (
+        header
+        + struct.pack("<I", masked_crc32c(header))
+        + data
+        + struct.pack("<I", masked_crc32c(data))
+    )
+
+
+class MemberWriters:
+    """Each member's log-step metrics, to members/<i>/metrics.jsonl and to TensorBoard event
+    files in members/<i>/tensorboard/ (where a solo run's MetricWriter writes them, so that
+    `tensorboard --logdir DIR/members` shows one run per member, and `gan-jax train` continuing
+    a member alone adds to the same run).
+
+    Opening (once per sweep process) drops each member's jsonl rows after `initial_step` (the
+    resumed checkpoint's step: they were written after it by an abandoned run) and starts a new
+    event file per member whose first event is TensorBoard's purge marker, a SessionLog START
+    at step `initial_step + 1`, which hides the earlier files' events from that step on (what
+    tensorboardX's SummaryWriter(purge_step=...) writes). Unlike one SummaryWriter per member
+    (3 file descriptors and 2 threads each: 192 and 128 at K = 64), nothing stays open: each
+    write appends to the member's files and closes them, so K members cost no threads and no
+    descriptors between writes. With `enabled=False` (a non-primary process of a multi-host
+    run) nothing is written or read.
+    """
+
+    def __init__(self, workdir: str, indices, initial_step: int = 0, enabled: bool = True):
+        self.enabled = enabled
+        self.workdir = workdir
+        self.event_files: dict[int, str] = {}
+        if not enabled:
+            return
+        # TensorBoard reads a run's files in name order: seconds first, as tensorboardX names
+        # them, then nanoseconds, so a process resuming within the same second sorts after.
+        name = (
+            f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{time.time_ns()}"
+        )
+        for index in indices:
+            directory = member_dir(workdir, index)
+            os.makedirs(os.path.join(directory, "tensorboard"), exist_ok=True)
+            writers.drop_rows_after(os.path.join(directory, "metrics.jsonl"), initial_step)
+            self.event_files[index] = os.path.join(directory, "tensorboard", name)
+            now = time.time()
+            self._append_events(
+                index,
+                [
+                    Event(wall_time=now, step=initial_step + 1, file_version="brain.Event:2"),
+                    Event(
+                        wall_time=now,
+                        step=initial_step + 1,
+                        session_log=SessionLog(status=SessionLog.START),
+                    ),
+                ],
+            )
+
+    def _append_events(self, index: int, events: list) -> None:
+        with open(self.event_files[index], "ab") as f:
+            f.write(b"".join(_tf_record(e.SerializeToString()) for e in events))
+
+    def _scalars(self, step: int, index: int, record: dict) -> None:
+        now = time.time()
+        events = [
+            Event(wall_time=now, step=step, summary=scalar(name, _number(value)))
+            for name, value in record.items()
+            # Non-finite values (e.g. a reverse KL of an empty histogram) stay out of TensorBoard
+            # (tensorboardX would warn once per member); metrics.jsonl and eval.json keep them.
+            if name != "step" and np.ndim(value) == 0 and np.isfinite(_number(value))
+        ]
+        if events:
+            self._append_events(index, events)
+
+    def write(self, step: int, index: int, record: dict) -> dict:
+        """Appends {'step': step, **record} (values as Python scalars or lists) to member
+        `index`'s metrics.jsonl and its scalar values to its event file; returns the row.
+
+        Raises:
+          KeyError: `index` is not one of the members the writers were opened for.
+        """
+        row = {"step": int(step), **{k: writers.to_python(v) for k, v in record.items()}}
+        if not self.enabled:
+            return row
+        if index not in self.event_files:
+            raise KeyError(f"member {index} has no writer; opened for {sorted(self.event_files)}")
+        with open(os.path.join(member_dir(self.workdir, index), "metrics.jsonl"), "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self._scalars(step, index, row)
+        return row
+
+    def write_eval(self, step: int, index: int, record: dict) -> None:
+        """The scalar values of member `index`'s eval `record` (`write_member_outputs`) to its
+        event file at `step`, under their own names as a solo run's evaluator writes them
+        (the numbers themselves are in the member's eval.json, not its metrics.jsonl)."""
+        if self.enabled and record:
+            self._scalars(step, index, record)
+
+    def close(self) -> None:
+        """Stops all writing (nothing is held open between writes)."""
+        self.enabled = False
+
+
+def write_sweep_outputs(
+    workdir: str,
+    grid: dict,
+    members: list[Member],
+    final: dict,
+    state_of,
+    step: int,
+    plan: EvalPlan | None = None,
+    member_writers: MemberWriters | None = None,
+) -> list[dict]:
+    """Everything a finished (or stopped) sweep writes at `step`: each member's workdir and
+    eval record (`write_member_outputs`, its eval scalars also to TensorBoard through
+    `member_writers`), DIR/results.csv and .md (`results_rows`, `write_results`) and
+    DIR/plots/ (sweep_plots.write_plots). Returns the results rows.
+
+    Args:
+      grid: the parsed grid {key: [values]} (sweep_grid.make_grid), as sweep.json holds it.
+      final: {member index: {metric: value}} at each member's last finite log step.
+      state_of: member index -> that member's state (host numpy leaves).
+    """
+    evals = {}
+    for m in members:
+        evals[m.index] = write_member_outputs(m, state_of(m.index), workdir, step, plan)
+        if member_writers is not None:
+            member_writers.write_eval(step, m.index, evals[m.index])
+    rows = results_rows(members, grid, final, evals)
+    write_results(workdir, rows)
+    sweep_plots.write_plots(workdir, rows, grid)
+    return rows
 
 
 def read_status(workdir: str, step: int) -> dict:
