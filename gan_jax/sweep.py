@@ -57,14 +57,14 @@ from gan_jax.sweep_grid import (  # noqa: F401  (re-exported: the sweep's public
     shared_values,
 )
 from gan_jax.sweep_outputs import (
-    append_metrics,
+    MemberWriters,
     check_same_sweep,
-    member_dir,
+    eval_plan,
+    member_dir,  # noqa: F401  (re-exported: where member i's workdir is)
     read_status,
-    results_rows,
-    write_member_outputs,
-    write_results,
+    write_group_outputs,
     write_status,
+    write_sweep_results,
 )
 
 AXIS = "members"
@@ -206,11 +206,12 @@ def run_sweep(
     validate(config)
     grid = make_grid(config, grid)
     members = build_members(config, grid, num_seeds)
+    plan = eval_plan(config)  # a bad metric or missing reference data stops here
     datasets = _DataCache()
     groups = group_members(members, datasets.size)
     primary = jax.process_index() == 0
     with workdir_lock.hold(workdir, "sweep") if primary else contextlib.nullcontext():
-        return _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, primary)
+        return _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan)
 
 
 class _DataCache:
@@ -256,7 +257,8 @@ def group_dir(workdir: str, group: int) -> str:
     return os.path.join(workdir, "groups", str(group))
 
 
-def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, primary):
+def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan):
+    primary = jax.process_index() == 0
     mesh = member_mesh(devices)
     num_devices = mesh.devices.size
     record = {
@@ -298,7 +300,8 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, prim
         num_devices,
         jax.process_count(),
     )
-    final: dict = {}
+    final: dict = {}  # member index -> its metrics at its last finite log step
+    evals: dict = {}  # member index -> its eval metrics at the end
     total = sum(group[0].config.train.num_steps for group in groups)
     progress = tqdm(total=total, unit="it", disable=None if primary else True, dynamic_ncols=True)
     try:
@@ -306,17 +309,19 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, prim
             logging.warning(
                 "sweep group %d: members %s %s", g, [m.index for m in group], shared_values(group)
             )
-            _run_group(group, datasets.get(group[0].config), mesh, g, workdir, final, progress)
+            dataset = datasets.get(group[0].config)
+            _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress)
         if primary:
-            write_results(workdir, results_rows(members, grid, final))
+            write_sweep_results(workdir, grid, members, final, evals)
     finally:
         progress.close()
     return members
 
 
-def _run_group(group, dataset, mesh, g, workdir, final, progress) -> None:
+def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress) -> None:
     """Trains one group's members as one program (see the module docstring), writing their
-    metrics, checkpoints and member workdirs; `final` gets each ok member's last metrics."""
+    metrics, checkpoints and member workdirs; `final` gets each ok member's last metrics and
+    `evals` their eval metrics (`plan`) at the end."""
     primary = jax.process_index() == 0
     config = group[0].config
     size = None if dataset is None else dataset.x.shape[0]
@@ -347,11 +352,7 @@ def _run_group(group, dataset, mesh, g, workdir, final, progress) -> None:
                 final[index] = saved["final"]
         logging.warning("sweep group %d: resumed from the checkpoint at step %d", g, step)
     progress.update(step)
-    if primary:
-        for m in group:
-            path = os.path.join(member_dir(workdir, m.index), "metrics.jsonl")
-            if os.path.exists(path):
-                writers.drop_rows_after(path, step)
+    member_writers = MemberWriters(workdir, [m.index for m in group], step, enabled=primary)
     failed_K = np.array([group[i].status != "ok" for i in order])
     good = program.copy(state)
     chunk = spec.scan_steps or 1
@@ -383,15 +384,24 @@ def _run_group(group, dataset, mesh, g, workdir, final, progress) -> None:
                         logging.warning("sweep member %d: %s", m.index, m.status)
                         continue
                     final[m.index] = {k: writers.to_python(v[i]) for k, v in host.items()}
-                    if primary:
-                        record = {"step": step, **final[m.index], "seconds": train.elapsed(start)}
-                        append_metrics(workdir, m.index, record)
+                    record = {**final[m.index], "seconds": train.elapsed(start)}
+                    member_writers.write(step, m.index, record)
                 state, good = program.settle(to_global(failed_K, program.members), good, state)
                 if t.checkpoint_every and step % t.checkpoint_every == 0:
                     save()
         host_state = save()
         if primary:
-            for i, m in enumerate(group):
-                write_member_outputs(m, member_state(host_state, program.axes, i), workdir, step)
+            position = {m.index: i for i, m in enumerate(group)}
+            evals.update(
+                write_group_outputs(
+                    workdir,
+                    group,
+                    lambda index: member_state(host_state, program.axes, position[index]),
+                    step,
+                    plan,
+                    member_writers,
+                )
+            )
     finally:
+        member_writers.close()
         checkpointer.close()

@@ -193,13 +193,6 @@ def write_member_outputs(
     return results
 
 
-def append_metrics(workdir: str, index: int, record: dict) -> None:
-    path = os.path.join(member_dir(workdir, index), "metrics.jsonl")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
 def _number(value) -> float:
     return float("nan") if value is None else float(value)
 
@@ -307,24 +300,20 @@ class MemberWriters:
         self.enabled = False
 
 
-def write_sweep_outputs(
+def write_group_outputs(
     workdir: str,
-    grid: dict,
     members: list[Member],
-    final: dict,
     state_of,
     step: int,
     plan: EvalPlan | None = None,
     member_writers: MemberWriters | None = None,
-) -> list[dict]:
-    """Everything a finished (or stopped) sweep writes at `step`: each member's workdir and
-    eval record (`write_member_outputs`, its eval scalars also to TensorBoard through
-    `member_writers`), DIR/results.csv and .md (`results_rows`, `write_results`) and
-    DIR/plots/ (sweep_plots.write_plots). Returns the results rows.
+) -> dict:
+    """Each member's workdir and eval record at the end of its group (`write_member_outputs`,
+    the eval scalars also to TensorBoard through `member_writers`); returns {member index:
+    eval metrics} ({} for a failed member or without a plan).
 
     Args:
-      grid: the parsed grid {key: [values]} (sweep_grid.make_grid), as sweep.json holds it.
-      final: {member index: {metric: value}} at each member's last finite log step.
+      members: one program group's members.
       state_of: member index -> that member's state (host numpy leaves).
     """
     evals = {}
@@ -332,6 +321,20 @@ def write_sweep_outputs(
         evals[m.index] = write_member_outputs(m, state_of(m.index), workdir, step, plan)
         if member_writers is not None:
             member_writers.write_eval(step, m.index, evals[m.index])
+    return evals
+
+
+def write_sweep_results(
+    workdir: str, grid: dict, members: list[Member], final: dict, evals: dict
+) -> list[dict]:
+    """DIR/results.csv and .md (`results_rows`, `write_results`) and DIR/plots/
+    (sweep_plots.write_plots) once every group is done. Returns the results rows.
+
+    Args:
+      grid: the parsed grid {key: [values]} (sweep_grid.make_grid), as sweep.json holds it.
+      final: {member index: {metric: value}} at each member's last finite log step.
+      evals: {member index: eval metrics} (write_group_outputs of every group).
+    """
     rows = results_rows(members, grid, final, evals)
     write_results(workdir, rows)
     sweep_plots.write_plots(workdir, rows, grid)

@@ -97,6 +97,14 @@ def heatmap_table(rows: list[dict], grid: dict, metric: str) -> np.ndarray:
     return mean_RxC
 
 
+def _numeric(values) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def _label(value) -> str:
+    return f"{value:g}" if _numeric([value]) else str(value)
+
+
 def _log_scale(values) -> bool:
     """Whether values are all positive and span more than a factor 10 (a log x axis)."""
     array = np.asarray(values, float)
@@ -106,9 +114,13 @@ def _log_scale(values) -> bool:
 def _line(ax, rows, grid, key, metric) -> None:
     x_V, mean_V, std_V = series(rows, grid, key, metric)
     band = "+- std over seeds" if len(grid) == 1 else "+- std over the other keys' points"
-    ax.plot(x_V, mean_V, marker="o", label="mean")
-    ax.fill_between(x_V, mean_V - std_V, mean_V + std_V, alpha=0.25, label=band)
-    if _log_scale(x_V):
+    # Values that are not numbers (a loss name, a net) sit at evenly spaced, labelled ticks.
+    positions = x_V if _numeric(x_V) else list(range(len(x_V)))
+    ax.plot(positions, mean_V, marker="o", label="mean")
+    ax.fill_between(positions, mean_V - std_V, mean_V + std_V, alpha=0.25, label=band)
+    if not _numeric(x_V):
+        ax.set_xticks(positions, [_label(v) for v in x_V])
+    elif _log_scale(x_V):
         ax.set_xscale("log")
     ax.set_xlabel(key)
     ax.set_ylabel(metric)
@@ -120,8 +132,8 @@ def _heatmap(fig, ax, rows, grid, metric) -> None:
     (row_key, row_values), (col_key, col_values) = grid.items()
     image = ax.imshow(np.ma.masked_invalid(mean_RxC), cmap="viridis", aspect="auto")
     fig.colorbar(image, ax=ax, label=f"{metric} (mean over seeds)")
-    ax.set_xticks(range(len(col_values)), [f"{v:g}" for v in col_values])
-    ax.set_yticks(range(len(row_values)), [f"{v:g}" for v in row_values])
+    ax.set_xticks(range(len(col_values)), [_label(v) for v in col_values])
+    ax.set_yticks(range(len(row_values)), [_label(v) for v in row_values])
     ax.set_xlabel(col_key)
     ax.set_ylabel(row_key)
     for (r, c), value in np.ndenumerate(mean_RxC):

@@ -224,9 +224,8 @@ def test_member_outputs_eval_json_equals_gan_jax_eval_and_failed_members_get_non
     plotted, sampled = [], []
     monkeypatch.setattr(sweep_plots, "write_plots", lambda *args: plotted.append(args))
     monkeypatch.setattr(train, "save_samples", lambda c, s, d, step: sampled.append((d, step)))
-    rows = sweep_outputs.write_sweep_outputs(
-        workdir, grid, members, final, lambda i: state, 0, plan, writers
-    )
+    evals = sweep_outputs.write_group_outputs(workdir, members, lambda i: state, 0, plan, writers)
+    rows = sweep_outputs.write_sweep_results(workdir, grid, members, final, evals)
     with open(f"{workdir}/members/0/eval.json") as f:
         written = json.load(f)
     assert not os.path.exists(f"{workdir}/members/1/eval.json")

@@ -238,6 +238,7 @@ def test_members_that_need_another_program_run_in_groups_and_equal_solo_runs(tmp
         ([0, 1], {"loss.name": "non_saturating"}),
         ([2, 3], {"loss.name": "lsgan"}),
     ]
+    assert (tmp_path / "w" / "plots" / "g_loss.png").exists()  # a heatmap with a named axis
     solo_config = read_config(sweep.member_dir(str(tmp_path / "w"), 3))
     solo = train.train_and_evaluate(solo_config, str(tmp_path / "solo"))
     assert_params_equal(member_state(str(tmp_path / "w"), 3), solo, rtol=1e-5, atol=1e-6)
