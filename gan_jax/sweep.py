@@ -305,12 +305,22 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
     total = sum(group[0].config.train.num_steps for group in groups)
     progress = tqdm(total=total, unit="it", disable=None if primary else True, dynamic_ncols=True)
     try:
-        for g, group in enumerate(groups):
-            logging.warning(
-                "sweep group %d: members %s %s", g, [m.index for m in group], shared_values(group)
-            )
-            dataset = datasets.get(group[0].config)
-            _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress)
+        with train.StopRequested() as stop:
+            for g, group in enumerate(groups):
+                if stop.requested:
+                    for m in group:
+                        m.status = "not run (the sweep was stopped)"
+                    continue
+                logging.warning(
+                    "sweep group %d: members %s %s",
+                    g,
+                    [m.index for m in group],
+                    shared_values(group),
+                )
+                dataset = datasets.get(group[0].config)
+                _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, stop)
+        if stop.requested:
+            logging.warning("sweep stopped by a signal: run the same command again to resume")
         if primary:
             write_sweep_results(workdir, grid, members, final, evals)
     finally:
@@ -318,10 +328,11 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
     return members
 
 
-def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress) -> None:
+def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, stop) -> None:
     """Trains one group's members as one program (see the module docstring), writing their
     metrics, checkpoints and member workdirs; `final` gets each ok member's last metrics and
-    `evals` their eval metrics (`plan`) at the end."""
+    `evals` their eval metrics (`plan`) at the end. Stops at the next log step once
+    `stop.requested` (train.StopRequested), saving a checkpoint."""
     primary = jax.process_index() == 0
     config = group[0].config
     size = None if dataset is None else dataset.x.shape[0]
@@ -366,29 +377,28 @@ def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress) -
         return host
 
     try:
-        with train.StopRequested() as stop:
-            while step < t.num_steps and not stop.requested:
-                num = min(t.log_every - step % t.log_every, t.num_steps - step)
-                for _ in range(num // chunk):
-                    state, metrics = program.run_chunk(state, dataset, hparams_K)
-                step += num
-                progress.update(num)
-                host, flags = to_host((metrics, program.finite(state, metrics)))
-                for i, m in enumerate(group):
-                    if m.status != "ok":
-                        continue
-                    bad = [p.upper() for p in ("d", "g") if not flags[p][i]]
-                    if bad:
-                        m.status = f"failed at step {step} (player {' and '.join(bad)})"
-                        failed_K[i] = True
-                        logging.warning("sweep member %d: %s", m.index, m.status)
-                        continue
-                    final[m.index] = {k: writers.to_python(v[i]) for k, v in host.items()}
-                    record = {**final[m.index], "seconds": train.elapsed(start)}
-                    member_writers.write(step, m.index, record)
-                state, good = program.settle(to_global(failed_K, program.members), good, state)
-                if t.checkpoint_every and step % t.checkpoint_every == 0:
-                    save()
+        while step < t.num_steps and not stop.requested:
+            num = min(t.log_every - step % t.log_every, t.num_steps - step)
+            for _ in range(num // chunk):
+                state, metrics = program.run_chunk(state, dataset, hparams_K)
+            step += num
+            progress.update(num)
+            host, flags = to_host((metrics, program.finite(state, metrics)))
+            for i, m in enumerate(group):
+                if m.status != "ok":
+                    continue
+                bad = [p.upper() for p in ("d", "g") if not flags[p][i]]
+                if bad:
+                    m.status = f"failed at step {step} (player {' and '.join(bad)})"
+                    failed_K[i] = True
+                    logging.warning("sweep member %d: %s", m.index, m.status)
+                    continue
+                final[m.index] = {k: writers.to_python(v[i]) for k, v in host.items()}
+                record = {**final[m.index], "seconds": train.elapsed(start)}
+                member_writers.write(step, m.index, record)
+            state, good = program.settle(to_global(failed_K, program.members), good, state)
+            if t.checkpoint_every and step % t.checkpoint_every == 0:
+                save()
         host_state = save()
         if primary:
             position = {m.index: i for i, m in enumerate(group)}

@@ -219,18 +219,35 @@ def test_bad_sweeps_stop_with_one_line_before_any_work(flag, message, tmp_path):
 
 
 def test_members_that_need_another_program_run_in_groups_and_equal_solo_runs(tmp_path):
+    """Two groups (one per loss); a stop request (SIGINT) in group 0 saves it and leaves group
+    1 unstarted; the same sweep again resumes group 0, runs group 1, and both equal solo runs."""
     grid = {"loss.name": ["non_saturating", "lsgan"], "optim.d.lr": ["1e-3", "2e-3"]}
+    workdir = str(tmp_path / "w")
     programs = []
     compile_program = sweep.compile_program
+
+    def interrupted(*args):
+        program = compile_program(*args)
+
+        def run_chunk(*a):
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, during the first chunk
+            return program.run_chunk(*a)
+
+        return program._replace(run_chunk=run_chunk)
 
     def recording(*args):
         programs.append(args[0])  # the Spec
         return compile_program(*args)
 
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sweep, "compile_program", interrupted)
+        stopped = sweep.run_sweep(config(), grid, 1, workdir)
+    assert [m.status for m in stopped[2:]] == ["not run (the sweep was stopped)"] * 2
+    assert not (tmp_path / "w" / "groups" / "1").exists()
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sweep, "compile_program", recording)
-        members = sweep.run_sweep(config(), grid, 1, str(tmp_path / "w"))
-    assert [m.group for m in members] == [0, 0, 1, 1]
+        members = sweep.run_sweep(config(), grid, 1, workdir)
+    assert [(m.group, m.status) for m in members] == [(0, "ok"), (0, "ok"), (1, "ok"), (1, "ok")]
     assert [spec.loss for spec in programs] == ["non_saturating", "lsgan"]
     with open(tmp_path / "w" / "sweep.json") as f:
         groups = json.load(f)["groups"]
@@ -239,9 +256,10 @@ def test_members_that_need_another_program_run_in_groups_and_equal_solo_runs(tmp
         ([2, 3], {"loss.name": "lsgan"}),
     ]
     assert (tmp_path / "w" / "plots" / "g_loss.png").exists()  # a heatmap with a named axis
-    solo_config = read_config(sweep.member_dir(str(tmp_path / "w"), 3))
-    solo = train.train_and_evaluate(solo_config, str(tmp_path / "solo"))
-    assert_params_equal(member_state(str(tmp_path / "w"), 3), solo, rtol=1e-5, atol=1e-6)
+    for index in (1, 3):
+        solo_config = read_config(sweep.member_dir(workdir, index))
+        solo = train.train_and_evaluate(solo_config, str(tmp_path / f"solo{index}"))
+        assert_params_equal(member_state(workdir, index), solo, rtol=1e-5, atol=1e-6)
 
 
 def test_a_number_that_changes_the_spec_splits_the_group():
