@@ -21,6 +21,7 @@ from ml_collections.config_dict import placeholder
 from gan_jax import data, losses, models, optim, penalties
 
 PARALLEL_MODES = ("none", "pmap")
+UPDATE_RULES = ("alternating", "simultaneous")  # train.update_rule
 
 
 def optimizer_config(**overrides) -> ml_collections.ConfigDict:
@@ -88,6 +89,9 @@ def default_config() -> ml_collections.ConfigDict:
             "lsgan_b": 1.0,
             "lsgan_c": 1.0,
             "aux_weight": 1.0,  # AC-GAN: weight of the class cross-entropy for D and G
+            # D's GAN objective times this (1: the paper's V; goodfeli/adversarial's
+            # AdversaryCost2 uses 0.5 (CE_real + CE_fake), i.e. 0.5).
+            "d_objective_scale": 1.0,
         }
     )
     c.optim = ml_collections.ConfigDict(
@@ -98,6 +102,10 @@ def default_config() -> ml_collections.ConfigDict:
             "batch_size": 256,
             "num_steps": 4000,
             "d_steps": 1,
+            # 'alternating': Algorithm 1 of Goodfellow et al. 2014 (d_steps D updates, then one
+            # G update, each on its own samples); 'simultaneous': the authors' code (one shared
+            # sample; D's and G's gradients both at the current params, applied together).
+            "update_rule": "alternating",
             # Iterations per dispatch: 0 dispatches the jitted D and G steps one by one;
             # N > 0 runs N iterations inside one lax.scan (the same numbers, fewer dispatches).
             "scan_steps": 100,
@@ -390,6 +398,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if t.sample_every and t.sample_every % t.log_every:
         _fail("train.sample_every", t.sample_every, f"a multiple of log_every={t.log_every}")
     _check_positive("train.keep_checkpoints", t.keep_checkpoints, numbers.Integral)
+    _check_choice("train.update_rule", t.update_rule, UPDATE_RULES)
+    if t.update_rule == "simultaneous" and t.d_steps != 1:
+        _fail("train.d_steps", t.d_steps, "1 with train.update_rule='simultaneous'")
+    if t.update_rule == "simultaneous" and config.model.conditioning == "acgan":
+        _fail(
+            "train.update_rule",
+            t.update_rule,
+            "'alternating' with model.conditioning='acgan'",
+        )
+    _check_positive("loss.d_objective_scale", config.loss.d_objective_scale)
     if t.checkpoint_every % t.log_every:
         _fail(
             "train.checkpoint_every", t.checkpoint_every, f"a multiple of log_every={t.log_every}"

@@ -71,7 +71,12 @@ def g_update(state: GANState, dataset, hparams: Hparams, *, spec: Spec):
 
 
 def iteration(state: GANState, dataset, hparams: Hparams, *, spec: Spec):
-    """`spec.d_steps` D updates, then one G update; the last D update's metrics and G's."""
+    """`spec.d_steps` D updates, then one G update; the last D update's metrics and G's. With
+    `spec.update_rule == 'simultaneous'`, one D and one G update from one shared sample
+    (steps.simultaneous_step)."""
+    if spec.update_rule == "simultaneous":
+        batch = steps.d_batch(state, dataset, spec=spec)
+        return steps.simultaneous_step(state, batch, hparams, spec=spec)
     if spec.d_steps == 1:
         state, d_metrics = d_update(state, dataset, hparams, spec=spec)
     else:
@@ -187,12 +192,12 @@ def jit_steps(spec: Spec) -> Steps:
 
 def advance(compiled: Steps, state: GANState, dataset, hparams: Hparams, num_iterations: int):
     """Runs `num_iterations` iterations: whole chunks of `spec.scan_steps` iterations, or with
-    scan_steps 0 one dispatch per update; returns the last iteration's metrics as device arrays
-    (no transfer to the host)."""
+    scan_steps 0 one dispatch per update (per iteration for the simultaneous rule); returns the
+    last iteration's metrics as device arrays (no transfer to the host)."""
     spec = compiled.spec
-    if spec.scan_steps:
+    if spec.scan_steps or spec.update_rule == "simultaneous":  # one dispatch per iteration
         metrics = None
-        for _ in range(num_iterations // spec.scan_steps):
+        for _ in range(num_iterations // (spec.scan_steps or 1)):
             state, metrics = compiled.run_chunk(state, dataset, hparams)
         return state, metrics
     for _ in range(num_iterations):

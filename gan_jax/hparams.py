@@ -49,6 +49,7 @@ class Hparams:
     lsgan_b: jax.Array  # LSGAN's real label
     lsgan_c: jax.Array  # LSGAN's G target
     aux_weight: jax.Array  # AC-GAN's class cross-entropy weight
+    d_objective_scale: jax.Array  # D's GAN objective times this (0.5 in the 2014 authors' code)
 
 
 def _opt_hparams(opt) -> OptHparams:
@@ -80,6 +81,7 @@ def from_config(config) -> Hparams:
         lsgan_b=_scalar(loss.lsgan_b),
         lsgan_c=_scalar(loss.lsgan_c),
         aux_weight=_scalar(loss.aux_weight),
+        d_objective_scale=_scalar(loss.d_objective_scale),
     )
 
 

@@ -31,6 +31,7 @@ class Spec:
     data_shape: tuple[int, ...]  # one example's shape
     batch_size: int  # the global batch
     d_steps: int  # D updates per G update
+    update_rule: str  # 'alternating' or 'simultaneous' (config.UPDATE_RULES)
     scan_steps: int  # iterations per dispatch of `engine.run_chunk` (0: one update each)
     z_dim: int
     z_dist: str
@@ -83,6 +84,7 @@ def make_spec(
         data_shape=shape,
         batch_size=t.batch_size,
         d_steps=t.d_steps,
+        update_rule=t.update_rule,
         scan_steps=t.scan_steps,
         z_dim=model.z_dim,
         z_dist=model.z_dist,

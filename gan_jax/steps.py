@@ -1,5 +1,6 @@
 """Pure D and G updates, in parts: `d_batch` (the real rows), `d_loss` (D's objective),
-`d_step` (one D update on a batch) and `g_step` (one G update).
+`d_step` (one D update on a batch), `g_step` (one G update) and `simultaneous_step` (one of
+each from one shared sample, as the 2014 authors' code updates).
 
 What shapes the program comes as the static keyword `spec` (spec.Spec); the numbers as the
 `hparams.Hparams` argument, read at run time so vmapped members can differ. Randomness comes from
@@ -198,10 +199,11 @@ def d_batch(state: GANState, dataset, *, spec: Spec):
 
 
 def d_loss(params, state: GANState, batch, fake, keys, hparams: Hparams, *, spec: Spec):
-    """D's objective at `params`: the loss on the real `batch` and the `fake` (x_fake, y_fake)
-    batch, plus `aux_weight` x AC-GAN's class cross-entropy (Odena et al. 2017, eq. 2) and
-    `penalty_weight` x `penalty_every` x the (lazy) penalty. `keys` = (dropout key of D, the
-    penalty's key). Returns (total, (model_state, real_logits, fake_logits, loss, aux, penalty)).
+    """D's objective at `params`: `d_objective_scale` x the loss on the real `batch` and the
+    `fake` (x_fake, y_fake) batch, plus `aux_weight` x AC-GAN's class cross-entropy (Odena et
+    al. 2017, eq. 2) and `penalty_weight` x `penalty_every` x the (lazy) penalty. `keys` =
+    (dropout key of D, the penalty's key). Returns (total, (model_state, real_logits,
+    fake_logits, loss, aux, penalty)), `loss` unscaled.
     """
     (x_real, y_real), (x_fake, y_fake), (key_d, key_penalty) = batch, fake, keys
     offset, local = shard(spec.batch_size, spec.axis_name)
@@ -244,7 +246,11 @@ def d_loss(params, state: GANState, batch, fake, keys, hparams: Hparams, *, spec
     reg = jnp.zeros((), jnp.float32)
     if spec.penalty != "none":
         reg = lazy_penalty(regulariser, params, state.d_updates, spec.penalty_every)
-    total = value + hparams.aux_weight * aux + hparams.penalty_weight * spec.penalty_every * reg
+    total = (
+        hparams.d_objective_scale * value
+        + hparams.aux_weight * aux
+        + hparams.penalty_weight * spec.penalty_every * reg
+    )
     return total, (model_state, real_logits, fake_logits, value, aux, reg)
 
 
@@ -354,3 +360,70 @@ def g_step(state: GANState, hparams: Hparams, *, spec: Spec):
     metrics = average_over_devices(metrics, spec.axis_name)
     metrics["g_grad_norm"] = optax.tree.norm(grads)
     return state.replace(g=g, step=state.step + 1), metrics
+
+
+def simultaneous_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
+    """One D and one G update from one shared sample, both gradients taken at the current
+    params and applied together: the update of the 2014 authors' code (goodfeli/adversarial,
+    AdversaryCost2.get_gradients: one S = G(z), D's objective on X and S, G's objective on D's
+    outputs for that same S, dropout masks included), where Algorithm 1 alternates.
+
+    The sample, keys and D's half are those of `d_step` on `state` (so D's new params equal
+    `d_step`'s); G's loss is `gan_loss(spec.loss).g_loss` of the fake logits D produced in that
+    same forward pass. Increments `state.d_updates` and `state.step`; metrics as d_step's and
+    g_step's together (`d_fake_for_g` equals `d_fake` here: one pass).
+    """
+    offset, local = shard(spec.batch_size, spec.axis_name)
+    ids = offset + jnp.arange(local)
+    key = jax.random.fold_in(stream_key(state.rng, D_STREAM), state.d_updates)
+    key_z, key_g, key_d, key_penalty = jax.random.split(key, 4)
+    g_inputs, y_fake = fake_inputs(
+        key_z,
+        spec.batch_size,
+        spec.z_dim,
+        spec.z_dist,
+        spec.conditioning,
+        spec.num_classes,
+        offset,
+        local,
+    )
+    loss = gan_loss(spec.loss, hparams)
+
+    def objectives(g_params, d_params):
+        x_fake, g_model_state = apply_player(
+            state.g, g_params, *g_inputs, train=True, key=key_g, example_ids=ids
+        )
+        d_total, aux = d_loss(
+            d_params, state, batch, (x_fake, y_fake), (key_d, key_penalty), hparams, spec=spec
+        )
+        return (d_total, loss.g_loss(aux[2])), (g_model_state, aux)
+
+    (_, g_value), pullback, (g_model_state, aux) = jax.vjp(
+        objectives, state.g.params, state.d.params, has_aux=True
+    )
+    one, zero = jnp.ones((), jnp.float32), jnp.zeros((), jnp.float32)
+    _, d_grads = pullback((one, zero))  # D's objective, D's params
+    g_grads, _ = pullback((zero, one))  # G's objective, G's params
+    d_model_state, real_logits, fake_logits, value, _, reg = aux
+    d_grads, d_model_state = average_over_devices((d_grads, d_model_state), spec.axis_name)
+    g_grads, g_model_state = average_over_devices((g_grads, g_model_state), spec.axis_name)
+    d_hyper = optim.hyperparams_at(spec.d_opt, hparams.d, state.d.opt_state.count)
+    g_hyper = optim.hyperparams_at(spec.g_opt, hparams.g, state.g.opt_state.count)
+    d = state.d.apply_gradients(d_grads, d_model_state, d_hyper)
+    if spec.clip_weights:
+        d = d.replace(params=clip_params(d.params, hparams.clip_weights))
+    g = state.g.apply_gradients(g_grads, g_model_state, g_hyper)
+    d_fake = jnp.mean(loss.d_output(fake_logits))
+    metrics = {
+        "d_loss": value,
+        "d_penalty": reg,
+        "d_real": jnp.mean(loss.d_output(real_logits)),
+        "d_fake": d_fake,
+        "g_loss": g_value,
+        "d_fake_for_g": d_fake,
+    }
+    metrics = average_over_devices(metrics, spec.axis_name)
+    metrics["d_grad_norm"] = optax.tree.norm(d_grads)
+    metrics["g_grad_norm"] = optax.tree.norm(g_grads)
+    new = state.replace(d=d, g=g, d_updates=state.d_updates + 1, step=state.step + 1)
+    return new, metrics

@@ -38,6 +38,7 @@ _LOSS_KEYS = (
     "lsgan_b",
     "lsgan_c",
     "aux_weight",
+    "d_objective_scale",
 )
 # The config keys whose values only change numbers (hparams.from_config reads them).
 SWEEPABLE = tuple(f"optim.{p}.{k}" for p in ("g", "d") for k in _OPT_KEYS) + tuple(

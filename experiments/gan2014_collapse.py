@@ -1,0 +1,128 @@
+r"""How often the 2014 MNIST setup collapses: 16 seeds of each of four variants, as sweeps.
+
+A run has collapsed when D wins outright: mean D(G(z)) on G's samples (`d_fake` in a member's
+metrics.jsonl, logged every 100 steps) falls below 0.001 within the 3,000 steps, or the member
+goes non-finite. The variants (`get_config(VARIANT)`):
+
+- `paper`: Algorithm 1 of Goodfellow et al. 2014 as gan_jax implements it (k = 1: a D update,
+  then a G update on a fresh sample), the nets and SGD schedule of experiments/gan2014_mnist.py;
+- `authors`: the authors' own update (goodfeli/adversarial, AdversaryCost2): D's objective
+  halved, 0.5 (CE_real + CE_fake), and D and G updated simultaneously from one shared sample
+  (`train.update_rule=simultaneous`, `loss.d_objective_scale=0.5`);
+- `smoothing`: `paper` with one-sided label smoothing, D's real target 0.9 (Salimans et al.
+  2016, Sec. 3.4);
+- `half_d_lr`: `paper` with D's learning rate halved (0.05).
+
+Run all four and write OUT/gan2014_collapse.md (collapse rate with a Clopper-Pearson 95%
+interval, and the Parzen log-likelihood of the survivors at 3,000 steps, the 2014 protocol:
+sigma chosen on train[50000:51000], 10,000 samples against the 10,000 test images):
+
+    python experiments/gan2014_collapse.py --data_dir ../shared/data/mnist \
+        --workdir runs/gan2014_collapse --out docs [--seeds 16] [--variants paper,authors]
+
+One variant as a plain sweep (each member an ordinary workdir under DIR/members/<i>):
+
+    python -m gan_jax sweep --config experiments/gan2014_collapse.py:authors \
+        --workdir runs/gan2014_collapse/authors --seeds 16 --config.data.dir=../shared/data/mnist
+
+Cost: 16 members x 3,000 steps is 48,000 member-iterations per variant; the 2014 nets sweep at
+about 44 member-iterations/s on the 2-core CPU VM (make bench-sweep), so about 18 min per variant
+and 73 min for all four there; minutes on an accelerator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from scipy import stats  # noqa: E402
+
+from gan_jax import evaluate, sweep  # noqa: E402
+from gan_jax.config import load_experiment_file  # noqa: E402
+
+VARIANTS = ("paper", "authors", "smoothing", "half_d_lr")
+COLLAPSE_D_FAKE = 1e-3  # mean D(G(z)) below this at a log step: D has won
+STEPS = 3000
+
+
+def get_config(variant: str = "paper"):
+    """The 2014 MNIST config for 3,000 steps, logged every 100, in one of VARIANTS."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r} is not allowed; expected one of {VARIANTS}")
+    c = load_experiment_file(str(REPO / "experiments" / "gan2014_mnist.py"))
+    c.train.update(num_steps=STEPS, log_every=100, sample_every=0, checkpoint_every=1000)
+    if variant == "authors":
+        c.train.update_rule = "simultaneous"
+        c.loss.d_objective_scale = 0.5
+    elif variant == "smoothing":
+        c.loss.real_label = 0.9
+    elif variant == "half_d_lr":
+        c.optim.d.lr = 0.05
+    return c
+
+
+def collapsed(member_dir: str, status: str) -> bool:
+    """Whether a member collapsed: non-finite (its sweep status), or d_fake below
+    COLLAPSE_D_FAKE at any logged step."""
+    if status != "ok":
+        return True
+    with open(os.path.join(member_dir, "metrics.jsonl")) as f:
+        return any(json.loads(line)["d_fake"] < COLLAPSE_D_FAKE for line in f)
+
+
+def rate_row(variant: str, flags: list[bool], parzen: list[float]) -> str:
+    """One Markdown row: collapses of n, the rate and its exact (Clopper-Pearson) 95% interval,
+    and the survivors' Parzen mean +- std."""
+    k, n = sum(flags), len(flags)
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    survivors = f"{stats.tmean(parzen):.1f} +- {stats.tstd(parzen):.1f}" if len(parzen) > 1 else ""
+    return f"| {variant} | {k} / {n} | {k / n:.2f} [{ci.low:.2f}, {ci.high:.2f}] | {survivors} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", required=True, help="directory of the MNIST IDX files")
+    parser.add_argument("--workdir", default="runs/gan2014_collapse")
+    parser.add_argument("--out", default="docs")
+    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    for variant in variants:
+        get_config(variant)  # a bad name stops here, before any training
+    rows = []
+    for variant in variants:
+        config = get_config(variant)
+        config.data.dir = args.data_dir
+        workdir = os.path.join(args.workdir, variant)
+        members = sweep.run_sweep(config, {}, args.seeds, workdir)
+        flags, parzen = [], []
+        for m in members:
+            directory = sweep.member_dir(workdir, m.index)
+            flags.append(collapsed(directory, m.status))
+            if not flags[-1]:
+                record = evaluate.evaluate(directory, "parzen", 10_000, args.data_dir)
+                parzen.append(record["parzen_ll"])
+        rows.append(rate_row(variant, flags, parzen))
+        print(rows[-1], flush=True)
+    table = [
+        f"Collapse within {STEPS} steps (mean D(G(z)) < {COLLAPSE_D_FAKE} at a log step, or"
+        f" non-finite), {args.seeds} seeds per variant; Parzen of the survivors at {STEPS} steps.",
+        "",
+        "| variant | collapsed | rate [95% CI] | survivors' Parzen |",
+        "|---|---|---|---|",
+        *rows,
+    ]
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "gan2014_collapse.md"), "w") as f:
+        f.write("\n".join(table) + "\n")
+
+
+if __name__ == "__main__":
+    main()
