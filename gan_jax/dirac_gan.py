@@ -133,25 +133,37 @@ def _field_2(w_2, loss, penalty, gamma, gp_target):
 
 def equilibrium_jacobian(
     loss: str = "non_saturating", penalty: str = "none", gamma=0.0, *, gp_target=1.0
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, np.ndarray]:
     """(J_2x2, eigenvalues_2): the Jacobian of `dirac_gan_vector_field` at the equilibrium
-    theta = psi = 0 by `jax.jacfwd`, and its eigenvalues (complex, ascending imaginary part).
+    theta = psi = 0 by `jax.jacfwd`, and its eigenvalues (numpy complex128, sorted by imaginary
+    then real part).
 
     Compare with `closed_form_eigenvalues` (Mescheder et al. 2018, the lemmas of Sections 2.2
     and 3): a negative real part on both means local convergence of the continuous dynamics and of
     gradient descent with a small enough step. Same arguments and errors as the field.
     """
     check_setting(loss, penalty, gamma)
-    jac_2x2 = jax.jacfwd(_field_2)(jnp.zeros(2), loss, penalty, gamma, gp_target)
-    return jac_2x2, _sorted(jnp.linalg.eigvals(jac_2x2))
+    jac_2x2 = _equilibrium_jacobian(loss, penalty, gamma, gp_target)
+    return jac_2x2, _eigenvalues(jac_2x2)
 
 
-def _sorted(eig_2):
-    return eig_2[jnp.lexsort((eig_2.real, eig_2.imag))]
+@functools.partial(jax.jit, static_argnums=(0, 1, 3))
+def _equilibrium_jacobian(loss, penalty, gamma, gp_target):
+    return jax.jacfwd(_field_2)(jnp.zeros(2), loss, penalty, gamma, gp_target)
+
+
+def _eigenvalues(jac_2x2) -> np.ndarray:
+    """Eigenvalues of a 2x2 matrix (host, float64), sorted by imaginary then real part."""
+    return _sort(np.linalg.eigvals(np.asarray(jac_2x2, np.float64)))
+
+
+def _sort(eig_K) -> np.ndarray:
+    eig_K = np.asarray(eig_K, np.complex128)
+    return eig_K[np.lexsort((eig_K.real, eig_K.imag))]
 
 
 def closed_form_eigenvalues(loss: str, penalty: str = "none", gamma: float = 0.0, gp_target=1.0):
-    """The paper's eigenvalues of the Jacobian at the equilibrium, as a sorted (2,) complex array.
+    """The paper's eigenvalues of the Jacobian at the equilibrium: numpy complex128 (2,), sorted.
 
     With a = f'(0), b = f''(0) (`F_DERIVATIVES`), Mescheder et al. 2018:
       none (Lemma 2.2):                 +- i a
@@ -181,7 +193,7 @@ def closed_form_eigenvalues(loss: str, penalty: str = "none", gamma: float = 0.0
         c = gamma * (gp_target / GP_NORM_AT_ZERO - 1.0)
         centre, disc = c / 2, c**2 / 4 - a**2
     root = np.sqrt(complex(disc))
-    return _sorted(jnp.asarray([centre - root, centre + root], jnp.complex64))
+    return _sort([centre - root, centre + root])
 
 
 def update(w_2, loss, penalty, gamma, *, step_size, mode, clip=None, gp_target=1.0):
@@ -214,7 +226,7 @@ def _check_mode(mode: str, step_size, clip) -> None:
 
 def update_jacobian(
     loss="non_saturating", penalty="none", gamma=0.0, *, step_size, mode, gp_target=1.0
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, np.ndarray]:
     """(F'_2x2, eigenvalues_2) of one `update` at the equilibrium, by `jax.jacfwd`.
 
     Gradient descent converges locally iff every eigenvalue has modulus < 1 (Mescheder et al.
@@ -234,8 +246,8 @@ def update_jacobian(
         mode=mode,
         gp_target=gp_target,
     )
-    jac_2x2 = jax.jacfwd(step)(jnp.zeros(2))
-    return jac_2x2, _sorted(jnp.linalg.eigvals(jac_2x2))
+    jac_2x2 = jax.jit(jax.jacfwd(step))(jnp.zeros(2))
+    return jac_2x2, _eigenvalues(jac_2x2)
 
 
 @functools.partial(

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gan_jax import steps
@@ -63,7 +64,8 @@ def _g_loss(g_params, d_params, state: GANState, z_BxZ, keys, hparams: Hparams, 
 
 def joint_field(state: GANState, batch, hparams: Hparams, *, spec: Spec, key):
     """(field, phi_N, unravel): v as a function of the flat params phi_N = (G's, D's), at the
-    state's params, and the map from a flat vector back to {'g': ..., 'd': ...} params.
+    state's params (G's leaves first, then D's), and the map from a flat vector back to
+    (G's params, D's params).
 
     `batch` = (x_real_Bx..., y_real_B or None) as `steps.d_batch` returns; z_BxZ and the
     players' dropout and penalty keys come from `key`. Raises ValueError for a conditional or
@@ -73,10 +75,10 @@ def joint_field(state: GANState, batch, hparams: Hparams, *, spec: Spec, key):
     key_z, key_g, key_d, key_penalty = jax.random.split(key, 4)
     z_BxZ = steps.sample_z(key_z, spec.batch_size, spec.z_dim, spec.z_dist)
     ids = jnp.arange(spec.batch_size)
-    phi_N, unravel = ravel_pytree({"g": state.g.params, "d": state.d.params})
+    phi_N, unravel = ravel_pytree((state.g.params, state.d.params))
 
     def field(phi):
-        params = unravel(phi)
+        g_params, d_params = unravel(phi)
 
         def d_objective(d_params, g_params):
             x_fake = steps.apply_player(
@@ -88,16 +90,14 @@ def joint_field(state: GANState, batch, hparams: Hparams, *, spec: Spec, key):
             )[0]
             return total
 
-        grad_g = jax.grad(_g_loss)(
-            params["g"], params["d"], state, z_BxZ, (key_g, key_d), hparams, spec
-        )
-        grad_d = jax.grad(d_objective)(params["d"], params["g"])
-        flat = ravel_pytree({"g": grad_g, "d": grad_d})[0]
-        return -flat
+        grad_g = jax.grad(_g_loss)(g_params, d_params, state, z_BxZ, (key_g, key_d), hparams, spec)
+        grad_d = jax.grad(d_objective)(d_params, g_params)
+        return -ravel_pytree((grad_g, grad_d))[0]
 
     return field, phi_N, unravel
 
 
+@functools.partial(jax.jit, static_argnames=("spec",))
 def full_game_jacobian(state: GANState, batch, hparams: Hparams, *, spec: Spec, key):
     """The N x N Jacobian v'(phi) by `jax.jacfwd`, rows and columns in `joint_field`'s order
     (G's params, then D's). For nets small enough to hold it; same arguments and errors."""
@@ -146,23 +146,23 @@ def arnoldi(matvec, v0_N, num_steps: int, key=None):
 class GameSpectrum(NamedTuple):
     """Leading eigenvalues of the game Jacobian (complex; `residuals` >= 0, 0 for exact ones)."""
 
-    eigenvalues: jax.Array  # complex [M]: Ritz values (all eigenvalues for 'full'), |.| descending
-    residuals: jax.Array  # float [M]: ||v' x - lambda x|| of each unit Ritz vector x
-    largest_modulus: jax.Array  # complex []: the eigenvalue of largest |lambda|
-    largest_real: jax.Array  # complex []: the eigenvalue of largest real part
-    largest_imag: jax.Array  # complex []: the eigenvalue of largest |imaginary part|
+    eigenvalues: np.ndarray  # complex128 [M]: Ritz values (all N for 'full'), |.| descending
+    residuals: np.ndarray  # float64 [M]: ||v' x - lambda x|| of each unit Ritz vector x
+    largest_modulus: complex  # the eigenvalue of largest |lambda|
+    largest_real: complex  # the eigenvalue of largest real part
+    largest_imag: complex  # the eigenvalue of largest |imaginary part|
     num_params: int  # N, the dimension of phi
 
 
 def _summary(eig_M, residual_M, num_params: int) -> GameSpectrum:
-    order = jnp.argsort(-jnp.abs(eig_M))
+    order = np.argsort(-np.abs(eig_M), kind="stable")
     eig_M, residual_M = eig_M[order], residual_M[order]
     return GameSpectrum(
         eigenvalues=eig_M,
         residuals=residual_M,
         largest_modulus=eig_M[0],
-        largest_real=eig_M[jnp.argmax(eig_M.real)],
-        largest_imag=eig_M[jnp.argmax(jnp.abs(eig_M.imag))],
+        largest_real=eig_M[np.argmax(eig_M.real)],
+        largest_imag=eig_M[np.argmax(np.abs(eig_M.imag))],
         num_params=num_params,
     )
 
@@ -200,12 +200,13 @@ def game_jacobian_spectrum(
     field, phi_N, _ = joint_field(state, batch, hparams, spec=spec, key=key)
     n = phi_N.shape[0]
     if method == "full":
-        eig_N = jnp.linalg.eigvals(jax.jacfwd(field)(phi_N))
-        return _summary(eig_N, jnp.zeros(n), n)
+        jac_NxN = full_game_jacobian(state, batch, hparams, spec=spec, key=key)
+        return _summary(np.linalg.eigvals(np.asarray(jac_NxN, np.float64)), np.zeros(n), n)
     if not 1 <= num_steps <= n:
         raise ValueError(f"num_steps = {num_steps} is not allowed; expected 1 <= num_steps <= {n}")
     h_MM = _krylov(state, batch, hparams, key, spec=spec, num_steps=num_steps)
-    eig_M, vec_MM = jnp.linalg.eig(h_MM[:num_steps])
+    h_MM = np.asarray(h_MM, np.float64)
+    eig_M, vec_MM = np.linalg.eig(h_MM[:num_steps])
     # ||A Q^T y - lambda Q^T y|| = |h_{m+1,m}| |y_m| for a unit eigenvector y of H (Saad 6.2).
-    residual_M = jnp.abs(h_MM[num_steps, num_steps - 1]) * jnp.abs(vec_MM[-1])
+    residual_M = np.abs(h_MM[num_steps, num_steps - 1]) * np.abs(vec_MM[-1])
     return _summary(eig_M, residual_M, n)
