@@ -147,7 +147,7 @@ def table(results) -> str:
         dist = {m: np.linalg.norm(paths[m][-1]) for m in dirac_gan.MODES}
         lines.append(
             f"| {title} | {pair(eig_2)} | {pair(closed_2)} | {error:.2g} "
-            f"| {radius['simultaneous']:.4f} / {radius['alternating']:.4f} "
+            f"| {radius['simultaneous']:.5g} / {radius['alternating']:.5g} "
             f"| {dist['simultaneous']:.3g} / {dist['alternating']:.3g} |"
         )
     return "\n".join(lines)

@@ -14,7 +14,7 @@ f(t) = -log(1 + exp(-t)), f'(0) = 1/2, f''(0) = -1/4; WGAN f(t) = t, f'(0) = 1, 
 is linear near the equilibrium, like WGAN).
 
 Regularisers (`REGULARISERS`, strength `gamma`):
-  'none'; 'r1', 'r2': gamma/2 E||grad D||^2 on real / fake points (Section 3, eq. 9 and 10);
+  'none'; 'r1', 'r2': gamma/2 E||grad D||^2 on real (eq. 9) / fake points (Section 3);
   'gp': WGAN-GP, gamma/2 E(||grad D(x_hat)|| - gp_target)^2 (Gulrajani et al. 2017, eq. 3);
   'instance_noise': N(0, gamma^2) noise added to real and fake points (Section 3), the
     expectation taken by Gauss-Hermite quadrature (exact for the equilibrium Jacobian);
@@ -45,7 +45,6 @@ F_DERIVATIVES = {
 # sqrt of the epsilon under penalties._per_example_grad_norm's square root: the smoothed |psi| at 0.
 GP_NORM_AT_ZERO = 1e-6
 NOISE_NODES = 20  # Gauss-Hermite nodes for instance noise: exact for polynomials of degree < 40
-_PENALTY_KEY = jax.random.PRNGKey(0)  # GP's interpolation draw; in 1-D, grad D = psi everywhere
 
 
 def check_setting(loss: str, regulariser: str, gamma=0.0) -> None:
@@ -91,7 +90,9 @@ def _objectives(theta, psi, loss: str, regulariser: str, gamma, gp_target):
     elif regulariser == "r2":
         d = d + 0.5 * gamma * penalties.r2_penalty(d_fn, x_fake)
     elif regulariser == "gp":
-        gp = penalties.gradient_penalty(d_fn, x_real, x_fake, _PENALTY_KEY, target=gp_target)
+        # The interpolation draw does not matter: in 1-D, grad D = psi everywhere.
+        key = jax.random.PRNGKey(0)
+        gp = penalties.gradient_penalty(d_fn, x_real, x_fake, key, target=gp_target)
         d = d + 0.5 * gamma * gp
     return g, d
 
