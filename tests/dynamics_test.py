@@ -183,3 +183,7 @@ def test_matrix_free_spectrum_matches_full_eigvals(tiny_game):
         assert abs(complex(getattr(spectrum, name)) - want) < 1e-4 * scale, name
     with pytest.raises(ValueError, match="num_steps = 40 is not allowed"):
         theory.game_jacobian_spectrum(state, batch, hp, spec=spec, key=key, num_steps=40)
+    with pytest.raises(ValueError, match=r"batch rows have shape \(1,\); expected"):
+        theory.game_jacobian_spectrum(state, (batch[0][:, :1], None), hp, spec=spec, key=key)
+    with pytest.raises(ValueError, match="unknown method 'dense'"):
+        theory.game_jacobian_spectrum(state, batch, hp, spec=spec, key=key, method="dense")
