@@ -55,10 +55,8 @@ def _g_loss(g_params, d_params, state: GANState, z_BxZ, keys, hparams: Hparams, 
     """G's objective on the fakes G(z): `steps.g_step`'s loss for an unconditional G."""
     key_g, key_d = keys
     ids = jnp.arange(z_BxZ.shape[0])
-    x_fake = steps.apply_player(state.g, g_params, z_BxZ, train=True, key=key_g, example_ids=ids)
-    out = steps.apply_player(state.d, d_params, x_fake[0], train=True, key=key_d, example_ids=ids)[
-        0
-    ]
+    x_fake, _ = steps.apply_player(state.g, g_params, z_BxZ, train=True, key=key_g, example_ids=ids)
+    out, _ = steps.apply_player(state.d, d_params, x_fake, train=True, key=key_d, example_ids=ids)
     return gan_loss(spec.loss, hparams).g_loss(steps.split_outputs(out)[0])
 
 
@@ -84,11 +82,10 @@ def joint_field(state: GANState, batch, hparams: Hparams, *, spec: Spec, key):
             x_fake = steps.apply_player(
                 state.g, g_params, z_BxZ, train=True, key=key_g, example_ids=ids
             )[0]
-            fake = (x_fake, None)
-            total = steps.d_loss(
-                d_params, state, batch, fake, (key_d, key_penalty), hparams, spec=spec
+            # No stop_gradient on the fakes, unlike the D step: v's D rows depend on G's params.
+            return steps.d_loss(
+                d_params, state, batch, (x_fake, None), (key_d, key_penalty), hparams, spec=spec
             )[0]
-            return total
 
         grad_g = jax.grad(_g_loss)(g_params, d_params, state, z_BxZ, (key_g, key_d), hparams, spec)
         grad_d = jax.grad(d_objective)(d_params, g_params)
