@@ -11,6 +11,10 @@ References:
   Mao et al. 2017, "Least Squares Generative Adversarial Networks" (LSGAN).
   Arjovsky et al. 2017, "Wasserstein GAN" (WGAN).
   Gulrajani et al. 2017, "Improved Training of Wasserstein GANs" (WGAN-GP).
+
+Training dynamics (Mescheder et al. 2017, 2018) live in their own modules and are exposed here:
+the Dirac-GAN's field and equilibrium Jacobian (`gan_jax.dirac_gan`) and the game Jacobian's
+spectrum of a real G/D (`gan_jax.game_spectrum`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gan_jax.dirac_gan import closed_form_eigenvalues as closed_form_eigenvalues
+from gan_jax.dirac_gan import dirac_gan_vector_field as dirac_gan_vector_field
+from gan_jax.dirac_gan import equilibrium_jacobian as equilibrium_jacobian
+from gan_jax.game_spectrum import game_jacobian_spectrum as game_jacobian_spectrum
 
 
 def _integrate(f_K, dx) -> jax.Array:
