@@ -51,7 +51,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 
 
-def get_config(gamma: float, every: int):
+def spectrum_config(gamma: float, every: int):
+    """The ring-of-8 config this experiment trains: R1 weight gamma / 2 (0: none), one
+    dispatch per `every` iterations. (Not a `get_config`: it is not a `--config` file.)"""
     c = default_config()
     c.train.update(scan_steps=every, log_every=every)  # one dispatch per checkpoint interval
     c.model.generator_kwargs = {"hidden": (32, 32), "output_activation": "linear"}
@@ -80,7 +82,7 @@ def summarise(spectrum) -> dict:
 
 
 def run(gamma: float, num_steps: int, every: int, krylov: int, seed: int, full_at: set):
-    config = get_config(gamma, every)
+    config = spectrum_config(gamma, every)
     spec, hp = engine.make_spec(config), hparams.from_config(config)
     compiled = engine.jit_steps(spec)
     state = compiled.init(jax.random.PRNGKey(seed), hp, None)
