@@ -254,17 +254,10 @@ def d_loss(params, state: GANState, batch, fake, keys, hparams: Hparams, *, spec
     return total, (model_state, real_logits, fake_logits, value, aux, reg)
 
 
-def d_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
-    """One D update on a real batch (x_real, y_real) and a fresh batch from G.
-
-    `spec.batch_size` is the global batch; under pmap (`spec.axis_name`) `batch` holds this
-    device's rows, and gradients are averaged across devices once, here. Whether D sees the real
-    and the fake batch in one call or two is `discriminate_real_and_fake`'s choice; its mutable
-    collections (batch statistics, spectral-norm iterates) come back as D's new state.
-    `spec.conditioning`: 'concat' gives D and G the labels, 'acgan' gives G the labels and adds
-    the class term (see `d_loss`). With `spec.clip_weights`, D's weights are clipped to
-    [-hparams.clip_weights, hparams.clip_weights] after the update (WGAN).
-    """
+def d_update_draws(state: GANState, spec: Spec):
+    """The random draws of D update `state.d_updates`, shared by `d_step` and
+    `simultaneous_step`: (this device's row ids in the global batch, G's inputs (z,) or (z, y),
+    the fake labels y or None, (G's dropout key, D's dropout key, the penalty's key))."""
     offset, local = shard(spec.batch_size, spec.axis_name)
     ids = offset + jnp.arange(local)
     key = jax.random.fold_in(stream_key(state.rng, D_STREAM), state.d_updates)
@@ -279,6 +272,21 @@ def d_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
         offset,
         local,
     )
+    return ids, g_inputs, y_fake, (key_g, key_d, key_penalty)
+
+
+def d_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
+    """One D update on a real batch (x_real, y_real) and a fresh batch from G.
+
+    `spec.batch_size` is the global batch; under pmap (`spec.axis_name`) `batch` holds this
+    device's rows, and gradients are averaged across devices once, here. Whether D sees the real
+    and the fake batch in one call or two is `discriminate_real_and_fake`'s choice; its mutable
+    collections (batch statistics, spectral-norm iterates) come back as D's new state.
+    `spec.conditioning`: 'concat' gives D and G the labels, 'acgan' gives G the labels and adds
+    the class term (see `d_loss`). With `spec.clip_weights`, D's weights are clipped to
+    [-hparams.clip_weights, hparams.clip_weights] after the update (WGAN).
+    """
+    ids, g_inputs, y_fake, (key_g, key_d, key_penalty) = d_update_draws(state, spec)
     # G's own batch statistics belong to the G step; here G only supplies samples.
     x_fake = apply_player(
         state.g, state.g.params, *g_inputs, train=True, key=key_g, example_ids=ids
@@ -373,20 +381,7 @@ def simultaneous_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
     same forward pass. Increments `state.d_updates` and `state.step`; metrics as d_step's and
     g_step's together (`d_fake_for_g` equals `d_fake` here: one pass).
     """
-    offset, local = shard(spec.batch_size, spec.axis_name)
-    ids = offset + jnp.arange(local)
-    key = jax.random.fold_in(stream_key(state.rng, D_STREAM), state.d_updates)
-    key_z, key_g, key_d, key_penalty = jax.random.split(key, 4)
-    g_inputs, y_fake = fake_inputs(
-        key_z,
-        spec.batch_size,
-        spec.z_dim,
-        spec.z_dist,
-        spec.conditioning,
-        spec.num_classes,
-        offset,
-        local,
-    )
+    ids, g_inputs, y_fake, (key_g, key_d, key_penalty) = d_update_draws(state, spec)
     loss = gan_loss(spec.loss, hparams)
 
     def objectives(g_params, d_params):

@@ -3,6 +3,8 @@
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -55,6 +57,38 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def run_two_processes(args: list[str], log_dir, devices_each: int = 4) -> None:
+    """`python -m gan_jax ARGS` as 2 processes of `devices_each` fake CPU devices joined by
+    jax.distributed over loopback; asserts both exit 0 (showing their output's tails if not)."""
+    port = free_port()
+    procs, logs = [], []
+    for process_id in range(2):
+        env = dict(
+            os.environ,
+            XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_each}",
+            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+            JAX_NUM_PROCESSES="2",
+            JAX_PROCESS_ID=str(process_id),
+        )
+        # Output goes to files: a full pipe would block one process inside a collective.
+        logs.append(open(Path(log_dir) / f"process{process_id}.log", "w+"))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gan_jax", *args],
+                cwd=Path(__file__).resolve().parents[1],
+                env=env,
+                stdout=logs[-1],
+                stderr=subprocess.STDOUT,
+            )
+        )
+    for proc in procs:
+        proc.wait(timeout=240)
+    outputs = [(log.seek(0), log.read())[1][-3000:] for log in logs]
+    for log in logs:
+        log.close()
+    assert [p.returncode for p in procs] == [0, 0], outputs
 
 
 def pytest_sessionfinish(session):

@@ -1,13 +1,11 @@
 """pmap data parallelism on 8 fake CPU devices (set in conftest.py before JAX starts)."""
 
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import free_port, fresh_state, tiny_config
+from conftest import fresh_state, run_two_processes, tiny_config
 from experiments_loader import load_experiment
 
 from gan_jax import data, engine, hparams, parallel, train
@@ -135,32 +133,7 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path):
         "--config.train.sample_every=0",
     ]
     workdir = str(tmp_path / "multihost")
-    port = free_port()
-    procs, logs = [], []
-    for process_id in range(2):
-        env = dict(
-            os.environ,
-            XLA_FLAGS="--xla_force_host_platform_device_count=4",
-            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-            JAX_NUM_PROCESSES="2",
-            JAX_PROCESS_ID=str(process_id),
-        )
-        # Output goes to files: a full pipe would block one process inside a collective.
-        logs.append(open(tmp_path / f"process{process_id}.log", "w+"))
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "gan_jax", "train", f"--workdir={workdir}", *flags],
-                cwd=REPO,
-                env=env,
-                stdout=logs[-1],
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    for proc in procs:
-        proc.wait(timeout=240)
-    outputs = [(log.seek(0), log.read())[1][-2000:] for log in logs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    run_two_processes(["train", f"--workdir={workdir}", *flags], tmp_path)
 
     config = load_experiment("ring8")
     config.parallel = "pmap"

@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import free_port, fresh_state, tiny_config
+from conftest import fresh_state, run_two_processes, tiny_config
 from data_test import write_idx
 from engine_test import narrow_2014_config
 
@@ -332,32 +332,8 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(swept, tmp_pat
     experiment = tmp_path / "multihost_sweep.py"
     experiment.write_text(MULTIHOST_FILE.format(tests=str(Path(__file__).parent)))
     multihost = tmp_path / "multihost"
-    port = free_port()
-    procs, logs = [], []
-    for process_id in range(2):
-        env = dict(
-            os.environ,
-            XLA_FLAGS="--xla_force_host_platform_device_count=4",
-            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-            JAX_NUM_PROCESSES="2",
-            JAX_PROCESS_ID=str(process_id),
-        )
-        # Output goes to files: a full pipe would block one process inside a collective.
-        logs.append(open(tmp_path / f"process{process_id}.log", "w+"))
-        command = ["-m", "gan_jax", "sweep", f"--config={experiment}", f"--workdir={multihost}"]
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, *command, "--seeds=2"],
-                cwd=Path(__file__).parents[1],
-                env=env,
-                stdout=logs[-1],
-                stderr=subprocess.STDOUT,
-            )
-        )
-    for proc in procs:
-        proc.wait(timeout=240)
-    outputs = [(log.seek(0), log.read())[1][-3000:] for log in logs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    command = ["sweep", f"--config={experiment}", f"--workdir={multihost}", "--seeds=2"]
+    run_two_processes(command, tmp_path)
     with open(multihost / "sweep.json") as f:
         record = json.load(f)
     assert record["processes"] == 2 and len(record["devices"]) == 8
