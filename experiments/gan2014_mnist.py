@@ -14,6 +14,17 @@ docs/gan2014_mnist_step_15000.png, Parzen 75.1 +- 1.8); the paper reports a Parz
 log-likelihood of 225 +- 2 on the MNIST test set (Table 1) after far longer training. Some seeds
 collapse early (D(G(z)) below 0.001 by step 3k, as seed 3 does): rerun with another --config.seed
 (README, Training on MNIST).
+
+What the authors' mnist.yaml and code (goodfeli/adversarial) say about length and the rest, read
+on 2026-11-30: there is no epoch count and no termination criterion (a MonitorBased criterion on
+valid_y_misclass is commented out), so their run went until stopped by hand, monitoring the
+Parzen log-likelihood (Generator monitor_ll, sigma 0.2) of train, valid (train[50000:60000])
+and test each epoch. Their schedule reaches momentum 0.7 at epoch 250 (125,000 updates) and the
+lr floor 1e-6 only after about 2.9 million updates. Their update differs from Algorithm 1
+(AdversaryCost2: D and G updated simultaneously from one shared sample, D's objective halved;
+here `--config.train.update_rule=simultaneous --config.loss.d_objective_scale=0.5`), and their
+Generator's default noise, which mnist.yaml keeps, is N(0, 1) (`--config.model.z_dist=normal`),
+not U[-1, 1].
 """
 
 from gan_jax.config import default_config, optimizer_config
