@@ -18,7 +18,7 @@ import os
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from gan_jax import data, losses, models, optim, penalties
+from gan_jax import data, image_prep, image_sets, losses, models, optim, penalties
 
 PARALLEL_MODES = ("none", "pmap")
 UPDATE_RULES = ("alternating", "simultaneous")  # train.update_rule
@@ -51,12 +51,18 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.data = ml_collections.ConfigDict(
         {
+            # A toy, 'mnist', 'stacked_mnist', an image set from files ('idx', 'folder' or
+            # 'npz', read from `dir`), or 'tfds:<name>'; see gan_jax/image_sets.py.
             "name": "ring8",
             "dir": "",
             "scale": "unit",
             "start": 0,
             "stop": placeholder(int),  # None: to the end
             "stacked_size": 60_000,  # Stacked MNIST images built from MNIST[start:stop]
+            "image_size": placeholder(int),  # S: center crop to a square, resize to S x S
+            "channels": placeholder(int),  # 1 or 3 (converted); None: as stored
+            "flip": False,  # random horizontal flips of each drawn batch
+            "cache_dir": "",  # decoded image sets; '': data_cache.default_cache_dir()
         }
     )
     c.model = ml_collections.ConfigDict(
@@ -176,13 +182,14 @@ def _validate_post_2014(config) -> None:
     _check_choice("model.conditioning", model.conditioning, models.CONDITIONING)
     _check_positive("model.num_classes", model.num_classes, numbers.Integral, allow_zero=True)
     if model.conditioning != "none":
-        classes = data.CLASSES.get(config.data.name)
+        classes = data.num_classes(config.data)
         if classes is None:
             _fail(
                 "model.conditioning",
                 model.conditioning,
                 f"'none' for data.name={config.data.name!r}, which has no labels (labelled:"
-                f" {sorted(data.CLASSES)})",
+                f" {sorted(data.CLASSES)}, a folder with class subfolders, an npz with y, IDX"
+                " files with labels, a TFDS set with a 'label' feature)",
             )
         if model.num_classes != classes:
             _fail(
@@ -319,8 +326,33 @@ def _validate_optimizer(path: str, opt) -> None:
             )
 
 
+def _validate_image_options(d) -> None:
+    """data.image_size, channels, flip, cache_dir, and data.dir for the sources that read it."""
+    if d.image_size is not None:
+        _check_positive("data.image_size", d.image_size, numbers.Integral)
+    if d.channels is not None and d.channels not in image_prep.CHANNELS:
+        _fail("data.channels", d.channels, f"None or one of {list(image_prep.CHANNELS)}")
+    _check_bool("data.flip", d.flip)
+    if not isinstance(d.cache_dir, str):
+        _fail("data.cache_dir", d.cache_dir, "a path ('' for the default cache)")
+    if d.name in data.FILE_DATASETS and not d.dir:
+        what = {"idx": "a directory of IDX files", "folder": "a folder of images"}
+        _fail("data.dir", d.dir, f"{what.get(d.name, 'a .npz file')} for data.name={d.name!r}")
+    set_options = [k for k in ("image_size", "channels") if d[k] is not None]
+    if set_options and not image_sets.is_file_source(d.name):
+        _fail(
+            f"data.{set_options[0]}",
+            d[set_options[0]],
+            f"None for data.name={d.name!r} (resizing and channel conversion apply to"
+            f" {list(data.FILE_DATASETS)} and 'tfds:<name>'; MNIST is data.name='idx')",
+        )
+    if d.flip and d.name in data.TOY_DATASETS:
+        _fail("data.flip", True, f"False for data.name={d.name!r} (flips are for images)")
+
+
 def _validate_data(config) -> None:
     d = config.data
+    _validate_image_options(d)
     _check_positive("data.start", d.start, numbers.Integral, allow_zero=True)
     if d.stop is not None:
         _check_positive("data.stop", d.stop, numbers.Integral)
@@ -368,7 +400,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                         config[section][key],
                         f"no such key; known keys in {section}: {sorted(known[section].keys())}",
                     )
-    _check_choice("data.name", config.data.name, data.DATASETS)
+    if not isinstance(config.data.name, str) or not data.is_known_dataset(config.data.name):
+        _fail("data.name", config.data.name, f"one of {sorted(data.DATASETS)} or 'tfds:<name>'")
     _check_choice("data.scale", config.data.scale, data.SCALES)
     _validate_data(config)
     _check_choice("model.generator", config.model.generator, models.GENERATORS)

@@ -7,13 +7,8 @@ counter and a resumed run draws exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
-import glob
-import gzip
 import math
 import os
-import socket
-import struct as pystruct
-import threading
 from collections.abc import Sequence
 
 import jax
@@ -21,11 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from gan_jax import data_sources, image_sets
+from gan_jax.data_sources import DataError, read_idx
 from gan_jax.hashing import mix32
 
 TOY_DATASETS = ("gaussian_1d", "ring8", "grid25")
 IMAGE_DATASETS = ("mnist", "stacked_mnist")
-DATASETS = TOY_DATASETS + IMAGE_DATASETS
+# Image sets read from data.dir (see data_sources); 'tfds:<name>' names any TFDS image dataset.
+FILE_DATASETS = data_sources.LOCAL_SOURCES
+TFDS_PREFIX = data_sources.TFDS_PREFIX
+DATASETS = TOY_DATASETS + IMAGE_DATASETS + FILE_DATASETS
 SCALES = ("unit", "symmetric")  # pixels in [0, 1] or in [-1, 1]
 # The closed interval `scale_images` maps uint8 pixels 0..255 onto, per scale.
 SCALE_RANGES = {"unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}
@@ -35,11 +35,6 @@ MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-class DataError(ValueError):
-    """Raised for missing, truncated or malformed data, with a message saying how to fix it."""
 
 
 # ----------------------------------------------------------------------------- toy mixtures
@@ -91,35 +86,6 @@ def sample_toy(name: str, key: jax.Array, n: int) -> jax.Array:
 # ----------------------------------------------------------------------------- IDX and MNIST
 
 
-def read_idx(path: str) -> np.ndarray:
-    """Reads an IDX file (optionally gzipped), checking magic number, dims and length."""
-    if not os.path.exists(path):
-        raise DataError(f"IDX file not found: {path}")
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:
-        raise DataError(f"cannot read IDX file {path}: {err} (truncated or corrupt?)") from err
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(
-            f"{path}: bad IDX magic number {raw[:4].hex() or '(empty file)'}; expected 0x0000"
-            f" followed by a type byte in {[hex(t) for t in _IDX_DTYPES]} and the number of dims"
-        )
-    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
-    shape = pystruct.unpack(f">{ndim}I", raw[4:header])
-    expected = header + math.prod(shape) * dtype.itemsize
-    if len(raw) != expected:
-        raise DataError(
-            f"{path}: IDX file has {len(raw)} bytes but its header {shape} needs {expected}"
-            " (truncated or corrupt)"
-        )
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
-
-
 def load_mnist_idx(data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """MNIST images [N, 28, 28] uint8 and labels [N] from a directory of the 4 standard files."""
     if split not in MNIST_FILES:
@@ -141,49 +107,15 @@ def load_mnist_idx(data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int32)
 
 
-def _tfds_reachable(timeout_s: float = 3.0) -> bool:
-    """Whether the TFDS download host answers within `timeout_s`, DNS lookup included (which
-    a socket timeout does not cover); TFDS itself retries for minutes when offline."""
-
-    def connect():
-        socket.create_connection(("storage.googleapis.com", 443), timeout=timeout_s).close()
-
-    worker = threading.Thread(target=connect, daemon=True)
-    result = []
-    worker.run = lambda: result.append(_succeeds(connect))
-    worker.start()
-    worker.join(timeout_s)
-    return bool(result and result[0])
-
-
-def _succeeds(fn) -> bool:
-    try:
-        fn()
-        return True
-    except OSError:
-        return False
-
-
-def _offline_message(name: str) -> str:
-    return (
-        f"cannot load {name!r}: no data directory was given and TFDS has no prepared copy and"
-        " cannot reach the network. Either pass --config.data.dir=DIR with the four standard"
-        " MNIST IDX .gz files (train-images-idx3-ubyte.gz, ...), or prepare it once on a machine"
-        " with a network: pip install 'gan_jax[tfds]' && python -c \"import tensorflow_datasets"
-        f" as tfds; tfds.builder('{name}').download_and_prepare()\""
-    )
-
-
-def _tfds_prepared_on_disk(name: str) -> bool:
-    """Whether TFDS's data directory holds a prepared copy, looked up without importing TFDS."""
-    root = os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
-    return bool(glob.glob(os.path.join(root, name, "*", "dataset_info.json")))
+MNIST_LOCAL_HINT = (
+    "pass --config.data.dir=DIR with the four standard MNIST IDX .gz files"
+    " (train-images-idx3-ubyte.gz, ...)"
+)
 
 
 def load_mnist_tfds(split: str) -> tuple[np.ndarray, np.ndarray]:
     """MNIST through tensorflow-datasets, failing fast with a clear message when offline."""
-    if not _tfds_prepared_on_disk("mnist") and not _tfds_reachable():
-        raise DataError(_offline_message("mnist"))  # before TFDS's slow import and retries
+    data_sources.check_tfds_available("mnist", MNIST_LOCAL_HINT)  # before TFDS's slow import
     import tensorflow_datasets as tfds
 
     builder = tfds.builder("mnist")
@@ -200,11 +132,13 @@ def load_mnist(data_dir: str | None, split: str) -> tuple[np.ndarray, np.ndarray
     return load_mnist_tfds(split)
 
 
-def scale_images(images_NxHxW: np.ndarray, scale: str) -> np.ndarray:
-    """uint8 images to float32 [N, H, W, 1] in [0, 1] ('unit') or [-1, 1] ('symmetric')."""
+def scale_images(images: np.ndarray, scale: str) -> np.ndarray:
+    """uint8 images [N, H, W] or [N, H, W, C] to float32 [N, H, W, 1] or [N, H, W, C] in
+    [0, 1] ('unit') or [-1, 1] ('symmetric')."""
     if scale not in SCALES:
         raise DataError(f"unknown pixel scale {scale!r}; allowed: {SCALES}")
-    x = images_NxHxW.astype(np.float32)[..., None] / 255.0
+    x = images.astype(np.float32) / 255.0
+    x = x[..., None] if images.ndim == 3 else x
     return x if scale == "unit" else 2.0 * x - 1.0
 
 
@@ -217,12 +151,18 @@ class Dataset:
 
     x: jax.Array  # [N, ...] float32 in the model's range
     y: jax.Array  # [N] int32 labels (zeros where the data has none)
+    # Static: each drawn image [H, W, C] is mirrored left-right with probability 1/2.
+    flip: bool = struct.field(pytree_node=False, default=False)
 
 
-def make_dataset(x, y=None) -> Dataset:
+def make_dataset(x, y=None, flip: bool = False) -> Dataset:
+    """A `Dataset` of x [N, ...] and labels y [N] (None: zeros); `flip` draws random
+    horizontal flips of images [N, H, W, C] (see `batch_from_dataset`)."""
     x = jnp.asarray(x, jnp.float32)
     y = jnp.zeros(x.shape[0], jnp.int32) if y is None else jnp.asarray(y, jnp.int32)
-    return Dataset(x=x, y=y)
+    if flip and x.ndim != 4:
+        raise DataError(f"flips need images [N, H, W, C]; got data of shape {x.shape}")
+    return Dataset(x=x, y=y, flip=flip)
 
 
 def _feistel(i, round_keys, half_bits: int):
@@ -258,13 +198,31 @@ def batch_from_dataset(dataset: Dataset, key: jax.Array, index, batch_size: int,
 
     Epoch e visits the examples in a random order drawn from fold_in(key, e); a trailing
     partial batch is dropped. `rows_b` picks rows of the batch (a device's shard); default all.
+    With `dataset.flip`, row r of the batch is mirrored left-right when bit r of
+    `flip_bits(key, index, batch_size)` is set: a function of the key, the batch number and
+    the row alone, so a resumed run, a device's shard and a sweep member flip as one run does.
     """
     n = dataset.x.shape[0]
     batches_per_epoch = n // batch_size
     epoch, within = jnp.divmod(index, batches_per_epoch)
     rows_b = jnp.arange(batch_size) if rows_b is None else rows_b
     examples_b = shuffled_index(jax.random.fold_in(key, epoch), within * batch_size + rows_b, n)
-    return dataset.x[examples_b], dataset.y[examples_b]
+    x_b = dataset.x[examples_b]
+    if dataset.flip:
+        flip_b = flip_bits(key, index, batch_size)[rows_b]
+        x_b = jnp.where(flip_b[:, None, None, None], x_b[:, :, ::-1], x_b)
+    return x_b, dataset.y[examples_b]
+
+
+FLIP_STREAM = 0x666C6970  # folded into the data key for flips; the epochs use 0, 1, 2, ...
+
+
+def flip_bits(key, index, batch_size: int) -> jax.Array:
+    """[batch_size] bools, True where row r of batch `index` is mirrored (probability 1/2
+    each, independent across rows and batches): the usual GAN augmentation for faces and
+    natural images (e.g. Karras et al. 2018, Progressive GANs, App. A)."""
+    batch_key = jax.random.fold_in(jax.random.fold_in(key, FLIP_STREAM), index)
+    return jax.random.bernoulli(batch_key, 0.5, (batch_size,))
 
 
 def real_batch(name: str, dataset: Dataset | None, key, index, batch_size: int, rows_b=None):
@@ -277,35 +235,61 @@ def real_batch(name: str, dataset: Dataset | None, key, index, batch_size: int, 
     return batch_from_dataset(dataset, key, index, batch_size, rows_b)
 
 
+def is_known_dataset(name: str) -> bool:
+    """Whether `name` is a data.name: one of DATASETS or 'tfds:<TFDS name>'."""
+    return name in DATASETS or image_sets.is_tfds_name(name)
+
+
 def load_dataset(data_config) -> Dataset | None:
-    """The on-device dataset a config asks for (None for toy data sampled in the step)."""
+    """The on-device dataset a config asks for (None for toy data sampled in the step):
+    examples [start:stop] of the training set, pixels scaled by `data.scale`, flipped at
+    random in each batch when `data.flip`. Image sets from files load through their cache."""
     name = data_config.name
     if name in TOY_DATASETS:
         return None
     if name == "stacked_mnist":
         return load_stacked_mnist(data_config)
-    if name != "mnist":
-        raise DataError(f"unknown dataset {name!r}; allowed: {DATASETS}")
-    images, labels = load_mnist(data_config.get("dir") or None, "train")
+    if image_sets.is_file_source(name):
+        raw = image_sets.load_images(data_config)
+        images, labels = raw.images, raw.labels
+    elif name == "mnist":
+        images, labels = load_mnist(data_config.get("dir") or None, "train")
+    else:
+        raise DataError(f"unknown dataset {name!r}; allowed: {DATASETS} or 'tfds:<name>'")
     start, stop = data_config.get("start", 0), data_config.get("stop", None)
-    images, labels = images[start:stop], labels[start:stop]
-    return make_dataset(scale_images(images, data_config.scale), labels)
+    images = images[start:stop]
+    labels = None if labels is None else labels[start:stop]
+    flip = bool(data_config.get("flip", False))
+    return make_dataset(scale_images(images, data_config.scale), labels, flip=flip)
 
 
 def data_shape(data_config) -> Sequence[int]:
-    """Shape of one example, known without loading anything."""
+    """Shape of one example: fixed for the toys and MNIST; for image sets from files read from
+    the cache or the files' headers (`image_sets.describe`), decoding no pixels."""
     if data_config.name == "gaussian_1d":
         return (1,)
     if data_config.name in TOY_MIXTURES:
         return (2,)
     if data_config.name == "stacked_mnist":
         return (28, 28, 3)
+    if image_sets.is_file_source(data_config.name):
+        return image_sets.describe(data_config).shape
     return (28, 28, 1)
+
+
+def num_classes(data_config) -> int | None:
+    """The number of label classes of the config's dataset (conditional nets need it), None for
+    data without labels (the toys, an unlabelled folder or npz)."""
+    if data_config.name in CLASSES:
+        return CLASSES[data_config.name]
+    if image_sets.is_file_source(data_config.name):
+        return image_sets.describe(data_config).num_classes
+    return None
 
 
 # ----------------------------------------------------------------------------- Stacked MNIST
 
-CLASSES = {"mnist": 10, "stacked_mnist": 1000}  # label counts of the labelled datasets
+CLASSES = {"mnist": 10, "stacked_mnist": 1000}  # fixed label counts; see num_classes()
 STACKED_MNIST_SEED = 0  # the training set is one fixed draw, the same for every run
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
-from gan_jax import data
+from gan_jax import data, data_sources
 
 
 def write_idx(path, array, type_byte=0x08):
@@ -70,7 +70,7 @@ def test_offline_tfds_fails_fast_with_instructions(monkeypatch, tmp_path):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))  # no prepared copy there
     probes = []
     monkeypatch.setattr(
-        data, "_tfds_reachable", lambda timeout_s=3.0: probes.append(timeout_s) or False
+        data_sources, "_tfds_reachable", lambda timeout_s=3.0: probes.append(timeout_s) or False
     )
     # TFDS itself must never be reached: no import of its builder, no download attempt.
     tfds_calls = []

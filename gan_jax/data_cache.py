@@ -1,0 +1,116 @@
+"""A disk cache of decoded image sets, so that only a source's first run pays for decoding.
+
+An entry holds the uint8 images [N, H, W, C], the labels and a small `meta.json`, under a key
+that hashes the source (its name, its path and each file's size and modification time, or the
+TFDS name and data dir) and the preprocessing (`data.image_size`, `data.channels`): change a
+file or an option and the key changes. The cache lives in `data.cache_dir`, by default
+$GAN_JAX_DATA_CACHE, else $XDG_CACHE_HOME/gan_jax/datasets, else ~/.cache/gan_jax/datasets: one
+place per user, shared by every workdir and sweep member. Entries are written to a temporary
+folder and renamed into place, so a reader never sees half an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import numpy as np
+
+from gan_jax import data_sources
+from gan_jax.data_sources import RawImages
+
+CACHE_VERSION = 1  # bump when the decoding or preprocessing changes the pixels it writes
+
+
+def default_cache_dir() -> str:
+    """$GAN_JAX_DATA_CACHE, else $XDG_CACHE_HOME/gan_jax/datasets, else ~/.cache/..."""
+    if os.environ.get("GAN_JAX_DATA_CACHE"):
+        return os.environ["GAN_JAX_DATA_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "gan_jax", "datasets")
+
+
+def _file_stamps(paths, root: str) -> list:
+    stamps = []
+    for path in paths:
+        stat = os.stat(path)
+        stamps.append([os.path.relpath(path, root), stat.st_size, stat.st_mtime_ns])
+    return stamps
+
+
+def fingerprint(name: str, path: str, image_size: int | None, channels: int | None) -> dict:
+    """What an entry depends on (see the module docstring). Lists the source's files (no
+    decoding), so a missing path or an empty folder raises its DataError here."""
+    if name == "folder":
+        paths, _, _ = data_sources.folder_files(path)
+        files = _file_stamps(paths, path)
+    elif name == "idx":
+        files = _file_stamps([f for f in data_sources.idx_files(path) if f], path)
+    elif name == "npz":
+        data_sources.npz_image_shape(path)  # names a missing file or x now
+        files = _file_stamps([path], os.path.dirname(path))
+    else:
+        files = [data_sources.tfds_data_dir()]
+    return {
+        "version": CACHE_VERSION,
+        "source": name,
+        "path": os.path.abspath(path) if path else "",
+        "files": files,
+        "image_size": image_size,
+        "channels": channels,
+    }
+
+
+def entry_dir(cache_dir: str, print_: dict) -> str:
+    digest = hashlib.sha256(json.dumps(print_, sort_keys=True).encode()).hexdigest()[:24]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", print_["source"])
+    return os.path.join(cache_dir or default_cache_dir(), f"{slug}-{digest}")
+
+
+def read_meta(entry: str) -> dict | None:
+    """An entry's meta.json ({'shape': [N, H, W, C], 'num_classes': K or None, ...}), None
+    when the entry does not exist."""
+    try:
+        with open(os.path.join(entry, "meta.json")) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def load(entry: str) -> RawImages | None:
+    """The cached image set of an entry, None when there is none."""
+    meta = read_meta(entry)
+    if meta is None:
+        return None
+    images = np.load(os.path.join(entry, "images.npy"))
+    labels = np.load(os.path.join(entry, "labels.npy")) if meta["labelled"] else None
+    return RawImages(images, labels, meta["num_classes"])
+
+
+def store(entry: str, raw: RawImages, print_: dict) -> None:
+    """Writes an entry atomically; when another process wrote it first, keeps theirs."""
+    parent = os.path.dirname(entry)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        np.save(os.path.join(tmp, "images.npy"), raw.images)
+        if raw.labels is not None:
+            np.save(os.path.join(tmp, "labels.npy"), raw.labels)
+        meta = {
+            "shape": list(raw.images.shape),
+            "num_classes": raw.num_classes,
+            "labelled": raw.labels is not None,
+            "fingerprint": print_,
+        }
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump(meta, f)
+        os.rename(tmp, entry)
+    except OSError:
+        if read_meta(entry) is None:
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
