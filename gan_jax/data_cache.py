@@ -97,6 +97,7 @@ def store(entry: str, raw: RawImages, print_: dict) -> None:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide a shared cache dir's entries
         np.save(os.path.join(tmp, "images.npy"), raw.images)
         if raw.labels is not None:
             np.save(os.path.join(tmp, "labels.npy"), raw.labels)
