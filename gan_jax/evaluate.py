@@ -53,9 +53,10 @@ SUPPORTED_METRICS = {
 def _fitting_names(config, names) -> list[str]:
     """The parsed metric names, or a ValueError naming those that do not fit the dataset."""
     names = metrics.parse_metric_names(names)
+    # None yet for image sets from files (data.name 'folder', 'npz', 'idx', 'tfds:...').
     allowed = [
         name
-        for name in SUPPORTED_METRICS[config.data.name]
+        for name in SUPPORTED_METRICS.get(config.data.name, ())
         if name != "accuracy" or config.model.get("conditioning", "none") != "none"
     ]
     unfit = [name for name in names if name not in allowed]
