@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import gzip
+import importlib.util
 import math
 import os
 import socket
@@ -397,6 +398,11 @@ def tfds_examples(builder, split: str):
     if str(builder.info.file_format).lower().endswith("array_record"):
         source = builder.as_data_source(split=split)
         return [source[i] for i in range(len(source))]
+    if importlib.util.find_spec("tensorflow") is None:
+        raise DataError(
+            f"TFDS dataset {builder.name!r} is stored as {builder.info.file_format}, which TFDS"
+            " reads through TensorFlow; install it with pip install -e '.[tfds]'"
+        )
     return tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
 
 

@@ -121,7 +121,7 @@ def test_center_crop_resize_and_luma():
 
 def test_mixed_sizes_need_image_size(tmp_path):
     write_png(str(tmp_path / "m" / "a.png"), np.zeros((4, 6, 3), np.uint8))
-    write_png(str(tmp_path / "m" / "b.png"), np.full((8, 8, 3), 200, np.uint8))
+    write_png(str(tmp_path / "m" / "b.jpg"), np.full((8, 8, 3), 200, np.uint8))  # flat: exact
     config = data_config("folder", tmp_path / "m", tmp_path)
     with pytest.raises(data.DataError, match=r"2 sizes .*6x4 .*8x8 .*data\.image_size"):
         data.data_shape(config)
