@@ -11,6 +11,7 @@ folder and renamed into place, so a reader never sees half an entry.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -53,8 +54,12 @@ def fingerprint(name: str, path: str, image_size: int | None, channels: int | No
     elif name == "npz":
         data_sources.npz_image_shape(path)  # names a missing file or x now
         files = _file_stamps([path], os.path.dirname(path))
-    else:
-        files = [data_sources.tfds_data_dir()]
+    else:  # the prepared copies' metadata: a re-prepared or new version makes a new entry
+        root = data_sources.tfds_data_dir()
+        infos = glob.glob(
+            os.path.join(root, path.partition(":")[0], "**", "dataset_info.json"), recursive=True
+        )
+        files = [root, *_file_stamps(sorted(infos), root)]
     return {
         "version": CACHE_VERSION,
         "source": name,
