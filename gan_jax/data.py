@@ -1,8 +1,10 @@
-"""Datasets: toy distributions made in-process, MNIST from IDX files or TFDS, on-device batching.
+"""Datasets: toy distributions made in-process, MNIST from IDX files or TFDS, image sets from
+files (`image_sets`: IDX, image folders, npz, any TFDS image set), on-device batching.
 
-Every dataset ends up as a `Dataset` pytree of device arrays, and batches are gathered inside the
-compiled step from `(key, batch_index)` alone, so the data position is a function of the step
-counter and a resumed run draws exactly the batches an uninterrupted one would.
+Every dataset ends up as a `Dataset` pytree of device arrays, and batches are gathered (and, with
+`data.flip`, mirrored) inside the compiled step from `(key, batch_index)` alone, so the data
+position is a function of the step counter and a resumed run draws exactly the batches an
+uninterrupted one would.
 """
 
 from __future__ import annotations
