@@ -1,57 +1,82 @@
-r"""Mode coverage on the 2-D mixtures: every loss and penalty, 10 seeds each, one vmap per loss.
+r"""Mode coverage on the 2-D mixtures: every loss over a learning-rate grid x seeds, one sweep each.
 
-Run from the repository root (CPU is enough):
+Run from the repository root (CPU is enough; the reduced default set, ring8 only):
 
-    .venv/bin/python experiments/toy_mode_coverage.py --out docs
+    nice -n 10 .venv/bin/python experiments/toy_mode_coverage.py --out docs \
+        --workdir runs/toy_mode_coverage
 
-For each mixture (ring8: 8 Gaussians on the unit circle, std 0.01; grid25: 5x5 Gaussians at
-{-4, -2, 0, 2, 4}^2, std 0.05) and each row of LOSSES, it trains 10 GANs (seeds 0-9) in one
-`jax.jit(jax.vmap(train))` and scores 2,500 samples per seed with `metrics.mixture_metrics` (the
-VEEGAN / PacGAN protocol: a sample is high quality within 3 std of its nearest centre; a mode
-is captured with at least one high-quality sample; reverse KL of the high-quality histogram to
-uniform). It writes OUT/toy_mode_coverage.md (mean +- std over seeds per loss, and the wall
-times) and OUT/toy_mode_coverage_<mixture>.png (rows: losses, columns: seeds; G's samples in
-green over the data in black). `--steps`, `--seeds`, `--mixtures`, `--losses` shrink a run;
-`--append` adds the run as a new section of OUT/toy_mode_coverage.md instead of rewriting it,
-with pictures OUT/toy_mode_coverage_<losses>_<mixture>.png. The "tuned" row (bigger nets, more
-steps; see TUNED) is left out of the default `--losses`.
+and the full set (both mixtures, 5 seeds, the paper rows at their papers' own lengths; many
+hours on a 2-core CPU, see the WGAN-GP estimate below):
 
-Reference: PacGAN (Lin et al. 2018, Table 1) reports 6.3 +- 0.5 ring modes and 17.3 +- 0.8
-grid modes for the plain GAN with their bigger nets; the target for the best row is all 8 and
-all 25 modes with >= 95% high-quality samples averaged over the 10 seeds.
+    .venv/bin/python experiments/toy_mode_coverage.py --out docs --mixtures ring8,grid25 \
+        --seeds 5 --paper_steps 0
 
-Expect (docs/toy_mode_coverage.md, 39 min on 2 shared CPU cores): on ring8, minimax, R1, lazy
-R1, R2 and hinge capture all 8 modes in every seed, with 55-75% high-quality samples (the rest
-lie on the arcs between modes); WGAN (clipping), WGAN-GP and DRAGAN stay blurred at this budget.
-On grid25 no row reaches the target: 15-20 modes with < 10% high-quality samples, G's samples
-still stretched along rays through the modes after 4,000 steps. Reaching >= 95% needs more steps
-(e.g. `--steps 20000`, about 5x the time) and probably wider nets.
+Each row of LOSSES is one `gan_jax.sweep.run_sweep` (one compiled program, the members vmapped)
+into WORKDIR/<mixture>/<row>: the row's config over a 3 x 3 grid of G and D learning rates
+(`optim.g.lr` x `optim.d.lr`, LR_FACTORS times the row's own rate) times `--seeds` seeds. Every
+member's final G is scored from its member workdir (`score_members`: 2,500 samples with latent
+seed 12345, what `gan-jax sample --num 2500 --seed 12345` writes, by `metrics.mixture_metrics`:
+the VEEGAN / PacGAN protocol; a sample is high quality within 3 std of its nearest centre, a
+mode is captured with at least one high-quality sample, reverse KL of the high-quality histogram
+to uniform). A loss is reported at its best grid point (most modes, mean over seeds; then the
+highest high-quality share), with the whole grid beside it, so no loss is judged at one
+arbitrary learning rate. Writes OUT/toy_mode_coverage.md (the tables, settings and wall times)
+and OUT/toy_mode_coverage_<mixture>.png (rows: losses at their best point; columns: seeds).
+`--append` adds a section to the .md instead (pictures named after the rows).
 
-The tuned row (`TUNED`) takes that route: 3 hidden layers of 128 in G and D; on ring8 minimax
-for 8,000 steps; on grid25 R1 (gamma 0.2) with z ~ U[-1, 1]^2 for 70,000 steps, lr falling 10x:
+The shared rows use small nets (2 hidden layers of 64), batch 256, z ~ N(0, I_2), Adam(b1 0.5)
+at 2e-3 falling 100x over the run (ring8) or 1e-3 (grid25), 4,000 G steps (3/8 of that for the
+n_critic = 5 losses). The WGAN and WGAN-GP rows take their toy papers' numbers (clip 0.01 and
+RMSprop 5e-5; lambda 0.1 and Adam(1e-4, 0.5, 0.9)), their grids running from the paper's rate
+up to 10x it. The `*_paper` rows are the authors' own toy settings, at their rates only:
 
-    .venv/bin/python experiments/toy_mode_coverage.py --out docs --losses tuned --append
+- `wgan_gp_paper`: igul222/improved_wgan_training `gan_toy.py` (Gulrajani et al. 2017): G and D
+  ReLU MLPs with 3 hidden layers of 512, lambda 0.1, 5 critic iterations, batch 256, Adam(1e-4,
+  b1 0.5, b2 0.9) for both, 100,000 G steps. Differences here: flax's LeCun-normal init (the
+  script uses He init); our mixtures are theirs scaled by sqrt(2) (ring8) and 2.828 (grid25),
+  with the same std to spacing ratios. Cost: a 2-512-512-512-1 MLP is 0.53 M multiply-adds per
+  sample; a critic step (real, fake and interpolate passes, the penalty's double backward, G's
+  forward) is about 3.3 GFLOP at batch 256, a G step about 1.6 GFLOP, so a G iteration is about
+  18 GFLOP and the paper's run 1.8 PFLOP per seed: 2.5 h at this CPU's measured sustained
+  matmul peak (~205 GFLOP/s, `make bench`), far more in practice. `--paper_steps N` (default
+  1500) caps the paper rows at N G steps; the table states steps run against the paper's.
+- `lsgan_paper`, `nsgan_lsgan_paper`: xudonmao/LSGAN `stability_comparison/mixture_gaussian/
+  ls.py` and `sig.py` (Mao et al. 2017, Sec. 4.3, the mixture of 8 Gaussians, after
+  poolio/unrolled_gan): G and D MLPs with 2 hidden layers of 128, z ~ N(0, I_256), batch 512,
+  Adam(b1 0.5) with G at 1e-3 and D at 1e-4, 35,000 steps, LSGAN 0-1 coding against the regular
+  (non-saturating) GAN, on a ring of radius 1 with std 0.01 (ring8's). Differences here: ReLU
+  instead of tanh hidden units, LeCun-normal instead of orthogonal (gain 1.4) init, alternating
+  instead of simultaneous D and G updates, 8 equal modes (their linspace over 9 angles puts two
+  on one point, so one mode has twice the weight). The paper reports the regular GAN collapsing
+  from step 15k and LSGAN covering the ring.
 
-(about 69 min on one CPU core: 5.5 min ring8, 63 min grid25). Both meet the target: ring8 all 8
-modes in every seed, 95.3 +- 1.9% high-quality samples; grid25 all 25 modes in every seed,
-96.3 +- 0.7% high-quality samples, reverse KL 0.01. On the grid the share grows with the run's
-length (the rest of the samples lie on thin lines between neighbouring modes, where G maps the
-square of z continuously onto the grid): 89.5% at 28,000 steps, 93.4% at 42,000 (e.g.
-`--mixtures grid25 --steps 2400` for 42,000 steps).
+Expect (docs/toy_mode_coverage.md; the measured numbers and wall times are there): see that
+file; README's "Mode coverage on the 2-D mixtures" has the best-point table.
 
-One row as a normal training run (the config is `get_config("<mixture>,<loss>")`):
+The `tuned` row (not in the default rows: 3 hidden layers of 128, ring8 minimax for 8,000 steps,
+grid25 R1 with z ~ U[-1, 1]^2 for 70,000 steps, rate falling 10x; about 69 min on one core):
 
-    .venv/bin/python -m gan_jax train --workdir runs/toy_wgan_gp \
-        --config experiments/toy_mode_coverage.py:grid25,wgan_gp
+    .venv/bin/python experiments/toy_mode_coverage.py --out docs --losses tuned \
+        --mixtures ring8,grid25 --seeds 10 --append
+
+One member as a normal training run: `gan-jax train --workdir W --config
+WORKDIR/<mixture>/<row>/members/<i>/config.json`-style, i.e. `--config
+experiments/toy_mode_coverage.py:grid25,wgan_gp --config.optim.g.lr=... --config.optim.d.lr=...`
+(`get_config("<mixture>,<row>")` is the row at its own rate).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import functools
+import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -60,16 +85,26 @@ import jax  # noqa: E402
 import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gan_jax import data, engine, hparams, metrics, steps  # noqa: E402
+from gan_jax import data, engine, evaluate, hparams, metrics, sample, sweep  # noqa: E402
+from gan_jax.checkpoint import Checkpointer  # noqa: E402
 from gan_jax.config import default_config, optimizer_config  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 
 MIXTURES = ("ring8", "grid25")
-NUM_SAMPLES = 2500  # per seed, as in VEEGAN / PacGAN
-SAMPLE_SEED = 12345
+NUM_SAMPLES = 2500  # per member, as in VEEGAN / PacGAN
+SAMPLE_SEED = 12345  # latent codes of the scored samples (gan-jax sample --seed)
 STEPS = 4000  # G updates per run (3/8 of that for the n_critic = 5 losses)
+SEEDS = 3
+PAPER_SEEDS = 2  # seeds of the *_paper rows
+# The grid: G lr and D lr each at these multiples of the row's own rate (3 x 3 points).
+LR_FACTORS = (1 / 3, 1.0, 3.0)
+# The WGAN rows' grids run from the paper's rate up to 10x it (WGAN's own rate is the 10x, the
+# rate of the table before the sweeps).
+PAPER_UP = (1.0, 3.0, 10.0)
+PAPER_DOWN = (0.1, 0.3, 1.0)
+METRICS = ("modes", "high_quality_pct", "reverse_kl")
 
 
 def _adam(lr, b1=0.5, b2=0.999):
@@ -85,42 +120,69 @@ def _set(c, *, loss="non_saturating", penalty="none", weight=0.0, every=1, d_ste
     return c
 
 
-# Rows left out of the default --losses (run them with --losses NAME --append).
-EXTRA_ROWS = ("tuned",)
+def _nets(c, g_hidden, d_hidden, z_dim=None):
+    c.model.generator_kwargs = {"hidden": g_hidden, "output_activation": "linear"}
+    c.model.discriminator_kwargs = {"hidden": d_hidden}
+    if z_dim is not None:
+        c.model.z_dim = z_dim
+    return c
 
-# The "tuned" row (found by a short search with 1-2 seeds; not run in the main table): per
-# mixture, (its settings for _set, G steps as a multiple of --steps, z distribution). Both use
-# 3 hidden layers of 128 in G and D; the learning rates are LEARNING_RATES's, falling by LR_FALL.
+
+def _wgan_gp_toy(c):
+    """gan_toy.py's numbers: lambda 0.1, 5 critic steps, Adam(1e-4, 0.5, 0.9)."""
+    return _set(c, loss="wgan", penalty="gp", weight=0.1, d_steps=5,
+                optim__g=_adam(1e-4, 0.5, 0.9), optim__d=_adam(1e-4, 0.5, 0.9))  # fmt: skip
+
+
+def _lsgan_paper(loss_settings):
+    def configure(c):
+        _nets(c, (128, 128), (128, 128), z_dim=256)
+        c.train.batch_size = 512
+        return _set(c, **loss_settings, optim__g=_adam(1e-3), optim__d=_adam(1e-4))
+
+    return configure
+
+
+def _tuned(c):
+    settings, step_factor, z_dist = TUNED[c.data.name]
+    _nets(c, (128, 128, 128), (128, 128, 128))
+    c.model.z_dist = z_dist  # the grid from the square [-1, 1]^2: fewer samples between modes
+    c.train.num_steps = round(step_factor * c.train.num_steps)
+    return _set(c, **settings)
+
+
+# The "tuned" row, per mixture: (its settings for _set, G steps as a multiple of --steps, z
+# distribution); found by a short search with 1-2 seeds.
 TUNED = {
     "ring8": ({"loss": "minimax"}, 2, "normal"),
     "grid25": ({"penalty": "r1", "weight": 0.1}, 17.5, "uniform"),
 }
 
 
-def _tuned(c):
-    settings, step_factor, z_dist = TUNED[c.data.name]
-    c.model.generator_kwargs = {"hidden": (128, 128, 128), "output_activation": "linear"}
-    c.model.discriminator_kwargs = {"hidden": (128, 128, 128)}
-    c.model.z_dist = z_dist  # the grid from the square [-1, 1]^2: fewer samples between modes
-    c.train.num_steps = round(step_factor * c.train.num_steps)
-    return _set(c, **settings)
+class Row(NamedTuple):
+    """One table row: a loss (and its setting) swept over G lr x D lr x seeds in one sweep."""
+
+    setting: str  # paper and numbers, for the table
+    configure: Callable  # base config -> the row's config (learning rates at the row's own)
+    lr_factors: tuple = LR_FACTORS  # G and D lr each at these multiples of the row's own
+    paper_steps: int | None = None  # the paper's G steps (a *_paper row); None: --steps
+    budget_steps: int | None = None  # a *_paper row's G steps in the default (CPU) run
+    lr_fall: dict | None = None  # mixture -> how far the lr falls, where not LEARNING_RATES's
 
 
-# name -> (paper, function setting the config). Nets, batch, z and steps are shared (base_config)
-# except in the tuned row.
 LOSSES = {
-    "minimax": ("Goodfellow et al. 2014, eq. 1", lambda c: _set(c, loss="minimax")),
-    "non_saturating": ("Goodfellow et al. 2014, Sec. 3", lambda c: _set(c)),
-    "lsgan_01": (
+    "minimax": Row("Goodfellow et al. 2014, eq. 1", lambda c: _set(c, loss="minimax")),
+    "non_saturating": Row("Goodfellow et al. 2014, Sec. 3", lambda c: _set(c)),
+    "lsgan_01": Row(
         "Mao et al. 2017, a=0 b=c=1",
         lambda c: _set(c, loss="lsgan", loss__lsgan_a=0.0, loss__lsgan_b=1.0, loss__lsgan_c=1.0),
     ),
-    "lsgan_pearson": (
+    "lsgan_pearson": Row(
         "Mao et al. 2017, a=-1 b=1 c=0",
         lambda c: _set(c, loss="lsgan", loss__lsgan_a=-1.0, loss__lsgan_b=1.0, loss__lsgan_c=0.0),
     ),
-    "wgan": (
-        "Arjovsky et al. 2017: clip 0.01, n_critic 5, RMSprop 5e-4 (paper 5e-5)",
+    "wgan": Row(
+        "Arjovsky et al. 2017: clip 0.01, n_critic 5, RMSprop 5e-5",
         lambda c: _set(
             c,
             loss="wgan",
@@ -128,42 +190,64 @@ LOSSES = {
             loss__clip_weights=0.01,
             optim__g=optimizer_config(name="rmsprop", lr=5e-4, decay=0.99),
             optim__d=optimizer_config(name="rmsprop", lr=5e-4, decay=0.99),
-        ),
+        ),  # fmt: skip
+        lr_factors=PAPER_DOWN,
     ),
-    "wgan_gp": (
-        "Gulrajani et al. 2017: lambda 10, n_critic 5, Adam(1e-3, 0, 0.9) (paper 1e-4)",
-        lambda c: _set(
-            c,
-            loss="wgan",
-            penalty="gp",
-            weight=10.0,
-            d_steps=5,
-            optim__g=_adam(1e-3, 0.0, 0.9),
-            optim__d=_adam(1e-3, 0.0, 0.9),
-        ),
+    "wgan_gp": Row(
+        "Gulrajani et al. 2017 toy numbers: lambda 0.1, n_critic 5, Adam(1e-4, 0.5, 0.9)",
+        _wgan_gp_toy,
+        lr_factors=PAPER_UP,
     ),
-    "dragan": ("Kodali et al. 2017: lambda 10", lambda c: _set(c, penalty="dragan", weight=10.0)),
-    "r1": ("Mescheder et al. 2018: gamma 0.2", lambda c: _set(c, penalty="r1", weight=0.1)),
-    "r1_lazy": (
+    "dragan": Row(
+        "Kodali et al. 2017: lambda 10", lambda c: _set(c, penalty="dragan", weight=10.0)
+    ),
+    "r1": Row("Mescheder et al. 2018: gamma 0.2", lambda c: _set(c, penalty="r1", weight=0.1)),
+    "r1_lazy": Row(
         "R1, every 4th D step x 4 (StyleGAN2)",
         lambda c: _set(c, penalty="r1", weight=0.1, every=4),
     ),
-    "r2": ("Mescheder et al. 2018: gamma 0.2", lambda c: _set(c, penalty="r2", weight=0.1)),
-    "hinge": ("Lim & Ye 2017; Miyato et al. 2018", lambda c: _set(c, loss="hinge")),
-    "tuned": (
+    "r2": Row("Mescheder et al. 2018: gamma 0.2", lambda c: _set(c, penalty="r2", weight=0.1)),
+    "hinge": Row("Lim & Ye 2017; Miyato et al. 2018", lambda c: _set(c, loss="hinge")),
+    "wgan_gp_paper": Row(
+        "gan_toy.py: 3x512 ReLU MLPs, lambda 0.1, n_critic 5, Adam(1e-4, 0.5, 0.9)",
+        lambda c: _wgan_gp_toy(_nets(c, (512, 512, 512), (512, 512, 512))),
+        lr_factors=(1.0,),
+        paper_steps=100_000,
+        budget_steps=600,
+        lr_fall={"ring8": 1.0, "grid25": 1.0},
+    ),
+    "lsgan_paper": Row(
+        "LSGAN ls.py: 2x128 MLPs, z 256-d, batch 512, Adam G 1e-3 D 1e-4, a=0 b=c=1",
+        _lsgan_paper(
+            {"loss": "lsgan", "loss__lsgan_a": 0.0, "loss__lsgan_b": 1.0, "loss__lsgan_c": 1.0}
+        ),  # fmt: skip
+        lr_factors=(1.0,),
+        paper_steps=35_000,
+        budget_steps=10_000,
+        lr_fall={"ring8": 1.0, "grid25": 1.0},
+    ),
+    "nsgan_lsgan_paper": Row(
+        "LSGAN sig.py (their regular GAN): ls.py's setting, non-saturating loss",
+        _lsgan_paper({}),
+        lr_factors=(1.0,),
+        paper_steps=35_000,
+        budget_steps=10_000,
+        lr_fall={"ring8": 1.0, "grid25": 1.0},
+    ),
+    "tuned": Row(
         "3x128 MLPs; ring8: minimax, 2x steps; grid25: R1 gamma 0.2, uniform z, 17.5x steps",
         _tuned,
+        lr_factors=(1.0,),
+        lr_fall={"grid25": 10.0},
     ),
 }
-
+# Rows left out of the default --losses (run them with --losses NAME).
+EXTRA_LOSSES = ("tuned",)
 
 # Per mixture: (Adam learning rate, factor it falls by over the run). The ring's modes are tight
 # relative to its size, and a falling rate lets G settle into them; on the grid a rate that
 # falls early stops G before it has spread over all 25 modes, so it stays constant.
 LEARNING_RATES = {"ring8": (2e-3, 100.0), "grid25": (1e-3, 1.0)}
-# Rows whose rate falls by another factor than LEARNING_RATES's: the tuned grid25 run is long
-# enough that a 10x fall at the end sharpens its modes.
-LR_FALL = {"tuned": {"grid25": 10.0}}
 
 
 def critic_steps(num_steps: int, d_steps: int) -> int:
@@ -176,110 +260,248 @@ def base_config(mixture: str, num_steps: int = STEPS):
     """Small MLPs (2 hidden layers of 64), batch 256, 2-d normal z, Adam(lr, 0.5)."""
     c = default_config()
     c.data.name = mixture
-    c.model.generator_kwargs = {"hidden": (64, 64), "output_activation": "linear"}
-    c.model.discriminator_kwargs = {"hidden": (64, 64)}
-    c.model.z_dim = 2
+    _nets(c, (64, 64), (64, 64), z_dim=2)
     lr = LEARNING_RATES[mixture][0]
     c.optim.g, c.optim.d = _adam(lr), _adam(lr)
     c.train.update(batch_size=256, num_steps=num_steps, scan_steps=100, log_every=100)
-    c.train.update(sample_every=num_steps, checkpoint_every=num_steps)
+    c.train.update(sample_every=num_steps, checkpoint_every=num_steps, keep_checkpoints=1)
     return c
 
 
-def loss_config(mixture: str, loss: str, num_steps: int = STEPS):
-    if mixture not in MIXTURES or loss not in LOSSES:
-        raise ValueError(f"unknown {mixture!r},{loss!r}; allowed: {MIXTURES} x {sorted(LOSSES)}")
-    c = LOSSES[loss][1](base_config(mixture, num_steps))
-    num_steps = critic_steps(c.train.num_steps, c.train.d_steps)  # a row may scale the steps
-    c.train.update(num_steps=num_steps, sample_every=num_steps, checkpoint_every=num_steps)
-    fall = LR_FALL.get(loss, {}).get(mixture, LEARNING_RATES[mixture][1])
-    for player, updates in (("g", num_steps), ("d", num_steps * c.train.d_steps)):
+def row_steps(name: str, num_steps: int, paper_steps: int | None = None) -> int:
+    """G steps of row `name`: for a *_paper row the paper's, capped at `paper_steps` (0: no
+    cap; None: the row's budget_steps); `num_steps` otherwise (before critic_steps and the
+    tuned row's factor)."""
+    row = LOSSES[name]
+    if row.paper_steps is None:
+        return num_steps
+    if paper_steps is None:
+        return row.budget_steps
+    return row.paper_steps if paper_steps == 0 else min(row.paper_steps, paper_steps)
+
+
+def row_config(mixture: str, name: str, num_steps: int = STEPS, paper_steps: int | None = None):
+    """The config of row `name` on `mixture` at the row's own learning rates.
+
+    Raises ValueError naming an unknown mixture or row, or a row not defined on the mixture."""
+    if mixture not in MIXTURES or name not in LOSSES:
+        raise ValueError(f"unknown {mixture!r},{name!r}; allowed: {MIXTURES} x {sorted(LOSSES)}")
+    row = LOSSES[name]
+    c = row.configure(base_config(mixture, row_steps(name, num_steps, paper_steps)))
+    steps = (
+        c.train.num_steps if row.paper_steps else critic_steps(c.train.num_steps, c.train.d_steps)
+    )
+    c.train.update(num_steps=steps, sample_every=steps, checkpoint_every=steps)
+    fall = (row.lr_fall or {}).get(mixture, LEARNING_RATES[mixture][1])
+    for player, updates in (("g", steps), ("d", steps * c.train.d_steps)):
         c.optim[player].lr_decay = fall ** (1.0 / updates)  # lr / fall after `updates` updates
     return c
 
 
 def get_config(arg: str = "ring8,non_saturating"):
-    mixture, loss = arg.split(",")
-    return loss_config(mixture, loss)
+    mixture, name = arg.split(",")
+    return row_config(mixture, name)
 
 
-def train_seeds(config, seeds: int):
-    """(samples [seeds, NUM_SAMPLES, 2], seconds including compilation) of one vmapped sweep."""
-    run = engine.make_train(config)
-    hp = hparams.from_config(config)
-    z = steps.sample_z(
-        jax.random.PRNGKey(SAMPLE_SEED), NUM_SAMPLES, config.model.z_dim, config.model.z_dist
+def row_grid(config, name: str) -> dict:
+    """The sweep of row `name`: {'optim.g.lr': [...], 'optim.d.lr': [...]}, LR_FACTORS (or the
+    row's own) times the config's rates; {} for a row with one point."""
+    factors = LOSSES[name].lr_factors
+    if factors == (1.0,):
+        return {}
+    return {
+        f"optim.{p}.lr": [float(f"{config.optim[p].lr * f:.3g}") for f in factors]
+        for p in ("g", "d")
+    }
+
+
+def member_statuses(workdir: str) -> dict[int, str]:
+    """{member index: status} from the sweep's DIR/results.csv (its 'member i' rows)."""
+    path = os.path.join(workdir, "results.csv")
+    if not os.path.exists(path):
+        raise ValueError(f"{workdir} holds no finished sweep (no results.csv); run it first")
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["row"].startswith("member ")]
+    return {int(r["row"].split()[1]): r["status"] for r in rows}
+
+
+def score_members(workdir: str, mixture: str) -> list[dict]:
+    """The mixture metrics of every member of the finished sweep in `workdir`, each from its
+    member workdir's final checkpoint: the 2,500 samples `gan-jax sample --num 2500 --seed
+    12345` would write, scored by `metrics.mixture_metrics` against `mixture`'s centres.
+
+    Returns one dict per member, in member order: index, point, seed, values (the swept
+    values), status ('ok' or the sweep's failure), modes, high_quality_pct, reverse_kl (nan for
+    a failed member, frozen at its last finite state) and samples_Nx2 (None when failed).
+    Raises ValueError for a workdir without a finished sweep or an unknown mixture.
+    """
+    centers_Kx2, std = data.mixture_spec(mixture)
+    statuses = member_statuses(workdir)
+    with open(os.path.join(workdir, "sweep.json")) as f:
+        record = json.load(f)
+    config = evaluate.load_workdir_config(sweep.member_dir(workdir, 0))
+    # All members share one program, so one traced state is the structure of every checkpoint.
+    like = jax.eval_shape(
+        functools.partial(engine.init, spec=engine.make_spec(config, config.train.batch_size)),
+        jax.random.PRNGKey(0),
+        hparams.from_config(config),
+        None,
     )
+    rows = []
+    for m in record["members"]:
+        row = {key: m[key] for key in ("index", "point", "seed", "values")}
+        row["status"] = statuses[m["index"]]
+        row["samples_Nx2"] = None
+        row.update({key: float("nan") for key in METRICS})
+        if row["status"] == "ok":
+            directory = os.path.join(sweep.member_dir(workdir, m["index"]), "checkpoints")
+            checkpointer = Checkpointer(directory, primary=False)
+            try:
+                state = checkpointer.restore(like)
+            finally:
+                checkpointer.close()
+            x_Nx2, _ = sample.draw_samples(config, state, NUM_SAMPLES, SAMPLE_SEED)
+            row["samples_Nx2"] = x_Nx2
+            row.update(metrics.mixture_metrics(x_Nx2, centers_Kx2, std))
+        rows.append(row)
+    return rows
 
-    def train_and_sample(key):
-        state, _ = run(key, hp)
-        return steps.generate(state, z)
 
-    start = time.perf_counter()
-    keys = jax.random.split(jax.random.PRNGKey(config.seed), seeds)
-    samples = np.asarray(jax.jit(jax.vmap(train_and_sample))(keys))
-    return samples, time.perf_counter() - start
+def summarise(members: list[dict]) -> list[dict]:
+    """Per grid point (in point order): values, seeds ('k of n ok'), and mean and std (numpy's,
+    ddof 0) over the point's members that did not fail, of each metric (reverse KL over the
+    members that have one: it is nan without high-quality samples)."""
+    points = []
+    for point in sorted({m["point"] for m in members}):
+        group = [m for m in members if m["point"] == point]
+        ok = [m for m in group if m["status"] == "ok"]
+        summary = {"point": point, "values": group[0]["values"], "ok": len(ok), "n": len(group)}
+        for key in METRICS:
+            finite = np.array([m[key] for m in ok], np.float64)
+            finite = finite[np.isfinite(finite)]
+            summary[key] = (finite.mean(), finite.std()) if finite.size else (np.nan, np.nan)
+            summary[f"{key}_count"] = finite.size
+        points.append(summary)
+    return points
 
 
-def score(samples_SxNx2, mixture: str) -> dict[str, np.ndarray]:
-    centers, std = data.mixture_spec(mixture)
-    rows = [metrics.mixture_metrics(s, centers, std) for s in samples_SxNx2]
-    return {key: np.array([r[key] for r in rows], np.float64) for key in rows[0]}
+def best_point(points: list[dict]) -> dict:
+    """The point with the most modes (mean over seeds), ties broken by the high-quality share;
+    points whose members all failed come last."""
+
+    def key(p):
+        modes, hq = p["modes"][0], p["high_quality_pct"][0]
+        return (p["ok"] > 0, -np.inf if np.isnan(modes) else modes, -np.inf if np.isnan(hq) else hq)
+
+    return max(points, key=key)
 
 
-def _mean_std(values) -> str:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+def mean_std_text(mean_std, digits=2, count=None, of=None) -> str:
+    """'m ± s' of a (mean, std) pair, 'n/a' for nan; notes how many of `of` members had no
+    value when `count` < `of`."""
+    mean, std = mean_std
+    if np.isnan(mean):
         return "n/a"
-    note = "" if finite.size == values.size else f" ({values.size - finite.size} n/a)"
-    return f"{finite.mean():.2f} ± {finite.std():.2f}{note}"
+    note = f" ({of - count} n/a)" if count is not None and of is not None and count < of else ""
+    return f"{mean:.{digits}f} ± {std:.{digits}f}{note}"
 
 
-def table(mixture: str, results: dict, seconds: dict) -> str:
+def _lr_text(values: dict, config) -> str:
+    g = values.get("optim.g.lr", config.optim.g.lr)
+    d = values.get("optim.d.lr", config.optim.d.lr)
+    return f"{g:.3g}, {d:.3g}"
+
+
+def _steps_text(name: str, config) -> str:
+    steps = config.train.num_steps
+    paper = LOSSES[name].paper_steps
+    if paper is None:
+        return f"{steps:,}"
+    return f"{steps:,} of the paper's {paper:,} ({100 * steps / paper:.1f}%)"
+
+
+def best_table(mixture: str, results: dict) -> str:
+    """Each row at its best grid point (mean ± std over the point's seeds)."""
     modes = len(data.mixture_spec(mixture)[0])
     lines = [
-        f"### {mixture} ({modes} modes)",
+        f"### {mixture} ({modes} modes): each loss at its best point of its learning-rate grid",
         "",
-        "| loss | setting | modes | high-quality % | reverse KL | seconds |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| loss | setting | G steps | best G lr, D lr | seeds ok | modes | high-quality % |"
+        " reverse KL | sweep seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in results.items():
+        best = best_point(r["points"])
         lines.append(
-            f"| {name} | {LOSSES[name][0]} | {_mean_std(r['modes'])} |"
-            f" {_mean_std(r['high_quality_pct'])} | {_mean_std(r['reverse_kl'])} |"
-            f" {seconds[name]:.0f} |"
+            f"| {name} | {LOSSES[name].setting} | {_steps_text(name, r['config'])} |"
+            f" {_lr_text(best['values'], r['config'])} | {best['ok']} of {best['n']} |"
+            f" {mean_std_text(best['modes'])} | {mean_std_text(best['high_quality_pct'])} |"
+            f" {mean_std_text(best['reverse_kl'], count=best['reverse_kl_count'], of=best['ok'])} |"
+            f" {r['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def picture(path: Path, mixture: str, samples: dict) -> None:
-    """Rows: losses; columns: seeds; G's samples (green) over the data (black)."""
+def grid_table(mixture: str, results: dict) -> str:
+    """Every grid point of every swept row: 'modes / high-quality %' (means over seeds)."""
+    swept = {n: r for n, r in results.items() if len(r["points"]) > 1}
+    if not swept:
+        return ""
+    size = len(LR_FACTORS)
+    heads = [f"G{i + 1} D{j + 1}" for i in range(size) for j in range(size)]
+    lines = [
+        f"### {mixture}: the whole grid (mean modes / mean high-quality % over the seeds)",
+        "",
+        "Gi and Dj are the row's i-th G and j-th D learning rate (the `rates` column, ascending);"
+        " * marks the best point, `f` a point with failed (non-finite) members.",
+        "",
+        "| loss | rates | " + " | ".join(heads) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in heads) + " |",
+    ]
+    for name, r in swept.items():
+        best = best_point(r["points"])["point"]
+        rates = ", ".join(f"{v:.3g}" for v in r["grid"]["optim.g.lr"])
+        cells = []
+        for p in r["points"]:
+            mark = ("*" if p["point"] == best else "") + ("f" if p["ok"] < p["n"] else "")
+            modes, hq = p["modes"][0], p["high_quality_pct"][0]
+            cells.append("n/a" if np.isnan(modes) else f"{modes:.1f} / {hq:.0f}{mark}")
+        lines.append(f"| {name} | {rates} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def picture(path: Path, mixture: str, results: dict) -> None:
+    """Rows: losses at their best point; columns: seeds; G's samples (green) over the data."""
     real = np.asarray(data.sample_toy(mixture, jax.random.PRNGKey(0), NUM_SAMPLES))
     lim = 1.5 if mixture == "ring8" else 5.5
-    names = list(samples)
-    seeds = samples[names[0]].shape[0]
+    names = list(results)
+    seeds = max(best_point(r["points"])["n"] for r in results.values())
     fig, axes = plt.subplots(
-        len(names), seeds, figsize=(1.2 * seeds + 1.2, 1.2 * len(names)), squeeze=False
+        len(names), seeds, figsize=(1.3 * seeds + 1.4, 1.3 * len(names)), squeeze=False
     )
     for i, name in enumerate(names):
+        best = best_point(results[name]["points"])["point"]
+        members = [m for m in results[name]["members"] if m["point"] == best]
         for j in range(seeds):
             ax = axes[i, j]
-            ax.scatter(real[:, 0], real[:, 1], s=1, c="black", linewidths=0)
-            ax.scatter(samples[name][j, :, 0], samples[name][j, :, 1], s=1, c="tab:green",
-                       alpha=0.5, linewidths=0)  # fmt: skip
             ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+            ax.scatter(real[:, 0], real[:, 1], s=1, c="black", linewidths=0)
+            if j < len(members) and members[j]["samples_Nx2"] is not None:
+                x = members[j]["samples_Nx2"]
+                ax.scatter(x[:, 0], x[:, 1], s=1, c="tab:green", alpha=0.5, linewidths=0)
             if j == 0:
                 ax.set_ylabel(name, fontsize=7)
             if i == 0:
                 ax.set_title(f"seed {j}", fontsize=7)
-    fig.suptitle(f"{mixture}: samples after training (green) over the data (black)", fontsize=9)
+    fig.suptitle(f"{mixture}: each loss at its best learning rates (green) over the data (black)",
+                 fontsize=9)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def describe(config) -> str:
-    """One line of a row's training settings (for the --append section)."""
+def describe(name: str, config, grid: dict) -> str:
+    """One line of a row's training settings."""
     g, d = config.optim.g, config.optim.d
     fall = g.lr_decay ** (config.train.num_steps)
     adam = {"adam": f", b1 {g.b1}, b2 {g.b2}"}.get(g.name, "")
@@ -290,12 +512,18 @@ def describe(config) -> str:
         if config.loss.penalty != "none"
         else ""
     )
+    rates = (
+        f"G lr in {grid['optim.g.lr']} x D lr in {grid['optim.d.lr']}"
+        if grid
+        else f"G lr {g.lr:g}, D lr {d.lr:g}"
+    )
     return (
-        f"{config.data.name}: {config.loss.name} loss{penalty}, {config.train.num_steps} G"
-        f" steps{critic}, G hidden {tuple(config.model.generator_kwargs['hidden'])}, D hidden"
+        f"- {name} on {config.data.name}: {config.loss.name} loss{penalty},"
+        f" {config.train.num_steps} G steps{critic}, G hidden"
+        f" {tuple(config.model.generator_kwargs['hidden'])}, D hidden"
         f" {tuple(config.model.discriminator_kwargs['hidden'])}, batch"
         f" {config.train.batch_size}, z ~ {config.model.z_dist} in {config.model.z_dim}-d,"
-        f" {g.name}(lr {g.lr:g}{adam}) for G and {d.name}(lr {d.lr:g}) for D, {schedule}"
+        f" {g.name}{adam}, {rates}, {schedule}."
     )
 
 
@@ -309,67 +537,102 @@ def _machine() -> str:
     return f"{jax.device_count()} {platform.upper()} device(s)"
 
 
+def run_row(mixture: str, name: str, args) -> dict:
+    """Trains row `name` on `mixture` as one sweep into WORKDIR/<mixture>/<name> (resuming a
+    finished or interrupted one there) and scores its members."""
+    config = row_config(mixture, name, args.steps, args.paper_steps)
+    grid = row_grid(config, name)
+    workdir = os.path.join(args.workdir, mixture, name)
+    seeds = args.paper_seeds if LOSSES[name].paper_steps else args.seeds
+    run = {"num_steps": config.train.num_steps, "grid": grid, "seeds": seeds}
+    timing_path = os.path.join(workdir, "timing.json")
+    timing = {}
+    if os.path.exists(timing_path):
+        with open(timing_path) as f:
+            timing = json.load(f)
+    if timing.get("run") == run and os.path.exists(os.path.join(workdir, "results.csv")):
+        seconds = timing["seconds"]  # this very sweep finished before: its results are reused
+        print(f"{mixture} {name}: reusing the finished sweep in {workdir}", flush=True)
+    else:
+        os.makedirs(workdir, exist_ok=True)
+        start = time.perf_counter()
+        sweep.run_sweep(config, grid, seeds, workdir)
+        seconds = time.perf_counter() - start
+        with open(timing_path, "w") as f:
+            json.dump({"run": run, "seconds": seconds}, f)
+    start = time.perf_counter()
+    members = score_members(workdir, mixture)
+    scoring = time.perf_counter() - start
+    points = summarise(members)
+    best = best_point(points)
+    modes, hq = mean_std_text(best["modes"]), mean_std_text(best["high_quality_pct"])
+    line = f"{mixture} {name}: best {_lr_text(best['values'], config)}: modes {modes}, high"
+    print(f"{line} quality {hq}%, sweep {seconds:.0f} s, scoring {scoring:.0f} s", flush=True)
+    return {"config": config, "grid": grid, "members": members, "points": points,
+            "seconds": seconds, "scoring": scoring}  # fmt: skip
+
+
 def main(argv=None) -> dict:
+    default_rows = [n for n in LOSSES if n not in EXTRA_LOSSES]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs")
-    parser.add_argument("--mixtures", default=",".join(MIXTURES))
-    parser.add_argument("--losses", default=",".join(n for n in LOSSES if n not in EXTRA_ROWS))
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--workdir", default="runs/toy_mode_coverage")
+    parser.add_argument("--mixtures", default="ring8")
+    parser.add_argument("--losses", default=",".join(default_rows))
+    parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument(
-        "--append",
-        action="store_true",
-        help="add this run as a section at the end of OUT/toy_mode_coverage.md (instead of"
-        " rewriting it) and name its pictures toy_mode_coverage_<losses>_<mixture>.png",
-    )
+    parser.add_argument("--paper_steps", type=int, default=None,
+                        help="cap on the *_paper rows' G steps (0: the papers' own; default:"
+                        " each row's budget_steps)")  # fmt: skip
+    parser.add_argument("--paper_seeds", type=int, default=PAPER_SEEDS)
+    parser.add_argument("--append", action="store_true",
+                        help="add this run as a section of OUT/toy_mode_coverage.md")  # fmt: skip
     args = parser.parse_args(argv)
+    mixtures, names = args.mixtures.split(","), args.losses.split(",")
+    for name in names:  # every name checked before anything trains
+        if name not in LOSSES:
+            raise ValueError(f"--losses: unknown row {name!r}; allowed: {sorted(LOSSES)}")
+    for mixture in mixtures:
+        if mixture not in MIXTURES:
+            raise ValueError(f"--mixtures: unknown mixture {mixture!r}; allowed: {MIXTURES}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    report, all_results, settings = [], {}, []
-    tag = "_" + args.losses.replace(",", "_") if args.append else ""
-    for mixture in args.mixtures.split(","):
-        results, seconds, samples = {}, {}, {}
-        for name in args.losses.split(","):
-            config = loss_config(mixture, name, args.steps)
-            settings.append(f"- {name} on {describe(config)}.")
-            samples[name], seconds[name] = train_seeds(config, args.seeds)
-            results[name] = score(samples[name], mixture)
-            print(f"{mixture} {name}: modes {_mean_std(results[name]['modes'])}, high quality"
-                  f" {_mean_std(results[name]['high_quality_pct'])}%, {seconds[name]:.0f} s",
-                  flush=True)  # fmt: skip
-        report.append(table(mixture, results, seconds))
-        picture(out / f"toy_mode_coverage{tag}_{mixture}.png", mixture, samples)
+    report, settings, all_results = [], [], {}
+    tag = "_" + "_".join(names) if args.append else ""
+    for mixture in mixtures:
+        results = {}
+        for name in names:
+            results[name] = run_row(mixture, name, args)
+            settings.append(describe(name, results[name]["config"], results[name]["grid"]))
+        report += [best_table(mixture, results), grid_table(mixture, results)]
+        picture(out / f"toy_mode_coverage{tag}_{mixture}.png", mixture, results)
         all_results[mixture] = results
     total = time.perf_counter() - start
-    if args.append:
-        section = (
-            f"\n## Rows {args.losses} (`--append`)\n\n"
-            f"`experiments/toy_mode_coverage.py --mixtures {args.mixtures} --losses {args.losses}"
-            f" --seeds {args.seeds} --steps {args.steps} --append`: {args.seeds} seeds per row in"
-            " one `jax.vmap`,"
-            " 2,500 samples per seed, mean ± std over seeds, seconds including compilation."
-            f" Total wall time {total / 60:.1f} min on {_machine()}. Settings:\n\n"
-            + "\n".join(settings)
-            + "\n\n"
-            + "\n".join(report)
-        )
-        path = out / "toy_mode_coverage.md"
-        path.write_text((path.read_text() if path.exists() else "") + section)
-        print(section)
-        return all_results
-    header = (
-        "## Mode coverage on the 2-D mixtures\n\n"
-        f"`experiments/toy_mode_coverage.py`: {args.seeds} seeds per loss trained in one"
-        f" `jax.vmap`, {args.steps} G steps each (WGAN and WGAN-GP:"
-        f" {critic_steps(args.steps, 5)} G steps of 5 D steps each), MLPs with 2 hidden layers"
-        " of 64, batch 256, z ~ N(0, I_2), Adam(b1 = 0.5) at lr 2e-3 falling 100x over the run"
-        " (ring8) or 1e-3 (grid25) unless the row says otherwise; 2,500 samples per seed. Mean ±"
-        " std over seeds. Seconds include compilation. Total wall time"
-        f" {total / 60:.1f} min on {_machine()}.\n\n"
+    paper = "" if args.paper_steps is None else f" --paper_steps {args.paper_steps}"
+    command = (
+        f"`experiments/toy_mode_coverage.py --mixtures {args.mixtures} --losses"
+        f" {args.losses} --seeds {args.seeds} --steps {args.steps} --paper_seeds"
+        f" {args.paper_seeds}{paper}`"
     )
-    (out / "toy_mode_coverage.md").write_text(header + "\n".join(report))
-    print(header + "\n".join(report))
+    header = (
+        f"## Mode coverage on the 2-D mixtures: learning-rate sweeps\n\n{command}: each row"
+        f" one `gan_jax.sweep.run_sweep` (one compiled program) over a grid of G x D learning"
+        f" rates times {args.seeds} seeds (seeds 0-{args.seeds - 1}); 2,500 samples per"
+        " member; mean ± std over the seeds of a grid point. A row is reported at its best"
+        " point (most modes, then the highest high-quality share; picking the best of 9 points"
+        " on few seeds favours lucky points a little), with the whole grid below. `sweep"
+        " seconds`: wall time of the row's sweep (compile, training, member outputs), under"
+        f" `nice -n 10` on {_machine()}; scoring all members took"
+        f" {sum(r['scoring'] for m in all_results.values() for r in m.values()):.0f} s more."
+        f" Total wall time {total / 60:.1f} min.\n\nSettings:\n\n" + "\n".join(settings) + "\n\n"
+    )
+    text = header + "\n".join(report)
+    path = out / "toy_mode_coverage.md"
+    if args.append:
+        text = (path.read_text() if path.exists() else "") + "\n" + text
+    path.write_text(text)
+    print(text)
     return all_results
 
 
