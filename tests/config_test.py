@@ -49,7 +49,7 @@ def test_every_variant_is_found():
     assert found["stacked_mnist_dcgan"] == ["plain", "r1"]
     assert found["conditional_mnist"] == ["dcgan", "cgan", "acgan"]
     assert (
-        len(found["toy_mode_coverage"]) == 2 * 12 and "grid25,tuned" in found["toy_mode_coverage"]
+        len(found["toy_mode_coverage"]) == 2 * 15 and "grid25,tuned" in found["toy_mode_coverage"]
     )
     assert found["gan2014_mnist"] == [""]
 

@@ -75,6 +75,7 @@ CONFIGS = [
     ("toy_mode_coverage", "ring8,dragan"),
     ("toy_mode_coverage", "ring8,r2"),
     ("toy_mode_coverage", "grid25,tuned"),
+    ("sweep_r1_grid25", ""),
 ]
 # Compiling dominates this file's time: without LLVM's optimisations and XLA's fusion emitters
 # the steps compile 3-6x faster, and the numbers agree with those of the training steps' own
