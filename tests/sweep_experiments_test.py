@@ -119,13 +119,18 @@ def test_r1_table_and_heatmap_hold_every_grid_point(r1_sweep, r1_scores, tmp_pat
     monkeypatch.setattr(toy, "NUM_SAMPLES", NUM_SAMPLES)
     points = r1.main(["--workdir", r1_sweep[0], "--out", str(tmp_path)])
     assert len(points) == 4
-    modes = r1.grid_means(points, "modes")
-    # One seed: each trained cell is that member's own count; the cells not trained are nan.
-    assert np.isnan(modes).sum() == modes.size - 4
+    hq = r1.grid_means(points, "high_quality_pct")
+    assert np.isnan(hq).sum() == 12 - 4  # the 4 trained cells hold numbers, the others nan
     for m in r1_scores:
         i = r1.R1_WEIGHTS.index(m["values"]["loss.penalty_weight"])
         j = r1.D_LRS.index(m["values"]["optim.d.lr"])
-        assert modes[i, j] == m["modes"]
+        assert hq[i, j] == m["high_quality_pct"]
+    # Every cell in its place: point k of the full grid (weight major) holds the number k.
+    full = [
+        {"values": {"loss.penalty_weight": w, "optim.d.lr": lr}, "modes": (float(k), 0.0)}
+        for k, (w, lr) in enumerate(itertools.product(r1.R1_WEIGHTS, r1.D_LRS))
+    ]
+    np.testing.assert_array_equal(r1.grid_means(full, "modes").ravel(), np.arange(12.0))
     table = (tmp_path / "sweep_r1_grid25.md").read_text()
     assert sum(line.startswith("| ") for line in table.splitlines()) == 2 + len(
         points
@@ -186,11 +191,15 @@ def test_paper_rows_take_the_authors_toy_settings():
     assert 1e-4 in toy.row_grid(toy.get_config("ring8,wgan_gp"), "wgan_gp")["optim.g.lr"]
 
 
-def test_bad_input_is_named_before_any_training(tmp_path):
+def test_bad_input_is_named_before_any_training(tmp_path, monkeypatch):
+    def train(*args):
+        raise AssertionError(f"trained {args[:2]} before checking every name")
+
+    monkeypatch.setattr(toy, "run_row", train)
     with pytest.raises(ValueError, match="'nope'.*allowed"):
-        toy.main(["--losses", "minimax,nope", "--out", str(tmp_path)])
+        toy.main(["--losses", "minimax,nope", "--out", str(tmp_path / "out")])
     with pytest.raises(ValueError, match="'ring9'.*allowed"):
-        toy.main(["--mixtures", "ring9", "--out", str(tmp_path)])
+        toy.main(["--mixtures", "ring8,ring9", "--out", str(tmp_path / "out")])
     with pytest.raises(ValueError, match="no finished sweep"):
         toy.score_members(str(tmp_path), "ring8")
     assert not list(tmp_path.iterdir())
