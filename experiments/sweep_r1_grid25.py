@@ -69,14 +69,14 @@ def get_sweep():
     return {"loss.penalty_weight": list(R1_WEIGHTS), "optim.d.lr": list(D_LRS)}
 
 
-def grid_means(points: list[dict], key: str) -> np.ndarray:
-    """[len(R1_WEIGHTS), len(D_LRS)] means of `key` over each point's seeds, from
-    toy.summarise's points (nan where a point has none)."""
+def grid_means(points: list[dict], key: str, which: int = 0) -> np.ndarray:
+    """[len(R1_WEIGHTS), len(D_LRS)] means (`which` 1: standard deviations) of `key` over each
+    point's seeds, from toy.summarise's points (nan where a point has none)."""
     out = np.full((len(R1_WEIGHTS), len(D_LRS)), np.nan)
     for p in points:
         i = R1_WEIGHTS.index(p["values"]["loss.penalty_weight"])
         j = D_LRS.index(p["values"]["optim.d.lr"])
-        out[i, j] = p[key][0]
+        out[i, j] = p[key][which]
     return out
 
 
@@ -97,16 +97,21 @@ def table(points: list[dict]) -> str:
 
 
 def heatmap(path: Path, points: list[dict], title: str) -> None:
-    """Mean modes and mean high-quality % over seeds, R1 weight (rows) x D lr (columns)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    panels = (("modes", "modes captured (of 25)", 25), ("high_quality_pct", "high-quality %", 100))
-    for ax, (key, label, vmax) in zip(axes, panels, strict=True):
-        mean = grid_means(points, key)
-        image = ax.imshow(mean, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
+    """Mean ± std over seeds of modes and high-quality %, R1 weight (rows) x D lr (columns);
+    each panel's colours span its own range (the numbers are printed in the cells)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    panels = (("modes", "modes captured (of 25)"), ("high_quality_pct", "high-quality samples %"))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        mean, std = grid_means(points, key), grid_means(points, key, which=1)
+        low, high = np.nanmin(mean), np.nanmax(mean)
+        image = ax.imshow(mean, cmap="viridis", vmin=low, vmax=high, aspect="auto")
         for i in range(mean.shape[0]):
             for j in range(mean.shape[1]):
-                text = "n/a" if np.isnan(mean[i, j]) else f"{mean[i, j]:.1f}"
-                ax.text(j, i, text, ha="center", va="center", color="white", fontsize=9)
+                if np.isnan(mean[i, j]):
+                    continue
+                bright = (mean[i, j] - low) > 0.6 * (high - low)  # viridis is light at the top
+                ax.text(j, i, f"{mean[i, j]:.1f}\n± {std[i, j]:.1f}", ha="center", va="center",
+                        color="black" if bright else "white", fontsize=8)  # fmt: skip
         ax.set(xticks=range(len(D_LRS)), yticks=range(len(R1_WEIGHTS)), title=label)
         ax.set_xticklabels([f"{lr:g}" for lr in D_LRS])
         ax.set_yticklabels([f"{w:g}" for w in R1_WEIGHTS])
@@ -135,7 +140,7 @@ def main(argv=None) -> list[dict]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     title = (
-        f"grid25, R1 x D lr: mean over {seeds} seeds after {config.train.num_steps} G steps"
+        f"grid25, R1 weight x D lr: mean ± std over {seeds} seeds after {config.train.num_steps} G steps"
         " (2x64 MLPs, z ~ U[-1,1]^2)"
     )
     heatmap(out / "sweep_r1_grid25.png", points, title)
