@@ -140,8 +140,8 @@ def main(argv=None) -> list[dict]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     title = (
-        f"grid25, R1 weight x D lr: mean ± std over {seeds} seeds after {config.train.num_steps} G steps"
-        " (2x64 MLPs, z ~ U[-1,1]^2)"
+        f"grid25, R1 weight x D lr: mean ± std over {seeds} seeds after"
+        f" {config.train.num_steps} G steps (2x64 MLPs, z ~ U[-1,1]^2)"
     )
     heatmap(out / "sweep_r1_grid25.png", points, title)
     timing = (
