@@ -1,57 +1,61 @@
 r"""Mode coverage on the 2-D mixtures: every loss over a learning-rate grid x seeds, one sweep each.
 
-Run from the repository root (CPU is enough; the reduced default set, ring8 only):
+Run from the repository root (CPU is enough). The reduced default set (ring8; the 11 loss rows
+x 9 learning-rate points x 3 seeds; the 3 paper rows x 2 seeds, cut short):
 
     nice -n 10 .venv/bin/python experiments/toy_mode_coverage.py --out docs \
         --workdir runs/toy_mode_coverage
 
-and the full set (both mixtures, 5 seeds, the paper rows at their papers' own lengths; many
-hours on a 2-core CPU, see the WGAN-GP estimate below):
+The full set (both mixtures, 5 seeds, the paper rows at their papers' own lengths: days on a
+2-core CPU, see the WGAN-GP estimate below; sweeps finished in WORKDIR are reused, not rerun):
 
     .venv/bin/python experiments/toy_mode_coverage.py --out docs --mixtures ring8,grid25 \
-        --seeds 5 --paper_steps 0
+        --seeds 5 --paper_seeds 5 --paper_steps 0
 
 Each row of LOSSES is one `gan_jax.sweep.run_sweep` (one compiled program, the members vmapped)
 into WORKDIR/<mixture>/<row>: the row's config over a 3 x 3 grid of G and D learning rates
-(`optim.g.lr` x `optim.d.lr`, LR_FACTORS times the row's own rate) times `--seeds` seeds. Every
-member's final G is scored from its member workdir (`score_members`: 2,500 samples with latent
-seed 12345, what `gan-jax sample --num 2500 --seed 12345` writes, by `metrics.mixture_metrics`:
-the VEEGAN / PacGAN protocol; a sample is high quality within 3 std of its nearest centre, a
-mode is captured with at least one high-quality sample, reverse KL of the high-quality histogram
-to uniform). A loss is reported at its best grid point (most modes, mean over seeds; then the
+(`optim.g.lr` x `optim.d.lr`, each at LR_FACTORS times the row's own rate) times `--seeds`
+seeds. Every member's final G is scored from its member workdir (`score_members`: the 2,500
+samples `gan-jax sample --num 2500 --seed 12345` writes, by `metrics.mixture_metrics`: the
+VEEGAN / PacGAN protocol; a sample is high quality within 3 std of its nearest centre, a mode
+is captured with at least one high-quality sample, reverse KL of the high-quality histogram to
+uniform). A loss is reported at its best grid point (most modes, mean over seeds; then the
 highest high-quality share), with the whole grid beside it, so no loss is judged at one
 arbitrary learning rate. Writes OUT/toy_mode_coverage.md (the tables, settings and wall times)
 and OUT/toy_mode_coverage_<mixture>.png (rows: losses at their best point; columns: seeds).
 `--append` adds a section to the .md instead (pictures named after the rows).
 
-The shared rows use small nets (2 hidden layers of 64), batch 256, z ~ N(0, I_2), Adam(b1 0.5)
+The loss rows use small nets (2 hidden layers of 64), batch 256, z ~ N(0, I_2), Adam(b1 0.5)
 at 2e-3 falling 100x over the run (ring8) or 1e-3 (grid25), 4,000 G steps (3/8 of that for the
 n_critic = 5 losses). The WGAN and WGAN-GP rows take their toy papers' numbers (clip 0.01 and
-RMSprop 5e-5; lambda 0.1 and Adam(1e-4, 0.5, 0.9)), their grids running from the paper's rate
-up to 10x it. The `*_paper` rows are the authors' own toy settings, at their rates only:
+RMSprop; lambda 0.1 and Adam(b1 0.5, b2 0.9)), their grids running from the paper's rate (5e-5;
+1e-4) up to 10x it. The `*_paper` rows are the authors' own toy settings, at their rates only:
 
 - `wgan_gp_paper`: igul222/improved_wgan_training `gan_toy.py` (Gulrajani et al. 2017): G and D
   ReLU MLPs with 3 hidden layers of 512, lambda 0.1, 5 critic iterations, batch 256, Adam(1e-4,
   b1 0.5, b2 0.9) for both, 100,000 G steps. Differences here: flax's LeCun-normal init (the
   script uses He init); our mixtures are theirs scaled by sqrt(2) (ring8) and 2.828 (grid25),
   with the same std to spacing ratios. Cost: a 2-512-512-512-1 MLP is 0.53 M multiply-adds per
-  sample; a critic step (real, fake and interpolate passes, the penalty's double backward, G's
-  forward) is about 3.3 GFLOP at batch 256, a G step about 1.6 GFLOP, so a G iteration is about
-  18 GFLOP and the paper's run 1.8 PFLOP per seed: 2.5 h at this CPU's measured sustained
-  matmul peak (~205 GFLOP/s, `make bench`), far more in practice. `--paper_steps N` (default
-  1500) caps the paper rows at N G steps; the table states steps run against the paper's.
+  sample; a critic step (G's forward, D's forward and backward on real and fake, the penalty's
+  interpolate pass and double backward) is about 3.2 GFLOP at batch 256 and a G step about 1.6,
+  so a G iteration is about 18 GFLOP and the paper's run 1.8 PFLOP per seed: 2.4 h at this
+  CPU's measured sustained matmul peak (~205 GFLOP/s, `make bench`) if every FLOP ran at peak.
+  The default run stops it at 400 G steps (0.4% of the paper's), 2 seeds; `--paper_steps N`
+  caps every paper row at N G steps (0: the papers' own), and the table states the steps run
+  against the paper's.
 - `lsgan_paper`, `nsgan_lsgan_paper`: xudonmao/LSGAN `stability_comparison/mixture_gaussian/
-  ls.py` and `sig.py` (Mao et al. 2017, Sec. 4.3, the mixture of 8 Gaussians, after
-  poolio/unrolled_gan): G and D MLPs with 2 hidden layers of 128, z ~ N(0, I_256), batch 512,
-  Adam(b1 0.5) with G at 1e-3 and D at 1e-4, 35,000 steps, LSGAN 0-1 coding against the regular
-  (non-saturating) GAN, on a ring of radius 1 with std 0.01 (ring8's). Differences here: ReLU
-  instead of tanh hidden units, LeCun-normal instead of orthogonal (gain 1.4) init, alternating
-  instead of simultaneous D and G updates, 8 equal modes (their linspace over 9 angles puts two
-  on one point, so one mode has twice the weight). The paper reports the regular GAN collapsing
-  from step 15k and LSGAN covering the ring.
+  ls.py` and `sig.py` (Mao et al. 2017, the stability comparison on a mixture of 8 Gaussians,
+  after poolio/unrolled_gan): G and D MLPs with 2 hidden layers of 128, z ~ N(0, I_256), batch
+  512, Adam(b1 0.5) with G at 1e-3 and D at 1e-4, 35,000 steps, the LSGAN 0-1 coding against
+  the regular GAN (sig.py: sigmoid cross-entropy, G's non-saturating loss), on a ring of radius
+  1 with std 0.01 (ring8's). Differences here: ReLU instead of tanh hidden units, LeCun-normal
+  instead of orthogonal (gain 1.4) init, alternating instead of simultaneous D and G updates,
+  8 equal modes (their linspace over 9 angles puts two centres on one point, so one mode has
+  twice the weight). The paper reports the regular GAN collapsing from about step 15k while
+  LSGAN keeps the ring. The default run stops both at 10,000 steps (29%), 2 seeds.
 
-Expect (docs/toy_mode_coverage.md; the measured numbers and wall times are there): see that
-file; README's "Mode coverage on the 2-D mixtures" has the best-point table.
+Expect (docs/toy_mode_coverage.md has the measured numbers and wall times; README's "Mode
+coverage on the 2-D mixtures" the best-point table): EXPECT
 
 The `tuned` row (not in the default rows: 3 hidden layers of 128, ring8 minimax for 8,000 steps,
 grid25 R1 with z ~ U[-1, 1]^2 for 70,000 steps, rate falling 10x; about 69 min on one core):
@@ -59,10 +63,16 @@ grid25 R1 with z ~ U[-1, 1]^2 for 70,000 steps, rate falling 10x; about 69 min o
     .venv/bin/python experiments/toy_mode_coverage.py --out docs --losses tuned \
         --mixtures ring8,grid25 --seeds 10 --append
 
-One member as a normal training run: `gan-jax train --workdir W --config
-WORKDIR/<mixture>/<row>/members/<i>/config.json`-style, i.e. `--config
-experiments/toy_mode_coverage.py:grid25,wgan_gp --config.optim.g.lr=... --config.optim.d.lr=...`
-(`get_config("<mixture>,<row>")` is the row at its own rate).
+One grid point as a normal training run (`get_config("<mixture>,<row>")` is the row at its own
+rates; each member's resolved config is WORKDIR/<mixture>/<row>/members/<i>/config.json), and
+one row as a sweep from the command line:
+
+    .venv/bin/python -m gan_jax train --workdir runs/toy_wgan_gp \
+        --config experiments/toy_mode_coverage.py:ring8,wgan_gp \
+        --config.optim.g.lr=3e-4 --config.optim.d.lr=3e-4
+    .venv/bin/python -m gan_jax sweep --workdir runs/toy_wgan_gp_sweep \
+        --config experiments/toy_mode_coverage.py:ring8,wgan_gp --seeds 3 \
+        --sweep optim.g.lr=1e-4,3e-4,1e-3 --sweep optim.d.lr=1e-4,3e-4,1e-3
 """
 
 from __future__ import annotations
@@ -72,6 +82,7 @@ import csv
 import functools
 import json
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -213,7 +224,7 @@ LOSSES = {
         lambda c: _wgan_gp_toy(_nets(c, (512, 512, 512), (512, 512, 512))),
         lr_factors=(1.0,),
         paper_steps=100_000,
-        budget_steps=600,
+        budget_steps=400,
         lr_fall={"ring8": 1.0, "grid25": 1.0},
     ),
     "lsgan_paper": Row(
@@ -420,6 +431,10 @@ def _steps_text(name: str, config) -> str:
     return f"{steps:,} of the paper's {paper:,} ({100 * steps / paper:.1f}%)"
 
 
+def _whole(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds:.0f}"
+
+
 def best_table(mixture: str, results: dict) -> str:
     """Each row at its best grid point (mean ± std over the point's seeds)."""
     modes = len(data.mixture_spec(mixture)[0])
@@ -427,7 +442,7 @@ def best_table(mixture: str, results: dict) -> str:
         f"### {mixture} ({modes} modes): each loss at its best point of its learning-rate grid",
         "",
         "| loss | setting | G steps | best G lr, D lr | seeds ok | modes | high-quality % |"
-        " reverse KL | sweep seconds |",
+        " reverse KL | sweep s (CPU s) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in results.items():
@@ -437,7 +452,7 @@ def best_table(mixture: str, results: dict) -> str:
             f" {_lr_text(best['values'], r['config'])} | {best['ok']} of {best['n']} |"
             f" {mean_std_text(best['modes'])} | {mean_std_text(best['high_quality_pct'])} |"
             f" {mean_std_text(best['reverse_kl'], count=best['reverse_kl_count'], of=best['ok'])} |"
-            f" {r['seconds']:.0f} |"
+            f" {r['seconds']:.0f} ({_whole(r['cpu_seconds'])}) |"
         )
     return "\n".join(lines) + "\n"
 
@@ -537,6 +552,12 @@ def _machine() -> str:
     return f"{jax.device_count()} {platform.upper()} device(s)"
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_row(mixture: str, name: str, args) -> dict:
     """Trains row `name` on `mixture` as one sweep into WORKDIR/<mixture>/<name> (resuming a
     finished or interrupted one there) and scores its members."""
@@ -551,15 +572,16 @@ def run_row(mixture: str, name: str, args) -> dict:
         with open(timing_path) as f:
             timing = json.load(f)
     if timing.get("run") == run and os.path.exists(os.path.join(workdir, "results.csv")):
-        seconds = timing["seconds"]  # this very sweep finished before: its results are reused
+        # This very sweep finished before: its results and times are reused.
+        seconds, cpu = timing["seconds"], timing.get("cpu_seconds")
         print(f"{mixture} {name}: reusing the finished sweep in {workdir}", flush=True)
     else:
         os.makedirs(workdir, exist_ok=True)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         sweep.run_sweep(config, grid, seeds, workdir)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
         with open(timing_path, "w") as f:
-            json.dump({"run": run, "seconds": seconds}, f)
+            json.dump({"run": run, "seconds": seconds, "cpu_seconds": cpu}, f)
     start = time.perf_counter()
     members = score_members(workdir, mixture)
     scoring = time.perf_counter() - start
@@ -569,7 +591,7 @@ def run_row(mixture: str, name: str, args) -> dict:
     line = f"{mixture} {name}: best {_lr_text(best['values'], config)}: modes {modes}, high"
     print(f"{line} quality {hq}%, sweep {seconds:.0f} s, scoring {scoring:.0f} s", flush=True)
     return {"config": config, "grid": grid, "members": members, "points": points,
-            "seconds": seconds, "scoring": scoring}  # fmt: skip
+            "seconds": seconds, "cpu_seconds": cpu, "scoring": scoring}  # fmt: skip
 
 
 def main(argv=None) -> dict:
@@ -615,17 +637,21 @@ def main(argv=None) -> dict:
         f" {args.losses} --seeds {args.seeds} --steps {args.steps} --paper_seeds"
         f" {args.paper_seeds}{paper}`"
     )
+    rows = [r for m in all_results.values() for r in m.values()]
     header = (
         f"## Mode coverage on the 2-D mixtures: learning-rate sweeps\n\n{command}: each row"
-        f" one `gan_jax.sweep.run_sweep` (one compiled program) over a grid of G x D learning"
-        f" rates times {args.seeds} seeds (seeds 0-{args.seeds - 1}); 2,500 samples per"
-        " member; mean ± std over the seeds of a grid point. A row is reported at its best"
-        " point (most modes, then the highest high-quality share; picking the best of 9 points"
-        " on few seeds favours lucky points a little), with the whole grid below. `sweep"
-        " seconds`: wall time of the row's sweep (compile, training, member outputs), under"
-        f" `nice -n 10` on {_machine()}; scoring all members took"
-        f" {sum(r['scoring'] for m in all_results.values() for r in m.values()):.0f} s more."
-        f" Total wall time {total / 60:.1f} min.\n\nSettings:\n\n" + "\n".join(settings) + "\n\n"
+        " one `gan_jax.sweep.run_sweep` (one compiled program) over its grid of G x D learning"
+        f" rates times its seeds (loss rows {args.seeds}, paper rows {args.paper_seeds}; seeds"
+        " 0, 1, ...); 2,500 samples per member; mean ± std over the seeds of a grid point. A"
+        " row is reported at its best point (most modes, then the highest high-quality share;"
+        " the best of 9 points on few seeds favours a lucky point a little), with the whole"
+        " grid below. `sweep s (CPU s)`: wall time of the row's sweep (compile, training,"
+        " member outputs) and the CPU time its process spent in it, under `nice -n 10` on"
+        f" {_machine()}; the rows' sweeps took {sum(r['seconds'] for r in rows) / 60:.1f} min"
+        " of wall time in all (rows finished in the workdir by an earlier invocation keep"
+        " their times); scoring the members took"
+        f" {sum(r['scoring'] for r in rows):.0f} s more, this invocation"
+        f" {total / 60:.1f} min.\n\nSettings:\n\n" + "\n".join(settings) + "\n\n"
     )
     text = header + "\n".join(report)
     path = out / "toy_mode_coverage.md"
