@@ -40,7 +40,7 @@ RMSprop; lambda 0.1 and Adam(b1 0.5, b2 0.9)), their grids running from the pape
   interpolate pass and double backward) is about 3.2 GFLOP at batch 256 and a G step about 1.6,
   so a G iteration is about 18 GFLOP and the paper's run 1.8 PFLOP per seed: 2.4 h at this
   CPU's measured sustained matmul peak (~205 GFLOP/s, `make bench`) if every FLOP ran at peak.
-  The default run stops it at 400 G steps (0.4% of the paper's), 2 seeds; `--paper_steps N`
+  The default run stops it at 1,000 G steps (1% of the paper's), 2 seeds; `--paper_steps N`
   caps every paper row at N G steps (0: the papers' own), and the table states the steps run
   against the paper's.
 - `lsgan_paper`, `nsgan_lsgan_paper`: xudonmao/LSGAN `stability_comparison/mixture_gaussian/
@@ -52,7 +52,7 @@ RMSprop; lambda 0.1 and Adam(b1 0.5, b2 0.9)), their grids running from the pape
   instead of orthogonal (gain 1.4) init, alternating instead of simultaneous D and G updates,
   8 equal modes (their linspace over 9 angles puts two centres on one point, so one mode has
   twice the weight). The paper reports the regular GAN collapsing from about step 15k while
-  LSGAN keeps the ring. The default run stops both at 10,000 steps (29%), 2 seeds.
+  LSGAN keeps the ring. The default run stops both at 20,000 steps (57%), 2 seeds.
 
 Expect (docs/toy_mode_coverage.md has the measured numbers and wall times; README's "Mode
 coverage on the 2-D mixtures" the best-point table): EXPECT
@@ -224,7 +224,7 @@ LOSSES = {
         lambda c: _wgan_gp_toy(_nets(c, (512, 512, 512), (512, 512, 512))),
         lr_factors=(1.0,),
         paper_steps=100_000,
-        budget_steps=400,
+        budget_steps=1000,
         lr_fall={"ring8": 1.0, "grid25": 1.0},
     ),
     "lsgan_paper": Row(
@@ -234,7 +234,7 @@ LOSSES = {
         ),  # fmt: skip
         lr_factors=(1.0,),
         paper_steps=35_000,
-        budget_steps=10_000,
+        budget_steps=20_000,
         lr_fall={"ring8": 1.0, "grid25": 1.0},
     ),
     "nsgan_lsgan_paper": Row(
@@ -242,7 +242,7 @@ LOSSES = {
         _lsgan_paper({}),
         lr_factors=(1.0,),
         paper_steps=35_000,
-        budget_steps=10_000,
+        budget_steps=20_000,
         lr_fall={"ring8": 1.0, "grid25": 1.0},
     ),
     "tuned": Row(
@@ -577,9 +577,17 @@ def run_row(mixture: str, name: str, args) -> dict:
         print(f"{mixture} {name}: reusing the finished sweep in {workdir}", flush=True)
     else:
         os.makedirs(workdir, exist_ok=True)
+        # A sweep extended to more steps resumes from its checkpoint: count the earlier part.
+        old = timing.get("run", {})
+        extended = (old.get("grid"), old.get("seeds")) == (grid, seeds) and old.get(
+            "num_steps", 0
+        ) < run["num_steps"]
         start, cpu_start = time.perf_counter(), cpu_seconds()
         sweep.run_sweep(config, grid, seeds, workdir)
         seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+        if extended:
+            seconds += timing["seconds"]
+            cpu = None if timing.get("cpu_seconds") is None else cpu + timing["cpu_seconds"]
         with open(timing_path, "w") as f:
             json.dump({"run": run, "seconds": seconds, "cpu_seconds": cpu}, f)
     start = time.perf_counter()
