@@ -510,7 +510,7 @@ def picture(path: Path, mixture: str, results: dict) -> None:
                 ax.set_title(f"seed {j}", fontsize=7)
     fig.suptitle(f"{mixture}: each loss at its best learning rates (green) over the data (black)",
                  fontsize=9)  # fmt: skip
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the title above the seed labels
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
