@@ -21,7 +21,10 @@ batch 256, Adam(b1 0.5), G's lr 1e-3; D's lr and the R1 weight are swept (`get_s
 rate is swept: a sweep's grid is a product of independent keys, so G and D rates cannot be tied
 to one value, and D's step size is what the penalty competes with. STEPS G steps each.
 
-Expect (docs/sweep_r1_grid25.md, with the measured wall time): see that file and the README.
+Expect (docs/sweep_r1_grid25.md; the README's Sweeps section): 18.4 min of wall time for the
+sweep on the 2-core VM shared with other jobs (235 s of CPU time), about 6 s of CPU to score it.
+Every cell captures 20-23 of the 25 modes; the high-quality share falls with the R1 weight at
+every D rate, from 9-10% (weight 0.01) to 3.6-4.5% (weight 10) at 4,000 steps.
 """
 
 from __future__ import annotations
