@@ -4,10 +4,13 @@ Prints one JSON object with three parts:
 
 - `ring8`: member-iterations per second (K members x iterations / seconds) of the ring demo's
   nets and batch for K = 1, 8, 64 seeds run as one vmapped program (sweep.compile_program's
-  `run_chunk`, what `gan-jax sweep` runs), against the same K members run one after another
-  in this process (engine.jit_steps + engine.advance with each member's Hparams, the same
-  iterations each). Compiles are excluded (each program runs once before the clock starts);
-  `speedup` is the sweep's rate over the sequential one (issue 17's target: >= 1.0).
+  `run_chunk` on sweep.member_devices(K), what `gan-jax sweep` runs: like it, this benchmark
+  first asks for one CPU device per core, parallel.one_cpu_device_per_core; `--one-device`
+  keeps XLA's single CPU device), against the same K members run one after another in this
+  process on the first device, as `gan-jax train` runs (engine.jit_steps + engine.advance with
+  each member's Hparams, the same iterations each). Compiles are excluded (each program runs
+  once before the clock starts); `speedup` is the sweep's rate over the sequential one (issue
+  17's target: >= 1.0).
 - `gan2014_mnist`: the same sweep rates for the 2014 MNIST nets on random on-device data of
   MNIST's shape (bench.random_data_run), K = 1, 4, 8, and the fraction of the float32 matmul
   peak they reach: K x one member's XLA FLOP count per iteration (bench.compiled_steps) times
@@ -37,7 +40,7 @@ import time
 import jax
 import numpy as np
 
-from gan_jax import bench, engine, sweep
+from gan_jax import bench, engine, parallel, sweep
 from gan_jax import hparams as hparams_lib
 
 RING_KS = (1, 8, 64)
@@ -61,7 +64,7 @@ class Members:
     iterations (a multiple of scan_steps): all at once, or one after another.
     """
 
-    def __init__(self, experiment: str, num_members: int, scan_steps: int):
+    def __init__(self, experiment: str, num_members: int, scan_steps: int, one_device=False):
         config, _, _, dataset = bench.random_data_run(experiment, scan_steps)
         size = None if dataset is None else dataset.x.shape[0]
         self.members = sweep.build_members(config, {}, num_members)
@@ -69,9 +72,10 @@ class Members:
         self.scan_steps = scan_steps
         self.hparams = [hparams_lib.from_config(m.config) for m in self.members]
         self.seeds = [m.seed for m in self.members]
-        # One device, the one the solo runs use: the comparison is of the batched program
-        # against the same work one member at a time, not of device counts.
-        mesh = sweep.member_mesh(jax.local_devices()[:1])
+        # The devices gan-jax sweep would use (or the solo runs' one device with one_device).
+        devices = jax.local_devices()[:1] if one_device else sweep.member_devices(num_members)
+        mesh = sweep.member_mesh(devices)
+        self.num_devices = len(devices)
         program = sweep.compile_program(self.spec, self.hparams[0], dataset, mesh)
         self.program = program
         self.dataset = jax.device_put(dataset, program.replicated)
@@ -119,13 +123,15 @@ def check_counts(ks, iterations: int, scan_steps: int, rounds: int) -> None:
         )
 
 
-def ring_rates(experiment: str, ks, iterations: int, scan_steps: int, rounds: int) -> dict:
+def ring_rates(
+    experiment: str, ks, iterations: int, scan_steps: int, rounds: int, one_device=False
+) -> dict:
     """For each K: member-iterations/s of the sweep and of the K members run one after
     another (medians over `rounds`, alternating), and the sweep's speedup over the latter."""
     check_counts(ks, iterations, scan_steps, rounds)
     out = {}
     for k in ks:
-        members = Members(experiment, k, scan_steps)
+        members = Members(experiment, k, scan_steps, one_device)
         seconds = {"sweep": [], "sequential": []}
         for r in range(rounds):
             for name in ("sweep", "sequential") if r % 2 == 0 else ("sequential", "sweep"):
@@ -133,6 +139,7 @@ def ring_rates(experiment: str, ks, iterations: int, scan_steps: int, rounds: in
                 seconds[name].append(timed(lambda run=run: run(iterations)))
         sweep_rate, seq_rate = (k * iterations / statistics.median(seconds[n]) for n in seconds)
         out[f"K={k}"] = {
+            "sweep_devices": members.num_devices,
             "sweep_member_iterations_per_s": round(sweep_rate, 1),
             "sequential_member_iterations_per_s": round(seq_rate, 1),
             "speedup": round(sweep_rate / seq_rate, 3),
@@ -141,7 +148,13 @@ def ring_rates(experiment: str, ks, iterations: int, scan_steps: int, rounds: in
 
 
 def peak_fractions(
-    experiment: str, ks, iterations: int, scan_steps: int, rounds: int, peak_size: int = 2048
+    experiment: str,
+    ks,
+    iterations: int,
+    scan_steps: int,
+    rounds: int,
+    peak_size: int = 2048,
+    one_device=False,
 ) -> dict:
     """For each K: the sweep's member-iterations/s and its fraction of the matmul peak
     (K x one member's FLOPs per iteration x iterations/s over the peak sustained in a window as
@@ -150,7 +163,7 @@ def peak_fractions(
     peak = bench.SquareMatmul(peak_size)
     out = {}
     for k in ks:
-        members = Members(experiment, k, scan_steps)
+        members = Members(experiment, k, scan_steps, one_device)
         flops = members.flops_per_member_iteration()
         rates, fractions, peaks = [], [], []
         for _ in range(rounds):
@@ -159,6 +172,7 @@ def peak_fractions(
             peaks.append(peak.sustained_gflops(seconds))
             fractions.append(flops * rates[-1] / 1e9 / peaks[-1])
         out[f"K={k}"] = {
+            "sweep_devices": members.num_devices,
             "sweep_member_iterations_per_s": round(statistics.median(rates), 1),
             "matmul_peak_gflops": float(f"{statistics.median(peaks):.4g}"),
             "fraction_of_peak": round(statistics.median(fractions), 3),
@@ -230,12 +244,17 @@ def main() -> None:
     parser.add_argument("--mnist-rounds", type=int, default=1)
     parser.add_argument("--skip-mnist", action="store_true", help="skip the 2014 MNIST nets")
     parser.add_argument("--skip-user", action="store_true", help="skip the subprocess part")
+    parser.add_argument(
+        "--one-device", action="store_true", help="sweeps on XLA's one CPU device, not per core"
+    )
     parser.add_argument("--user-members", type=int, default=64)
     parser.add_argument("--user-steps", type=int, default=500, help="train.num_steps")
     parser.add_argument(
         "--sequential", type=int, default=4, help="gan-jax train processes actually run"
     )
     args = parser.parse_args()
+    if not args.one_device:
+        parallel.one_cpu_device_per_core()  # as gan-jax sweep does, before JAX starts
     try:
         check_counts(args.ks, args.iterations, args.scan_steps, args.rounds)
         check_counts(args.mnist_ks, args.mnist_iterations, args.scan_steps, args.mnist_rounds)
@@ -247,7 +266,9 @@ def main() -> None:
         "backend": jax.default_backend(),
         "devices": len(jax.devices()),
         "cpu_count": os.cpu_count(),
-        "ring8": ring_rates("ring8", args.ks, args.iterations, args.scan_steps, args.rounds),
+        "ring8": ring_rates(
+            "ring8", args.ks, args.iterations, args.scan_steps, args.rounds, args.one_device
+        ),
     }
     if not args.skip_mnist:
         result["gan2014_mnist"] = peak_fractions(
@@ -256,6 +277,7 @@ def main() -> None:
             args.mnist_iterations,
             args.scan_steps,
             args.mnist_rounds,
+            one_device=args.one_device,
         )
     if not args.skip_user:
         with tempfile.TemporaryDirectory() as workdir:

@@ -258,4 +258,6 @@ def parse_flags(argv: list[str]) -> argparse.Namespace:
 
 
 def run() -> None:
+    if sys.argv[1:2] == ["sweep"]:  # before anything starts JAX's backends
+        parallel.one_cpu_device_per_core()
     app.run(main, flags_parser=parse_flags)

@@ -75,6 +75,19 @@ def member_mesh(devices=None) -> Mesh:
     return Mesh(np.array(devices or jax.devices()), (AXIS,))
 
 
+def member_devices(num_members: int, devices=None) -> list:
+    """The devices a group of `num_members` runs on: of `devices` (default: every device of
+    every process), the fewest that give each device as few members as all of them would
+    (ceil(K / d) smallest), so that K = 1 runs on one device rather than computing padding
+    copies on the others. A multi-host run keeps every device, so that every process holds
+    members."""
+    devices = list(devices or jax.devices())
+    if jax.process_count() > 1:
+        return devices
+    most = -(-num_members // len(devices))  # members per device with every device in use
+    return devices[: -(-num_members // most)]
+
+
 def padded_count(num_members: int, num_devices: int) -> int:
     """The smallest multiple of `num_devices` >= `num_members`."""
     return -(-num_members // num_devices) * num_devices
@@ -195,8 +208,8 @@ def run_sweep(
         sweep_grid.parse_value for the types each key takes.
       num_seeds: seeds per grid point: config.seed + 0..num_seeds-1.
       workdir: the sweep's directory (see the README's Sweeps section for what it holds).
-      devices: the devices the member axis is sharded over (default: every device of every
-        process, `jax.devices()`).
+      devices: the devices the member axis is sharded over (default: `member_devices` of
+        `jax.devices()`, every device of every process, for each group).
 
     Raises:
       ValueError: a bad key, value or seed count, before any data is loaded or anything
@@ -259,8 +272,7 @@ def group_dir(workdir: str, group: int) -> str:
 
 def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan):
     primary = jax.process_index() == 0
-    mesh = member_mesh(devices)
-    num_devices = mesh.devices.size
+    meshes = [member_mesh(devices or member_devices(len(group))) for group in groups]
     record = {
         "grid": grid,
         "seeds": num_seeds,
@@ -278,11 +290,11 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
             {
                 "members": [m.index for m in group],
                 "values": shared_values(group),
-                "padded_members": padded_count(len(group), num_devices),
+                "devices": [str(d) for d in mesh.devices.flat],
+                "padded_members": padded_count(len(group), mesh.devices.size),
             }
-            for group in groups
+            for group, mesh in zip(groups, meshes, strict=True)
         ],
-        "devices": [str(d) for d in mesh.devices.flat],
         "processes": jax.process_count(),
     }
     check_same_sweep(workdir, record)
@@ -292,12 +304,12 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
             json.dump(record, f, indent=2)
     logging.warning(
         "sweep: %d members (%d grid points x %d seeds) in %d group(s), one compiled program"
-        " each, over %d device(s) of %d process(es)",
+        " each, over up to %d device(s) of %d process(es)",
         len(members),
         len({m.point for m in members}),
         num_seeds,
         len(groups),
-        num_devices,
+        max(mesh.devices.size for mesh in meshes),
         jax.process_count(),
     )
     final: dict = {}  # member index -> its metrics at its last finite log step
@@ -318,6 +330,7 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
                     shared_values(group),
                 )
                 dataset = datasets.get(group[0].config)
+                mesh = meshes[g]
                 _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, stop)
         if stop.requested:
             logging.warning("sweep stopped by a signal: run the same command again to resume")

@@ -17,7 +17,7 @@ from conftest import fresh_state, run_two_processes, tiny_config
 from data_test import write_idx
 from engine_test import narrow_2014_config
 
-from gan_jax import cli, sample, sweep, train
+from gan_jax import cli, parallel, sample, sweep, train
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.workdir import read_config
 
@@ -55,7 +55,8 @@ def assert_params_equal(a, b, rtol=0.0, atol=0.0):
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    """4 members (2 lrs x 2 seeds) on the 8 fake devices, padded to 8; members 2, 3 blow up."""
+    """4 members (2 lrs x 2 seeds), one on each of 4 of the 8 fake devices (member_devices);
+    members 2, 3 blow up."""
     workdir = str(tmp_path_factory.mktemp("sweep"))
     programs = []
     compile_program = sweep.compile_program
@@ -96,9 +97,9 @@ def test_sharded_over_8_devices_equals_one_device(swept, tmp_path):
     one = str(tmp_path / "one")
     sweep.run_sweep(config(), GRID, 2, one, devices=jax.local_devices()[:1])
     with open(f"{workdir}/sweep.json") as f:
-        assert len(json.load(f)["devices"]) == 8
+        assert len(json.load(f)["groups"][0]["devices"]) == 4  # sweep.member_devices(4)
     with open(f"{one}/sweep.json") as f:
-        assert len(json.load(f)["devices"]) == 1
+        assert len(json.load(f)["groups"][0]["devices"]) == 1
     for index in range(4):
         assert_params_equal(member_state(workdir, index), member_state(one, index), 1e-6, 1e-7)
 
@@ -106,7 +107,7 @@ def test_sharded_over_8_devices_equals_one_device(swept, tmp_path):
 def test_one_program_traced_once_for_all_members_and_chunks(swept):
     _, _, programs = swept
     assert len(programs) == 1
-    # 2 chunks and 2 log steps of 8 (padded) members: each entry point compiled once.
+    # 2 chunks and 2 log steps of 4 members: each entry point compiled once.
     for fn in (programs[0].run_chunk, programs[0].finite, programs[0].settle):
         assert fn._cache_size() == 1
 
@@ -162,7 +163,8 @@ def test_outputs_have_one_row_per_member_and_per_grid_point(swept, tmp_path):
     with open(f"{workdir}/sweep.json") as f:
         record = json.load(f)
     assert record["grid"] == {"optim.d.lr": [1e-3, 1e30]}
-    assert record["groups"] == [{"members": [0, 1, 2, 3], "values": {}, "padded_members": 8}]
+    (group,) = record["groups"]
+    assert (group["members"], group["values"], group["padded_members"]) == ([0, 1, 2, 3], {}, 4)
     assert [m["seed"] for m in record["members"]] == [0, 1, 0, 1]
     assert (Path(workdir) / "members/0/samples/step_8.png").exists()
     sample.sample(sweep.member_dir(workdir, 0), 3, 0, str(tmp_path / "s.npz"))
@@ -262,6 +264,32 @@ def test_members_that_need_another_program_run_in_groups_and_equal_solo_runs(tmp
         assert_params_equal(member_state(workdir, index), solo, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "num_members, num_devices", [(1, 1), (3, 3), (4, 4), (8, 8), (9, 5), (16, 8), (17, 6)]
+)
+def test_a_group_takes_the_fewest_devices_that_give_the_fewest_members_each(
+    num_members, num_devices
+):
+    devices = sweep.member_devices(num_members)  # of the 8 fake CPU devices
+    assert devices == jax.devices()[:num_devices]
+    per_device = -(-num_members // num_devices)
+    assert per_device == -(-num_members // 8)  # as few members per device as all 8 give
+
+
+def test_gan_jax_sweep_asks_for_one_cpu_device_per_core_unless_xla_flags_set_a_count(
+    monkeypatch,
+):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    assert parallel.one_cpu_device_per_core()
+    cores = len(os.sched_getaffinity(0))
+    assert os.environ["XLA_FLAGS"] == (
+        f"--xla_dump_to=/tmp/x --xla_force_host_platform_device_count={cores}"
+    )
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    assert not parallel.one_cpu_device_per_core()
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
+
+
 def test_a_number_that_changes_the_spec_splits_the_group():
     members = sweep.build_members(config(), {"loss.clip_weights": [0.01, 0.0, 0.02]}, 1)
     groups = sweep.group_members(members, lambda c: None)
@@ -336,7 +364,7 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(swept, tmp_pat
     run_two_processes(command, tmp_path)
     with open(multihost / "sweep.json") as f:
         record = json.load(f)
-    assert record["processes"] == 2 and len(record["devices"]) == 8
+    assert record["processes"] == 2 and len(record["groups"][0]["devices"]) == 8
     for index in range(4):
         assert_params_equal(member_state(str(multihost), index), member_state(workdir, index))
     with open(multihost / "results.csv") as f, open(f"{workdir}/results.csv") as g:
