@@ -166,7 +166,8 @@ def write_member_outputs(
     member: Member, state: GANState, workdir: str, step: int, plan: EvalPlan | None = None
 ) -> dict:
     """DIR/members/<i>/: config.json, a checkpoint of the member's state and its final sample
-    grid, so that gan-jax eval/sample/train work on it as on a solo run's workdir.
+    grid (unless train.sample_every is 0, as in a solo run), so that gan-jax eval/sample/train
+    work on it as on a solo run's workdir.
 
     With an eval `plan` and a member that did not fail, also computes the plan's metrics on
     the state (evaluate.evaluate_state: the samples `gan-jax eval` would draw, seed
@@ -182,7 +183,8 @@ def write_member_outputs(
         checkpointer.save(state)
     finally:
         checkpointer.close()
-    train.save_samples(member.config, state, directory, step)
+    if member.config.train.sample_every:  # 0: no samples, as in a solo run
+        train.save_samples(member.config, state, directory, step)
     if plan is None or member.status != "ok":
         return {}
     results = evaluate.evaluate_state(

@@ -209,7 +209,7 @@ def test_member_writers_jsonl_and_tensorboard_per_member_resume_purges(tmp_path)
 def test_member_outputs_eval_json_equals_gan_jax_eval_and_failed_members_get_none(
     tmp_path, monkeypatch
 ):
-    config = tiny_config()
+    config = tiny_config(sample_every=4)
     config.eval.metrics, config.eval.num_samples = "mixture", 200
     grid = {"optim.d.lr": [1e-3]}
     members = build_members(config, grid, 2)

@@ -25,8 +25,8 @@ from gan_jax.workdir import read_config
 GRID = {"optim.d.lr": ["1e-3", "1e30"]}
 
 
-def config(num_steps=8):
-    return tiny_config(num_steps=num_steps, checkpoint_every=4)
+def config(num_steps=8, sample_every=0):
+    return tiny_config(num_steps=num_steps, checkpoint_every=4, sample_every=sample_every)
 
 
 def member_state(workdir, index):
@@ -67,7 +67,7 @@ def swept(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sweep, "compile_program", recording)
-        members = sweep.run_sweep(config(), GRID, 2, workdir)
+        members = sweep.run_sweep(config(sample_every=4), GRID, 2, workdir)
     return workdir, members, programs
 
 
@@ -258,6 +258,7 @@ def test_members_that_need_another_program_run_in_groups_and_equal_solo_runs(tmp
         ([2, 3], {"loss.name": "lsgan"}),
     ]
     assert (tmp_path / "w" / "plots" / "g_loss.png").exists()  # a heatmap with a named axis
+    assert not (tmp_path / "w" / "members" / "0" / "samples").exists()  # sample_every 0
     for index in (1, 3):
         solo_config = read_config(sweep.member_dir(workdir, index))
         solo = train.train_and_evaluate(solo_config, str(tmp_path / f"solo{index}"))

@@ -25,22 +25,6 @@ def setup(config, dataset_size=None):
     return engine.jit_steps(spec), hparams.from_config(config)
 
 
-def test_seed_i_of_a_vmapped_sweep_equals_a_solo_run():
-    config = tiny_config(num_steps=6, scan_steps=2, log_every=2)
-    run = engine.make_train(config)
-    hp = hparams.from_config(config)
-    keys = jax.random.split(jax.random.PRNGKey(0), 3)
-    swept_state, swept_metrics = jax.jit(jax.vmap(run, in_axes=(0, None)))(keys, hp)
-    for i in range(3):
-        solo_state, solo_metrics = jax.jit(run)(keys[i], hp)
-        assert_trees_close(
-            jax.tree.map(lambda x, i=i: x[i], swept_state), solo_state, rtol=1e-5, atol=1e-6
-        )
-        assert_trees_close(
-            jax.tree.map(lambda x, i=i: x[i], swept_metrics), solo_metrics, rtol=1e-4, atol=1e-6
-        )
-
-
 @pytest.mark.parametrize("d_steps", [1, 2])
 def test_scan_dispatch_equals_one_dispatch_per_update(d_steps):
     results = []

@@ -1,0 +1,62 @@
+"""experiments/gan2014_collapse.py: its variants, its collapse rule and its interval."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+PATH = Path(__file__).resolve().parents[1] / "experiments" / "gan2014_collapse.py"
+SPEC = importlib.util.spec_from_file_location("gan2014_collapse", PATH)
+collapse = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(collapse)
+
+
+def test_variants_differ_from_the_paper_in_their_own_keys_only():
+    paper = collapse.get_config("paper").to_dict()
+    changed = {}
+    for variant in ("authors", "smoothing", "half_d_lr"):
+        config = collapse.get_config(variant).to_dict()
+        changed[variant] = sorted(
+            f"{section}.{key}"
+            for section, values in config.items()
+            if isinstance(values, dict)
+            for key, value in values.items()
+            if value != paper[section][key]
+        )
+    assert changed == {
+        "authors": ["loss.d_objective_scale", "train.update_rule"],
+        "smoothing": ["loss.real_label"],
+        "half_d_lr": ["optim.d"],
+    }
+    assert collapse.get_config("half_d_lr").optim.d.lr == 0.05
+    with pytest.raises(ValueError, match="variant 'nope' is not allowed"):
+        collapse.get_config("nope")
+
+
+def test_collapse_is_d_fake_below_a_thousandth_at_any_log_step_or_a_failed_member(tmp_path):
+    rows = [
+        {"step": 100, "d_fake": 0.3},
+        {"step": 200, "d_fake": 9e-4},
+        {"step": 300, "d_fake": 0.2},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert collapse.collapsed(str(tmp_path), "ok")
+    rows[1]["d_fake"] = 1e-3
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert not collapse.collapsed(str(tmp_path), "ok")
+    assert collapse.collapsed(str(tmp_path), "failed at step 200 (player D)")
+
+
+@pytest.mark.parametrize("k", [0, 4, 16])
+def test_rate_row_gives_the_clopper_pearson_interval(k):
+    n = 16
+    # Clopper & Pearson 1934: the alpha/2 quantile of Beta(k, n - k + 1) and the 1 - alpha/2
+    # quantile of Beta(k + 1, n - k), 0 and 1 at the ends.
+    low = 0.0 if k == 0 else stats.beta.ppf(0.025, k, n - k + 1)
+    high = 1.0 if k == n else stats.beta.ppf(0.975, k + 1, n - k)
+    row = collapse.rate_row("v", [True] * k + [False] * (n - k), [70.0, 80.0])
+    assert row == f"| v | {k} / 16 | {k / 16:.2f} [{low:.2f}, {high:.2f}] | 75.0 +- 7.1 |"
+    assert np.isclose(1 - 0.025 ** (1 / 16), 0.2059, atol=1e-4)  # k = 0's upper end, by hand
