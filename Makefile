@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/ring8
 
-.PHONY: install train test lint format bench bench-sweep clean
+.PHONY: install train test test-all lint format bench bench-sweep clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,10 @@ train: $(STAMP)
 	$(BIN)/python -m gan_jax train --config experiments/ring8.py --workdir $(WORKDIR)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --dist worksteal -m "not slow"
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -49,6 +49,7 @@ def test_members_sweep_and_sequential_runs_advance_every_member_equally():
     assert state_K.rng.shape[0] == 3 and members.seeds == [0, 1, 2]
 
 
+@pytest.mark.slow  # make test-all: a benchmark's arithmetic, on a second compile of the ring
 def test_peak_fraction_counts_k_times_one_member_s_flops(monkeypatch):
     """K = 2 members, 4 iterations each in 0.5 s (8 it/s each, 16 member-it/s), against a
     fixed 10 GFLOP/s peak: the fraction is 2 x (one member's XLA FLOPs per iteration) x

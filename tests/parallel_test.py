@@ -54,7 +54,11 @@ def random_images(n, scale):
     return data.make_dataset(x)
 
 
-@pytest.mark.parametrize("experiment, scan_steps", [("gan2014_mnist", 5), ("keras_mlp_mnist", 0)])
+@pytest.mark.parametrize(
+    "experiment, scan_steps",
+    # The 2014 D under pmap is also checked, conditional, below (this one: make test-all).
+    [pytest.param("gan2014_mnist", 5, marks=pytest.mark.slow), ("keras_mlp_mnist", 0)],
+)
 def test_pmap_equals_single_device_on_the_same_global_batch(experiment, scan_steps):
     config = narrow(load_experiment(experiment), experiment)
     config.train.update(batch_size=32, scan_steps=scan_steps, num_steps=10, log_every=5)

@@ -76,6 +76,7 @@ def test_r1_sweep_declares_weights_times_rates_times_seeds():
     assert {(m.config.loss.penalty, m.config.data.name) for m in members} == {("r1", "grid25")}
 
 
+@pytest.mark.slow  # make test-all: trains the grid's corners
 def test_r1_corners_train_to_golden_losses(r1_sweep):
     workdir, members = r1_sweep
     assert all(m.status == "ok" for m in members)
@@ -100,6 +101,7 @@ def numpy_mixture_metrics(x_Nx2, centers_Kx2, std):
             "reverse_kl": kl}  # fmt: skip
 
 
+@pytest.mark.slow  # make test-all: trains the grid's corners
 def test_member_scores_equal_numpy_over_gan_jax_sample(r1_sweep, r1_scores, tmp_path):
     workdir, _ = r1_sweep
     centers_Kx2, std = data.mixture_spec("grid25")
@@ -115,6 +117,7 @@ def test_member_scores_equal_numpy_over_gan_jax_sample(r1_sweep, r1_scores, tmp_
             np.testing.assert_allclose(row[key], value, rtol=1e-9, equal_nan=True)
 
 
+@pytest.mark.slow  # make test-all: trains the grid's corners
 def test_r1_table_and_heatmap_hold_every_grid_point(r1_sweep, r1_scores, tmp_path, monkeypatch):
     monkeypatch.setattr(toy, "NUM_SAMPLES", NUM_SAMPLES)
     points = r1.main(["--workdir", r1_sweep[0], "--out", str(tmp_path)])
