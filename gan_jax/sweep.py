@@ -384,9 +384,12 @@ def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, s
 
     def save():
         host = to_host(state)  # every process joins the gather; process 0 writes
-        checkpointer.save(host)
         if primary:
-            write_status(directory, step, group, final, checkpointer.all_steps())
+            # The status first: a process killed between the two leaves a status without its
+            # checkpoint (harmless), never a checkpoint without its status (a resumed sweep
+            # would take its failed members for ok ones).
+            write_status(directory, step, group, final, [*checkpointer.all_steps(), step])
+        checkpointer.save(host)
         return host
 
     try:

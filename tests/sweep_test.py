@@ -17,7 +17,7 @@ from conftest import fresh_state, run_two_processes, tiny_config
 from data_test import write_idx
 from engine_test import narrow_2014_config
 
-from gan_jax import cli, parallel, sample, sweep, train
+from gan_jax import cli, parallel, sample, sweep, sweep_outputs, train
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.workdir import read_config
 
@@ -295,6 +295,24 @@ def test_a_number_that_changes_the_spec_splits_the_group():
     members = sweep.build_members(config(), {"loss.clip_weights": [0.01, 0.0, 0.02]}, 1)
     groups = sweep.group_members(members, lambda c: None)
     assert [[m.index for m in g] for g in groups] == [[0, 2], [1]]
+
+
+def test_every_stacked_checkpoint_has_its_status_on_disk_before_it(tmp_path, monkeypatch):
+    """So that a process killed between the two never leaves a checkpoint whose failed members
+    a resumed sweep would take for ok ones (seen as a flaky SIGKILL test before the order
+    was fixed)."""
+    written = []
+    save = Checkpointer.save
+
+    def checking(self, state):
+        if "groups" in self.directory:
+            group_dir = os.path.dirname(self.directory)
+            written.append(sweep_outputs.read_status(group_dir, int(state.step)) != {})
+        return save(self, state)
+
+    monkeypatch.setattr(Checkpointer, "save", checking)
+    sweep.run_sweep(config(), GRID, 1, str(tmp_path / "w"), jax.devices()[:1])
+    assert written == [True, True, True]  # steps 4 and 8, and the end (8 again: a no-op)
 
 
 SWEEP_FILE = """
