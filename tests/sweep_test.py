@@ -297,6 +297,14 @@ def test_a_number_that_changes_the_spec_splits_the_group():
     assert [[m.index for m in g] for g in groups] == [[0, 2], [1]]
 
 
+def test_a_one_member_sweep_runs_the_solo_program(tmp_path):
+    """One member runs unbatched (no vmap over a size-1 axis): the solo run's numbers."""
+    workdir = str(tmp_path / "w")
+    sweep.run_sweep(config(), {"optim.d.lr": ["2e-3"]}, 1, workdir)
+    solo = train.train_and_evaluate(read_config(sweep.member_dir(workdir, 0)), str(tmp_path / "s"))
+    assert_params_equal(member_state(workdir, 0), solo)  # exactly
+
+
 def test_every_stacked_checkpoint_has_its_status_on_disk_before_it(tmp_path, monkeypatch):
     """So that a process killed between the two never leaves a checkpoint whose failed members
     a resumed sweep would take for ok ones (seen as a flaky SIGKILL test before the order
