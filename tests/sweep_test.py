@@ -297,18 +297,12 @@ def test_a_number_that_changes_the_spec_splits_the_group():
     assert [[m.index for m in g] for g in groups] == [[0, 2], [1]]
 
 
-def test_a_one_member_sweep_runs_the_solo_program(tmp_path):
-    """One member runs unbatched (no vmap over a size-1 axis): the solo run's numbers."""
-    workdir = str(tmp_path / "w")
-    sweep.run_sweep(config(), {"optim.d.lr": ["2e-3"]}, 1, workdir)
-    solo = train.train_and_evaluate(read_config(sweep.member_dir(workdir, 0)), str(tmp_path / "s"))
-    assert_params_equal(member_state(workdir, 0), solo)  # exactly
-
-
-def test_every_stacked_checkpoint_has_its_status_on_disk_before_it(tmp_path, monkeypatch):
-    """So that a process killed between the two never leaves a checkpoint whose failed members
-    a resumed sweep would take for ok ones (seen as a flaky SIGKILL test before the order
-    was fixed)."""
+def test_checkpoints_follow_their_status_and_one_member_runs_the_solo_program(
+    tmp_path, monkeypatch
+):
+    """Every stacked checkpoint finds its status on disk, so that a process killed between the
+    two never leaves a checkpoint whose failed members a resumed sweep would take for ok ones
+    (seen as a flaky SIGKILL test before the order was fixed)."""
     written = []
     save = Checkpointer.save
 
@@ -319,8 +313,13 @@ def test_every_stacked_checkpoint_has_its_status_on_disk_before_it(tmp_path, mon
         return save(self, state)
 
     monkeypatch.setattr(Checkpointer, "save", checking)
-    sweep.run_sweep(config(), GRID, 1, str(tmp_path / "w"), jax.devices()[:1])
+    workdir = str(tmp_path / "w")
+    sweep.run_sweep(config(), {"optim.d.lr": ["2e-3"]}, 1, workdir)
     assert written == [True, True, True]  # steps 4 and 8, and the end (8 again: a no-op)
+    # One member runs unbatched (no vmap over a size-1 axis): exactly the solo run's numbers.
+    monkeypatch.undo()
+    solo = train.train_and_evaluate(read_config(sweep.member_dir(workdir, 0)), str(tmp_path / "s"))
+    assert_params_equal(member_state(workdir, 0), solo)
 
 
 SWEEP_FILE = """
