@@ -8,8 +8,9 @@ is {config key: list of values} (an experiment file's `get_sweep()` and the comm
 
 Members that differ only in numbers (`SWEEPABLE`, the fields `hparams.from_config` reads) and
 seed form one group: their numbers travel as stacked `Hparams` arrays and the group runs as one
-program, `jax.jit(jax.vmap(engine.run_chunk))`, its member axis sharded over every device of
-every process (PureJaxRL's vmap-over-hyperparameters pattern; big_vision's `get_sweep`).
+program, `jax.jit(jax.vmap(engine.run_chunk))` (a group of one: its unbatched program), its
+member axis sharded over the devices `member_devices` picks from every device of every process
+(PureJaxRL's vmap-over-hyperparameters pattern; big_vision's `get_sweep`).
 Members that differ in what shapes the program (a net, the loss, the batch size; or a number
 that changes the Spec, like a clip bound of 0) go to other groups, compiled and trained one
 after another (`sweep_grid.group_members`); the log and sweep.json say so.
