@@ -254,14 +254,15 @@ def d_loss(params, state: GANState, batch, fake, keys, hparams: Hparams, *, spec
     return total, (model_state, real_logits, fake_logits, value, aux, reg)
 
 
-def d_update_draws(state: GANState, spec: Spec):
-    """The random draws of D update `state.d_updates`, shared by `d_step` and
-    `simultaneous_step`: (this device's row ids in the global batch, G's inputs (z,) or (z, y),
-    the fake labels y or None, (G's dropout key, D's dropout key, the penalty's key))."""
+def update_draws(state: GANState, spec: Spec, stream: int, counter, num_keys: int):
+    """The random draws of one update: the key `stream` folded with `counter` (D updates count
+    `state.d_updates`, G updates `state.step`) and split in `num_keys`, the first drawing z
+    (and fake labels). Returns (this device's row ids in the global batch, G's inputs (z,) or
+    (z, y), the fake labels y or None, the other num_keys - 1 keys)."""
     offset, local = shard(spec.batch_size, spec.axis_name)
     ids = offset + jnp.arange(local)
-    key = jax.random.fold_in(stream_key(state.rng, D_STREAM), state.d_updates)
-    key_z, key_g, key_d, key_penalty = jax.random.split(key, 4)
+    key = jax.random.fold_in(stream_key(state.rng, stream), counter)
+    key_z, *keys = jax.random.split(key, num_keys)
     g_inputs, y_fake = fake_inputs(
         key_z,
         spec.batch_size,
@@ -272,7 +273,13 @@ def d_update_draws(state: GANState, spec: Spec):
         offset,
         local,
     )
-    return ids, g_inputs, y_fake, (key_g, key_d, key_penalty)
+    return ids, g_inputs, y_fake, tuple(keys)
+
+
+def d_update_draws(state: GANState, spec: Spec):
+    """The draws of D update `state.d_updates`, shared by `d_step` and `simultaneous_step`:
+    update_draws' with the keys (G's dropout, D's dropout, the penalty's)."""
+    return update_draws(state, spec, D_STREAM, state.d_updates, 4)
 
 
 def d_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
@@ -326,20 +333,7 @@ def g_step(state: GANState, hparams: Hparams, *, spec: Spec):
     """One G update against the current D; increments `state.step`. A conditional G draws
     uniform fake labels; with 'acgan' it also minimises `aux_weight` x D's class cross-entropy on
     its samples (Odena et al. 2017: G maximises L_C - L_S; L_C's real term does not involve G)."""
-    offset, local = shard(spec.batch_size, spec.axis_name)
-    ids = offset + jnp.arange(local)
-    key = jax.random.fold_in(stream_key(state.rng, G_STREAM), state.step)
-    key_z, key_g, key_d = jax.random.split(key, 3)
-    g_inputs, y_fake = fake_inputs(
-        key_z,
-        spec.batch_size,
-        spec.z_dim,
-        spec.z_dist,
-        spec.conditioning,
-        spec.num_classes,
-        offset,
-        local,
-    )
+    ids, g_inputs, y_fake, (key_g, key_d) = update_draws(state, spec, G_STREAM, state.step, 3)
     loss = gan_loss(spec.loss, hparams)
 
     def loss_fn(params):
