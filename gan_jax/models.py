@@ -187,11 +187,35 @@ class MLPDiscriminator(nn.Module):
 # ----------------------------------------------------------------------------- DCGAN
 
 
+GENERATOR_NORMS = ("batch", "vbn", "none")
+VBN_REFERENCE = "vbn_reference"  # the collection holding a VBN generator's fixed reference z
+
+
+def reference_z(key, size: int, z_dim: int, distribution: str) -> jax.Array:
+    """z_RxZ, a VBN generator's reference batch: uniform on [-1, 1] (as the authors' reference
+    z, openai/improved-gan imagenet/generator.py) or standard normal."""
+    if distribution == "uniform":
+        return jax.random.uniform(key, (size, z_dim), minval=-1.0, maxval=1.0)
+    if distribution == "normal":
+        return jax.random.normal(key, (size, z_dim))
+    raise ValueError(f"unknown z distribution {distribution!r}; allowed: {Z_DISTRIBUTIONS}")
+
+
 class DCGANGenerator(nn.Module):
     """DCGAN G (Radford et al. 2016, Sec. 3 and Fig. 1): z projected to start x start x F,
     then n fractionally-strided 4x4 convs each doubling the size and halving the features,
     batch norm + ReLU after every layer but the last, tanh output. 28x28: 7 -> 14 -> 28;
-    32x32: 4 -> 8 -> 16 -> 32. Batch statistics live in 'batch_stats' (the G step owns them)."""
+    32x32: 4 -> 8 -> 16 -> 32. Batch statistics live in 'batch_stats' (the G step owns them).
+
+    `norm` picks the normalisation: 'batch' (the default, when `use_batch_norm`), 'none', or
+    'vbn', virtual batch norm (Salimans et al. 2016, Sec. 3.5; layers.VirtualBatchNorm): the net
+    runs on concat(z_ref, z) and returns the rows of z, each normalised with the statistics of
+    the reference batch G(z_ref) and its own, so a sample depends on its own z alone. z_ref
+    (`vbn_reference_size` rows drawn from `vbn_reference_z`, 'uniform' or 'normal', with the
+    'params' key at `init`) is kept in the 'vbn_reference' collection, so it is saved and
+    restored with the rest of the state and never changes. `use_batch_norm=False` is 'none'
+    (kept for existing configs); with norm 'vbn' it raises ValueError, as do unknown norms.
+    """
 
     output_shape: Sequence[int] = (28, 28, 1)
     base_features: int = 64  # features of the last hidden layer; doubled per layer towards z
@@ -200,16 +224,46 @@ class DCGANGenerator(nn.Module):
     bn_momentum: float = 0.9  # PyTorch's 0.1: running averages that keep up with training
     output_activation: str = "tanh"  # 'tanh', 'sigmoid' or 'linear'
     axis_name: str | None = None  # the pmap axis to average batch statistics over
+    norm: str = "batch"  # 'batch', 'vbn' or 'none'
+    vbn_reference_size: int = 64
+    vbn_reference_z: str = "uniform"
+
+    def _norm(self) -> str:
+        if self.norm not in GENERATOR_NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; allowed: {GENERATOR_NORMS}")
+        if not self.use_batch_norm:
+            if self.norm == "vbn":
+                raise ValueError("norm='vbn' contradicts use_batch_norm=False; set one of them")
+            return "none"
+        return self.norm
 
     @nn.compact
     def __call__(self, z_BxZ, train: bool = True):
+        norm_kind = self._norm()
         height, width, channels = self.output_shape
         start, n = upsampling_plan(height)
         if upsampling_plan(width) != (start, n):
             raise ValueError(f"DCGAN G needs square images; got {tuple(self.output_shape)}")
+        if norm_kind == "vbn":
+            z_ref = self.variable(
+                VBN_REFERENCE,
+                "z",
+                lambda: reference_z(
+                    self.make_rng("params"),
+                    self.vbn_reference_size,
+                    z_BxZ.shape[-1],
+                    self.vbn_reference_z,
+                ),
+            ).value
+            z_BxZ = jnp.concatenate([z_ref.astype(z_BxZ.dtype), z_BxZ])
+
+        def norm(h):
+            if norm_kind == "vbn":
+                return layers.VirtualBatchNorm(self.vbn_reference_size)(h)
+            return batch_norm(train, self.bn_momentum, self.axis_name)(h)
+
         features = self.base_features * 2 ** (n - 1)
-        norm = lambda h: batch_norm(train, self.bn_momentum, self.axis_name)(h)
-        bn = self.use_batch_norm
+        bn = norm_kind != "none"
         h = nn.Dense(start * start * features, use_bias=not bn, kernel_init=DCGAN_INIT)(z_BxZ)
         h = h.reshape(z_BxZ.shape[0], start, start, features)
         h = nn.relu(norm(h) if bn else h)
@@ -219,7 +273,8 @@ class DCGANGenerator(nn.Module):
             h = layers.ConvTranspose(features, kernel, (2, 2), not bn, DCGAN_INIT)(h)
             h = nn.relu(norm(h) if bn else h)
         h = layers.ConvTranspose(channels, kernel, (2, 2), kernel_init=DCGAN_INIT)(h)
-        return OUTPUT_ACTIVATIONS[self.output_activation](h)
+        out = OUTPUT_ACTIVATIONS[self.output_activation](h)
+        return out[self.vbn_reference_size :] if norm_kind == "vbn" else out
 
 
 class DCGANDiscriminator(nn.Module):
@@ -444,4 +499,113 @@ def rows_independent(apply_fn) -> bool:
         return True
     if isinstance(module, DCGANDiscriminator | PatchDiscriminator):
         return not module.use_batch_norm
+    if isinstance(module, ImprovedGANMNISTDiscriminator):
+        return not module.minibatch_discrimination
     return False
+
+
+# ----------------------------------------------------------------------------- Salimans et al. 2016
+
+# Lasagne's DenseLayer default, the authors' G layers without weight normalisation of their own.
+GLOROT_UNIFORM = nn.initializers.glorot_uniform()
+
+
+class ImprovedGANMNISTGenerator(nn.Module):
+    """The authors' semi-supervised MNIST G (Salimans et al. 2016, Sec. 5.1; openai/improved-gan
+    mnist_svhn_cifar10/train_mnist_feature_matching.py): z_100 -> 500 -> 500 -> 784 sigmoid.
+
+    Each hidden layer is a bias-free dense layer, batch norm with an offset and no scale
+    (epsilon 1e-6, the authors' `nn.batch_norm(..., g=None)`), then softplus; the output layer is
+    weight-normalised (`layers.WeightNormDense`, trainable scale, the authors' `nn.l2normalize`).
+    Kernels start Glorot-uniform, Lasagne's default. The authors draw z ~ U[0, 1]^100; batch
+    norm after the first (bias-free) layer removes z's offset and scale, so U[-1, 1] trains the
+    same net. Batch statistics live in 'batch_stats' (running averages for `train=False`; the
+    authors always sample with batch statistics). `axis_name` averages them over pmap devices.
+    """
+
+    output_shape: Sequence[int] = (28, 28, 1)
+    hidden: Sequence[int] = (500, 500)
+    bn_momentum: float = 0.9
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, z_BxZ, train: bool = True):
+        h = z_BxZ
+        for width in self.hidden:
+            h = nn.Dense(width, use_bias=False, kernel_init=GLOROT_UNIFORM)(h)
+            h = nn.BatchNorm(
+                use_running_average=not train,
+                momentum=self.bn_momentum,
+                epsilon=1e-6,
+                use_scale=False,
+                axis_name=self.axis_name,
+            )(h)
+            h = nn.softplus(h)
+        out = layers.WeightNormDense(
+            math.prod(self.output_shape), epsilon=1e-6, kernel_init=GLOROT_UNIFORM, name="output"
+        )(h)
+        return nn.sigmoid(out).reshape((-1, *self.output_shape))
+
+
+class ImprovedGANMNISTDiscriminator(nn.Module):
+    """The authors' semi-supervised MNIST D (Salimans et al. 2016, Sec. 5.1; openai/improved-gan
+    mnist_svhn_cifar10/train_mnist_feature_matching.py): Gaussian noise (std 0.3) on the input,
+    then 1000-500-250-250-250 weight-normalised ReLU layers, each followed by noise (std 0.5),
+    then a weight-normalised linear layer of K = `num_classes` class logits.
+
+    The hidden layers' weight-norm scale is fixed and the output layer's trained, weights start
+    N(0, 0.1) (the authors' `nn.DenseLayer`); `data_init` is their data-dependent init (see
+    `layers.WeightNormDense`: `init` must then see a real batch; they use 500 training images).
+    Noise is active only when `train`, drawn from the 'dropout' RNG stream per example id (see
+    `layers.GaussianNoise`).
+
+    Outputs: with K > 0, (logsumexp(l)_B, l_BxK): the (K+1)-class D whose fake class has its
+    logit fixed at 0 (Sec. 5), so with Z(x) = sum_k exp(l_k(x)), D(x) = Z / (Z + 1) =
+    sigmoid(logsumexp(l)) and the sigmoid losses apply to the first output as they are. K = 0
+    gives a plain logit_B. Each hidden layer's output (after ReLU, before noise) is sown in
+    order as 'intermediates'/'features', so `features[-1]` is the last hidden layer, the one the
+    authors' feature matching uses (`layers[-3]`).
+
+    `minibatch_discrimination` = number of kernels (0: off) inserts `layers.
+    MinibatchDiscrimination` (kernel dim `minibatch_kernel_dim`, 5 as the authors') just before
+    the output layer, where the authors' minibatch-discrimination models put it (train_cifar_
+    and train_svhn_minibatch_discrimination.py; their repository has no MNIST one). Its sum
+    runs over the global batch under pmap (`axis_name`).
+    """
+
+    hidden: Sequence[int] = (1000, 500, 250, 250, 250)
+    input_noise: float = 0.3
+    hidden_noise: float = 0.5
+    num_classes: int = 10
+    minibatch_discrimination: int = 0
+    minibatch_kernel_dim: int = 5
+    data_init: bool = False
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True, example_ids=None):
+        if self.num_classes < 0 or self.minibatch_discrimination < 0:
+            raise ValueError(
+                f"num_classes = {self.num_classes}, minibatch_discrimination ="
+                f" {self.minibatch_discrimination}: both must be >= 0"
+            )
+        h = x.reshape(x.shape[0], -1)
+        h = layers.GaussianNoise(self.input_noise)(h, not train, example_ids)
+        for width in self.hidden:
+            dense = layers.WeightNormDense(width, train_scale=False, data_init=self.data_init)
+            h = nn.relu(dense(h))
+            self.sow("intermediates", "features", h)
+            h = layers.GaussianNoise(self.hidden_noise)(h, not train, example_ids)
+        if self.minibatch_discrimination:
+            h = layers.MinibatchDiscrimination(
+                self.minibatch_discrimination, self.minibatch_kernel_dim, self.axis_name
+            )(h)
+        out = layers.WeightNormDense(max(self.num_classes, 1), data_init=self.data_init)(h)
+        if not self.num_classes:
+            return out[:, 0]
+        return jax.nn.logsumexp(out, axis=-1), out
+
+
+GENERATORS["improved_gan_mnist"] = ImprovedGANMNISTGenerator
+FIXED_OUTPUT_ACTIVATIONS["improved_gan_mnist"] = "sigmoid"
+DISCRIMINATORS["improved_gan_mnist"] = ImprovedGANMNISTDiscriminator
