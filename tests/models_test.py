@@ -309,7 +309,9 @@ def test_improved_gan_mnist_d_is_the_k_plus_one_class_d_and_sows_its_hidden_laye
     """Eval mode against numpy: the hidden layers, sown in order, the K logits, and D(x) =
     sigmoid(logsumexp(l)) = Z / (Z + 1) (Sec. 5). Changing row 0 leaves the other rows' outputs
     alone in training mode (noise drawn per row) without minibatch discrimination, not with it."""
-    d = models.ImprovedGANMNISTDiscriminator(hidden=(8, 6), num_classes=3)
+    # No input noise: the first hidden layer's sown output is then the same in training mode,
+    # if it is sown before that layer's noise, as the authors' feature layer is.
+    d = models.ImprovedGANMNISTDiscriminator(hidden=(8, 6), num_classes=3, input_noise=0.0)
     mbd = models.ImprovedGANMNISTDiscriminator(hidden=(8, 6), minibatch_discrimination=2)
     x = jax.random.uniform(jax.random.PRNGKey(0), (4, 5))
     both = jnp.stack([x, x.at[0].set(1.0 - x[0])])
@@ -319,11 +321,22 @@ def test_improved_gan_mnist_d_is_the_k_plus_one_class_d_and_sows_its_hidden_laye
     def run(variables, mbd_variables, key):
         (lse, logits), sown = d.apply(variables, x, train=False, mutable=["intermediates"])
         rngs = {"dropout": key}
-        d_rows = jax.vmap(lambda x: d.apply(variables, x, True, jnp.arange(4), rngs=rngs)[0])(both)
-        mbd_rows = jax.vmap(lambda x: mbd.apply(mbd_variables, x, train=False)[0])(both)
-        return lse, logits, sown["intermediates"]["features"], d_rows, mbd_rows
 
-    lse, logits, features, d_rows, mbd_rows = run(variables, mbd_variables, jax.random.PRNGKey(5))
+        def train(x):
+            (lse, _), sown = d.apply(
+                variables, x, True, jnp.arange(4), rngs=rngs, mutable=["intermediates"]
+            )
+            return lse, sown["intermediates"]["features"][0]
+
+        d_rows, train_features = jax.vmap(train)(both)
+        mbd_rows = jax.vmap(lambda x: mbd.apply(mbd_variables, x, train=False)[0])(both)
+        features = sown["intermediates"]["features"]
+        return lse, logits, features, d_rows, train_features[0], mbd_rows
+
+    lse, logits, features, d_rows, train_features, mbd_rows = run(
+        variables, mbd_variables, jax.random.PRNGKey(5)
+    )
+    np.testing.assert_allclose(train_features, features[0], rtol=1e-6)
     params = variables["params"]
     h = np.asarray(x, np.float64)
     for i, f in enumerate(features):
