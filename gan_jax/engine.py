@@ -23,7 +23,7 @@ from typing import NamedTuple
 import jax
 import ml_collections
 
-from gan_jax import models, optim, steps
+from gan_jax import averaging, models, optim, steps
 from gan_jax.hparams import Hparams
 from gan_jax.spec import Spec, make_spec
 from gan_jax.state import GANState, init_state
@@ -42,6 +42,11 @@ def init(rng, hparams: Hparams, dataset=None, *, spec: Spec) -> GANState:
         state = state.replace(
             g=state.g.replace(params=models.with_output_bias(state.g.params, bias))
         )
+    history = spec.historical_averaging
+    state = state.replace(
+        g=averaging.init(state.g, history in ("g", "both"), ema=False),
+        d=averaging.init(state.d, history in ("d", "both"), ema=spec.d_ema),
+    )
     return with_hyperparams(state, hparams, spec)
 
 
@@ -65,9 +70,12 @@ def d_update(state: GANState, dataset, hparams: Hparams, *, spec: Spec):
 
 
 def g_update(state: GANState, dataset, hparams: Hparams, *, spec: Spec):
-    """One G update (the G losses here need no real data, so `dataset` is unused)."""
-    del dataset
-    return steps.g_step(state, hparams, spec=spec)
+    """One G update: steps.g_step, with real batch `state.step` of G's own stream
+    (steps.g_batch) when feature matching needs real data."""
+    batch = None
+    if spec.g_objective == "feature_matching":
+        batch = steps.g_batch(state, dataset, spec=spec)
+    return steps.g_step(state, batch, hparams, spec=spec)
 
 
 def iteration(state: GANState, dataset, hparams: Hparams, *, spec: Spec):

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gan_jax import data, engine, hparams, metrics, steps, workdir_lock
+from gan_jax import averaging, data, engine, hparams, metrics, steps, workdir_lock
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.workdir import read_config
 
@@ -42,7 +42,7 @@ DEFAULT_METRICS = {
 # The metrics `reference_inputs` has reference data for, per dataset ('accuracy' also needs
 # a conditional G; 'score' and 'classes' read single digits, not Stacked MNIST's three).
 SUPPORTED_METRICS = {
-    "mnist": ("parzen", "score", "fd", "kid", "pr", "dc", "classes", "accuracy"),
+    "mnist": ("parzen", "score", "fd", "kid", "pr", "dc", "classes", "accuracy", "d_error"),
     "stacked_mnist": ("stacked",),
     "ring8": ("mixture",),
     "grid25": ("mixture",),
@@ -50,14 +50,23 @@ SUPPORTED_METRICS = {
 }
 
 
+# Metrics of the trained D rather than of G's samples (see `d_test_errors`).
+D_METRICS = ("d_error",)
+
+
 def _fitting_names(config, names) -> list[str]:
     """The parsed metric names, or a ValueError naming those that do not fit the dataset."""
-    names = metrics.parse_metric_names(names)
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    d_names = [n for n in names if n in D_METRICS]
+    names = metrics.parse_metric_names([n for n in names if n not in D_METRICS]) + d_names
     # None yet for image sets from files (data.name 'folder', 'npz', 'idx', 'tfds:...').
+    conditional = config.model.get("conditioning", "none") != "none"
+    classifier_d = config.model.discriminator_kwargs.get("num_classes", 0) > 0
     allowed = [
         name
         for name in SUPPORTED_METRICS.get(config.data.name, ())
-        if name != "accuracy" or config.model.get("conditioning", "none") != "none"
+        if (name != "accuracy" or conditional) and (name != "d_error" or classifier_d)
     ]
     unfit = [name for name in names if name not in allowed]
     if unfit:
@@ -92,7 +101,7 @@ def parzen_overlap(config) -> str | None:
 
 def metric_problems(config, names, num_samples: int) -> dict[str, str]:
     """name -> why, for the named metrics that cannot give a valid figure for this run."""
-    problems = metrics.too_few_samples(names, num_samples)
+    problems = metrics.too_few_samples([n for n in names if n not in D_METRICS], num_samples)
     overlap = parzen_overlap(config) if "parzen" in names else None
     if overlap:
         problems["parzen"] = overlap
@@ -158,10 +167,13 @@ DEFAULT_NUM_SAMPLES = {"ring8": 2500, "grid25": 2500, "stacked_mnist": 26000}
 
 
 def default_metrics(config) -> str:
-    """The dataset's metrics, plus 'accuracy' for a conditional G of MNIST digits."""
+    """The dataset's metrics, plus 'accuracy' for a conditional G of MNIST digits and
+    'd_error' for a D with class logits (semi-supervised)."""
     names = DEFAULT_METRICS.get(config.data.name, "")
     if config.data.name == "mnist" and config.model.get("conditioning", "none") != "none":
         names += ",accuracy"
+    if config.data.name == "mnist" and config.model.discriminator_kwargs.get("num_classes", 0):
+        names += ",d_error"
     return names
 
 
@@ -223,23 +235,57 @@ def reference_inputs(config, data_dir: str | None) -> dict:
     if name != "mnist":
         return {}
     data_dir = data_dir or config.data.get("dir") or None
-    test_images, _ = data.load_mnist(data_dir, "test")
+    test_images, test_labels = data.load_mnist(data_dir, "test")
     train_images, _ = data.load_mnist(data_dir, "train")
     scale = config.data.scale
     return {
         "value_range": scale,
         "real": data.scale_images(test_images, scale),
+        "real_labels": test_labels,
         "parzen_valid": data.scale_images(train_images[slice(*PARZEN_VALID)], scale),
         "parzen_test": data.scale_images(test_images, scale),
     }
 
 
+@jax.jit
+def _class_predictions(d, params, x_BxHxWxC):
+    out = steps.apply_player(d, params, x_BxHxWxC, train=False)[0]
+    return steps.split_outputs(out)[1].argmax(-1)
+
+
+def d_test_errors(config, state, x_Nx, y_N, batch_size: int = 1000) -> dict:
+    """D as a K-class classifier (a semi-supervised D, Salimans et al. 2016, Sec. 5): its test
+    errors out of N = len(y_N) (`d_errors`, the paper's Table 1 unit) and their rate
+    (`d_error`), argmax of the class logits in inference mode; with `train.d_ema_decay` also
+    with D's averaged params (`d_errors_ema`, `d_error_ema`), which the authors report."""
+    which = {"": state.d.params}
+    if config.train.d_ema_decay:
+        which["_ema"] = averaging.ema_params(state.d, config.train.d_ema_decay)
+    out = {}
+    for suffix, params in which.items():
+        wrong = 0
+        for start in range(0, len(y_N), batch_size):
+            predicted = _class_predictions(state.d, params, x_Nx[start : start + batch_size])
+            wrong += int(np.sum(np.asarray(predicted) != y_N[start : start + batch_size]))
+        out[f"d_errors{suffix}"] = wrong
+        out[f"d_error{suffix}"] = wrong / len(y_N)
+    return out
+
+
 def evaluate_state(config, state, names, num_samples: int, inputs: dict) -> dict:
-    """The named metrics of the state's generator against prepared reference `inputs`."""
+    """The named metrics of the state's generator against prepared reference `inputs`; the
+    'd_error' of its D (`d_test_errors`) on the reference test images."""
+    out = {}
+    if "d_error" in names:
+        out = d_test_errors(config, state, inputs["real"], inputs["real_labels"])
+        names = [name for name in names if name != "d_error"]
+    inputs = {k: v for k, v in inputs.items() if k != "real_labels"}
+    if not names:
+        return out
     samples, labels = generate_samples(config, state, num_samples)
     if labels is not None:
         inputs = {**inputs, "labels": labels}
-    return metrics.compute_metrics(names, samples, seed=EVAL_SEED, **inputs)
+    return {**out, **metrics.compute_metrics(names, samples, seed=EVAL_SEED, **inputs)}
 
 
 @workdir_lock.holding("eval", create=False)  # one run at a time writes a workdir

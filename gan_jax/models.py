@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -57,11 +57,52 @@ def source_and_classes(out_BxN, aux_classes: int):
     return out_BxN[:, 0] if not aux_classes else (out_BxN[:, 0], out_BxN[:, 1:])
 
 
+def semi_supervised_head(class_logits_BxK):
+    """(logsumexp_k l_k, class_logits_BxK): a K+1-class D whose fake class has its logit fixed
+    at 0 (Salimans et al. 2016, Sec. 5), so D(x) = Z(x) / (Z(x) + 1) with Z(x) = sum_k exp l_k
+    is sigmoid(log Z(x)): the first output is the logit the GAN losses take."""
+    return jax.nn.logsumexp(class_logits_BxK, axis=-1), class_logits_BxK
+
+
+def output_head(out_BxN, aux_classes: int, num_classes: int):
+    """A D's last layer's outputs as the D's result: `semi_supervised_head` with `num_classes`
+    K > 0 (N = K), else `source_and_classes` (N = 1 + aux_classes)."""
+    if num_classes:
+        return semi_supervised_head(out_BxN)
+    return source_and_classes(out_BxN, aux_classes)
+
+
 def batch_norm(train: bool, momentum: float, axis_name: str | None):
     """Batch norm (Ioffe & Szegedy 2015): batch statistics in training, running averages
     otherwise. Under pmap `axis_name` averages the statistics over devices, so a sharded batch
     is normalised exactly like the whole batch."""
     return nn.BatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name)
+
+
+def sow_features(module: nn.Module, h):
+    """Records a D's hidden layer output `h` (and returns it) in the 'intermediates' collection
+    under 'features', layers in order, for feature matching (Salimans et al. 2016, Sec. 3.1);
+    a no-op unless the caller makes 'intermediates' mutable (steps.apply_player's `features`)."""
+    module.sow("intermediates", "features", h)
+    return h
+
+
+def sown_features(intermediates) -> tuple:
+    """The hidden layers' outputs a D sowed (`sow_features`), first layer first, found at any
+    depth (a conditional wrapper's inner D sows them). Raises ValueError when none were."""
+    found = _find_features(intermediates)
+    if not found:
+        raise ValueError("this discriminator sows no hidden features (see models.sow_features)")
+    return found
+
+
+def _find_features(tree) -> tuple:
+    if "features" in tree:
+        return tuple(tree["features"])
+    for sub in tree.values():
+        if isinstance(sub, Mapping) and (found := _find_features(sub)):
+            return found
+    return ()
 
 
 def leaky_relu(x):
@@ -140,9 +181,9 @@ class Gan2014Discriminator(nn.Module):
     def __call__(self, x, train: bool = True, example_ids=None):
         h = x.reshape(x.shape[0], -1)
         h = RowDropout(1.0 - self.input_keep)(h, not train, example_ids)
-        h = Maxout(self.units, self.pieces, self.init_scale)(h)
+        h = sow_features(self, Maxout(self.units, self.pieces, self.init_scale)(h))
         h = RowDropout(1.0 - self.hidden_keep)(h, not train, example_ids)
-        h = Maxout(self.units, self.pieces, self.init_scale)(h)
+        h = sow_features(self, Maxout(self.units, self.pieces, self.init_scale)(h))
         h = RowDropout(1.0 - self.hidden_keep)(h, not train, example_ids)
         return nn.Dense(1, kernel_init=uniform_init(self.init_scale))(h)[:, 0]
 
@@ -168,20 +209,25 @@ class MLPDiscriminator(nn.Module):
     """Plain MLP D; with the defaults, the Keras tutorial's 784 -> 512 -> 256 -> 1 logit.
 
     `spectral_norm` normalises every layer (Miyato et al. 2018); `aux_classes` = K > 0 adds K
-    class logits for AC-GAN (Odena et al. 2017).
+    class logits for AC-GAN (Odena et al. 2017); `num_classes` = K > 0 makes it the K+1-class D
+    of semi-supervised learning (`semi_supervised_head`).
     """
 
     hidden: Sequence[int] = (512, 256)
     spectral_norm: bool = False
     aux_classes: int = 0
+    num_classes: int = 0
 
     @nn.compact
     def __call__(self, x, train: bool = True):
         h = x.reshape(x.shape[0], -1)
         for width in self.hidden:
-            h = nn.relu(normalised(nn.Dense(width), h, self.spectral_norm, train))
-        out = normalised(nn.Dense(1 + self.aux_classes), h, self.spectral_norm, train)
-        return source_and_classes(out, self.aux_classes)
+            h = sow_features(
+                self, nn.relu(normalised(nn.Dense(width), h, self.spectral_norm, train))
+            )
+        outputs = self.num_classes or 1 + self.aux_classes
+        out = normalised(nn.Dense(outputs), h, self.spectral_norm, train)
+        return output_head(out, self.aux_classes, self.num_classes)
 
 
 # ----------------------------------------------------------------------------- DCGAN
@@ -281,7 +327,8 @@ class DCGANDiscriminator(nn.Module):
     """DCGAN D (Radford et al. 2016, Sec. 3): n strided 4x4 convs each halving the size and
     doubling the features, LeakyReLU(0.2), batch norm on all but the input layer, then one
     linear logit. Options: `spectral_norm` on every layer (Miyato et al. 2018; usually with
-    `use_batch_norm=False`), `aux_classes` K > 0 for AC-GAN's class logits (Odena et al. 2017)."""
+    `use_batch_norm=False`), `aux_classes` K > 0 for AC-GAN's class logits (Odena et al. 2017),
+    `num_classes` K > 0 for a semi-supervised K+1-class D (`semi_supervised_head`)."""
 
     base_features: int = 64
     kernel_size: int = 4
@@ -289,6 +336,7 @@ class DCGANDiscriminator(nn.Module):
     bn_momentum: float = 0.9
     spectral_norm: bool = False
     aux_classes: int = 0
+    num_classes: int = 0
     axis_name: str | None = None
 
     @nn.compact
@@ -301,10 +349,11 @@ class DCGANDiscriminator(nn.Module):
             h = normalised(conv, h, self.spectral_norm, train)
             if i > 0 and self.use_batch_norm:  # Sec. 3: no batch norm at D's input layer
                 h = batch_norm(train, self.bn_momentum, self.axis_name)(h)
-            h, features = leaky_relu(h), features * 2
+            h, features = sow_features(self, leaky_relu(h)), features * 2
         h = h.reshape(h.shape[0], -1)
-        dense = nn.Dense(1 + self.aux_classes, kernel_init=DCGAN_INIT)
-        return source_and_classes(normalised(dense, h, self.spectral_norm, train), self.aux_classes)
+        dense = nn.Dense(self.num_classes or 1 + self.aux_classes, kernel_init=DCGAN_INIT)
+        out = normalised(dense, h, self.spectral_norm, train)
+        return output_head(out, self.aux_classes, self.num_classes)
 
 
 class PatchDiscriminator(nn.Module):
@@ -328,7 +377,7 @@ class PatchDiscriminator(nn.Module):
             h = normalised(conv, h, self.spectral_norm, train)
             if i > 0 and self.use_batch_norm:
                 h = batch_norm(train, self.bn_momentum, self.axis_name)(h)
-            h = leaky_relu(h)
+            h = sow_features(self, leaky_relu(h))
         out = nn.Conv(1, kernel, (1, 1), "SAME", kernel_init=DCGAN_INIT)
         return normalised(out, h, self.spectral_norm, train)[..., 0]
 
@@ -593,17 +642,14 @@ class ImprovedGANMNISTDiscriminator(nn.Module):
         h = layers.GaussianNoise(self.input_noise)(h, not train, example_ids)
         for width in self.hidden:
             dense = layers.WeightNormDense(width, train_scale=False, data_init=self.data_init)
-            h = nn.relu(dense(h))
-            self.sow("intermediates", "features", h)
+            h = sow_features(self, nn.relu(dense(h)))
             h = layers.GaussianNoise(self.hidden_noise)(h, not train, example_ids)
         if self.minibatch_discrimination:
             h = layers.MinibatchDiscrimination(
                 self.minibatch_discrimination, self.minibatch_kernel_dim, self.axis_name
             )(h)
         out = layers.WeightNormDense(max(self.num_classes, 1), data_init=self.data_init)(h)
-        if not self.num_classes:
-            return out[:, 0]
-        return jax.nn.logsumexp(out, axis=-1), out
+        return output_head(out, 0, self.num_classes)
 
 
 GENERATORS["improved_gan_mnist"] = ImprovedGANMNISTGenerator

@@ -25,6 +25,9 @@ class Player:
     model_state: Any  # the other mutable collections, e.g. {'batch_stats': ...}; {} if none
     apply_fn: Callable = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    # Running averages of `params` (gan_jax.averaging), None unless the config keeps them.
+    history: Any = None  # the mean of all past params (historical averaging)
+    ema: Any = None  # an exponential moving average (zero-started; averaging.ema_params)
 
     def apply_gradients(self, grads, model_state=None, hyperparams=None) -> Player:
         """One optimizer update. `hyperparams` (optim.hyperparams_at) replace the optimizer

@@ -82,7 +82,11 @@ def test_every_experiment_config_and_variant_is_valid(name, variant):
         ("train.sample_every", 6, r"config.train.sample_every = 6 .*multiple of log_every=4"),
         ("data.stop", 0, r"config.data.stop = 0 .*> 0"),
         ("data.start", -5, r"config.data.start = -5 .*>= 0"),
-        ("model.discriminator_kwargs", {"hiden": (8,)}, r"kwargs.hiden = \(8,\) .*\['hidden'\]"),
+        (
+            "model.discriminator_kwargs",
+            {"hiden": (8,)},
+            r"kwargs.hiden = \(8,\) .*\['hidden', 'num_classes'\]",
+        ),
         (
             "model.generator_kwargs",
             {"hidden": (8,), "output_activation": "relu"},
