@@ -192,9 +192,12 @@ def restore_state(config, workdir: str):
     if checkpointer.latest_step() is None:
         raise ValueError(f"no checkpoint in {workdir}/checkpoints to evaluate")
     dataset_stub = None
-    if config.model.get("output_bias_from_data"):
-        # The bias is overwritten by the checkpoint; init only needs the data's shape.
-        dataset_stub = data.make_dataset(np.zeros((1, *data.data_shape(config.data)), np.float32))
+    if config.model.get("output_bias_from_data") or config.model.discriminator_kwargs.get(
+        "data_init"
+    ):
+        # The bias and a data-dependent init are overwritten by the checkpoint; init only needs
+        # the data's shape (and 2 rows for an init that takes a std over them).
+        dataset_stub = data.make_dataset(np.zeros((2, *data.data_shape(config.data)), np.float32))
     # Only the state's structure matters here, and schedules do not change it: the shapes are
     # traced, not computed (running the init op by op took ~10 s for a small DCGAN).
     spec = engine.make_spec(config, config.train.batch_size)
