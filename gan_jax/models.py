@@ -3,10 +3,13 @@
 Every G is called as `G(z_BxZ, train=...)` and returns x_Bx<data shape>; every D is called as
 `D(x_Bx..., train=...)` and returns logits_B: D's raw outputs, a sigmoid's input for the
 sigmoid losses and the value itself for LSGAN, WGAN and hinge. A PatchGAN D returns logits_BxPxP,
-and an AC-GAN D returns (logits_B, class_logits_BxK). Conditional nets (`ConditionalGenerator`,
-`ConditionalDiscriminator`) take the class labels y_B as a second argument. Dropout draws from
-the 'dropout' RNG stream; batch statistics live in 'batch_stats' and spectral-norm power
-iterates in 'spectral', both updated only when called with `train=True` and made mutable.
+and an AC-GAN D returns (logits_B, class_logits_BxK), as does a semi-supervised D (K+1 classes,
+Salimans et al. 2016), whose logits_B are the logsumexp of its K class logits. Every D sows its
+hidden layers' outputs, in order, as 'intermediates'/'features' (feature matching). Conditional nets
+(`ConditionalGenerator`, `ConditionalDiscriminator`) take the class labels y_B as a second
+argument. Dropout draws from the 'dropout' RNG stream; batch statistics live in 'batch_stats'
+and spectral-norm power iterates in 'spectral', both updated only when called with `train=True`
+and made mutable.
 """
 
 from __future__ import annotations

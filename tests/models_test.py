@@ -254,7 +254,7 @@ def test_improved_gan_mnist_nets_have_the_authors_sizes():
         jax.eval_shape(
             partial(models.ImprovedGANMNISTDiscriminator().init, train=False),
             key,
-            jnp.zeros((2, 28, 28, 1)),
+            np.zeros((2, 28, 28, 1), np.float32),
         )["params"]
     )
     widths = [784, 1000, 500, 250, 250, 250, 10]
@@ -262,11 +262,15 @@ def test_improved_gan_mnist_nets_have_the_authors_sizes():
         zip(widths[:-1], widths[1:], strict=True)
     )
     mbd = models.ImprovedGANMNISTDiscriminator(minibatch_discrimination=100)
-    mbd_shapes = shapes(jax.eval_shape(partial(mbd.init, train=False), key, jnp.zeros((2, 784))))
+    mbd_shapes = shapes(
+        jax.eval_shape(partial(mbd.init, train=False), key, np.zeros((2, 784), np.float32))
+    )
     mbd_shapes = mbd_shapes["params"]
     assert mbd_shapes["MinibatchDiscrimination_0"]["kernel"] == (250, 100, 5)
     assert mbd_shapes["WeightNormDense_5"]["kernel"] == (350, 10)  # MBD right before the output
-    g_vars = jax.eval_shape(models.ImprovedGANMNISTGenerator().init, key, jnp.zeros((2, 100)))
+    g_vars = jax.eval_shape(
+        models.ImprovedGANMNISTGenerator().init, key, np.zeros((2, 100), np.float32)
+    )
     g_shapes = shapes(g_vars["params"])
     assert g_shapes["Dense_0"] == {"kernel": (100, 500)} and g_shapes["BatchNorm_0"] == {
         "bias": (500,)  # an offset, no scale, no dense bias: the authors' batch_norm(g=None)
@@ -279,8 +283,12 @@ def test_improved_gan_mnist_nets_have_the_authors_sizes():
     assert models.rows_independent(d.apply)
     assert not models.rows_independent(mbd.apply)  # minibatch features couple the rows
     plain = models.ImprovedGANMNISTDiscriminator(num_classes=0)
-    variables = jax.eval_shape(partial(plain.init, train=False), key, jnp.zeros((2, 784)))
-    logit = jax.eval_shape(partial(plain.apply, train=False), variables, jnp.zeros((2, 784)))
+    variables = jax.eval_shape(
+        partial(plain.init, train=False), key, np.zeros((2, 784), np.float32)
+    )
+    logit = jax.eval_shape(
+        partial(plain.apply, train=False), variables, np.zeros((2, 784), np.float32)
+    )
     assert logit.shape == (2,)  # K = 0: a plain logit
 
 
@@ -313,8 +321,10 @@ def test_improved_gan_mnist_d_is_the_k_plus_one_class_d_and_sows_its_hidden_laye
     # if it is sown before that layer's noise, as the authors' feature layer is.
     d = models.ImprovedGANMNISTDiscriminator(hidden=(8, 6), num_classes=3, input_noise=0.0)
     mbd = models.ImprovedGANMNISTDiscriminator(hidden=(8, 6), minibatch_discrimination=2)
-    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 5))
-    both = jnp.stack([x, x.at[0].set(1.0 - x[0])])
+    x = np.random.default_rng(0).uniform(size=(4, 5)).astype(np.float32)
+    x_other = x.copy()
+    x_other[0] = 1.0 - x[0]
+    both = np.stack([x, x_other])
     variables, mbd_variables = numpy_variables(d, x), numpy_variables(mbd, x)
 
     @jax.jit
@@ -356,7 +366,7 @@ def test_improved_gan_mnist_g_ignores_z_offset_and_scale_in_training():
     """Batch norm after the bias-free first layer: the authors' z ~ U[0, 1] and our U[-1, 1]
     (2u - 1) give the same samples, which lie in (0, 1)."""
     g = models.ImprovedGANMNISTGenerator(hidden=(16, 16))
-    u = jax.random.uniform(jax.random.PRNGKey(0), (8, 100))
+    u = np.random.default_rng(0).uniform(size=(8, 100)).astype(np.float32)
 
     @jax.jit
     def run(variables):
@@ -374,7 +384,7 @@ def test_vbn_generator_rows_depend_on_their_own_z_and_the_reference_only():
     (flax layers and a numpy VBN on concat(z_ref, z)), and z_ref lives in 'vbn_reference',
     drawn once at init and never updated."""
     g = models.DCGANGenerator((16, 16, 1), base_features=4, norm="vbn", vbn_reference_size=5)
-    z = jax.random.uniform(jax.random.PRNGKey(0), (3, 8), minval=-1.0, maxval=1.0)
+    z = np.random.default_rng(0).uniform(-1.0, 1.0, (3, 8)).astype(np.float32)
     variables = numpy_variables(g, z)
 
     @jax.jit
@@ -399,17 +409,15 @@ def test_vbn_generator_rows_depend_on_their_own_z_and_the_reference_only():
 
     h = np.concatenate([z_ref, np.asarray(z)]) @ np.asarray(p["Dense_0"]["kernel"])
     h = vbn(h.reshape(8, 4, 4, 8), 0)
-    h = nn.ConvTranspose(4, (4, 4), (2, 2), "SAME", use_bias=False).apply(
-        {"params": p["ConvTranspose_0"]}, h
-    )
-    h = nn.ConvTranspose(1, (4, 4), (2, 2), "SAME").apply(
-        {"params": p["ConvTranspose_1"]}, vbn(h, 1)
-    )
+    conv_0 = jax.jit(nn.ConvTranspose(4, (4, 4), (2, 2), "SAME", use_bias=False).apply)
+    h = conv_0({"params": p["ConvTranspose_0"]}, h.astype(np.float32))
+    conv_1 = jax.jit(nn.ConvTranspose(1, (4, 4), (2, 2), "SAME").apply)
+    h = conv_1({"params": p["ConvTranspose_1"]}, vbn(h, 1).astype(np.float32))
     np.testing.assert_allclose(out, np.tanh(h[5:]), rtol=1e-4, atol=1e-5)
 
 
 def test_dcgan_generator_norm_option_keeps_the_old_nets_and_names_bad_settings():
-    key, z = jax.random.PRNGKey(0), jnp.zeros((2, 10))
+    key, z = jax.random.PRNGKey(0), np.zeros((2, 10), np.float32)
 
     def param_shapes(**kwargs):
         g = models.DCGANGenerator(base_features=4, **kwargs)

@@ -124,23 +124,24 @@ def test_a_devices_noise_is_its_rows_of_the_global_draw(per_element):
 def test_historical_averaging_is_the_squared_distance_to_the_running_mean():
     rng = np.random.default_rng(0)
     history = [{"w": rng.normal(size=(3, 2)), "b": {"c": rng.normal(size=4)}} for _ in range(4)]
+    update = jax.jit(penalties.update_historical_average)
     average = history[0]
     for count, params in enumerate(history[1:], start=1):
-        average = penalties.update_historical_average(average, params, count)
+        average = update(average, params, count)
     for key, leaf in (("w", lambda p: p["w"]), ("c", lambda p: p["b"]["c"])):
         expected = np.mean([leaf(p) for p in history], axis=0)  # theta_bar, Sec. 3.3
         np.testing.assert_allclose(leaf(average), expected, rtol=1e-5, err_msg=key)
     # count 0 starts the average at the first value, whatever was there.
     zeros = jax.tree.map(np.zeros_like, history[0])
-    first = penalties.update_historical_average(zeros, history[0], 0)
+    first = update(zeros, history[0], 0)
     np.testing.assert_allclose(first["w"], history[0]["w"], rtol=1e-6)
 
     theta = {"w": rng.normal(size=(3, 2)), "b": {"c": rng.normal(size=4)}}
     expected = np.sum((theta["w"] - average["w"]) ** 2) + np.sum(
         (theta["b"]["c"] - average["b"]["c"]) ** 2
     )
-    value, (grad_theta, grad_average) = jax.value_and_grad(
-        penalties.historical_averaging, argnums=(0, 1)
+    value, (grad_theta, grad_average) = jax.jit(
+        jax.value_and_grad(penalties.historical_averaging, argnums=(0, 1))
     )(theta, average)
     np.testing.assert_allclose(value, expected, rtol=1e-5)
     np.testing.assert_allclose(grad_theta["w"], 2 * (theta["w"] - average["w"]), rtol=1e-5)
