@@ -238,6 +238,7 @@ class MLPDiscriminator(nn.Module):
 
 GENERATOR_NORMS = ("batch", "vbn", "none")
 VBN_REFERENCE = "vbn_reference"  # the collection holding a VBN generator's fixed reference z
+FIXED_COLLECTIONS = (VBN_REFERENCE,)  # mutable collections whose values training never changes
 
 
 def reference_z(key, size: int, z_dim: int, distribution: str) -> jax.Array:

@@ -109,6 +109,16 @@ def average_over_devices(tree, axis_name: str | None):
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
 
+def average_updates(grads, model_state, axis_name: str | None):
+    """(grads, model_state) averaged over the pmap axis, except the collections that never
+    change (a VBN G's reference z: equal on every device, and a float mean of equal values
+    need not give the value back exactly)."""
+    fixed = {k: v for k, v in model_state.items() if k in models.FIXED_COLLECTIONS}
+    moving = {k: v for k, v in model_state.items() if k not in models.FIXED_COLLECTIONS}
+    grads, moving = average_over_devices((grads, moving), axis_name)
+    return grads, {**moving, **fixed}
+
+
 def sample_labels(key, batch_size: int, num_classes: int) -> jax.Array:
     """Fake labels y_B, uniform over the K classes (drawn for the global batch, like z)."""
     return jax.random.randint(key, (batch_size,), 0, num_classes)
@@ -368,7 +378,7 @@ def d_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
         hparams,
         spec=spec,
     )
-    grads, model_state = average_over_devices((grads, model_state), spec.axis_name)
+    grads, model_state = average_updates(grads, model_state, spec.axis_name)
     hyper = optim.hyperparams_at(spec.d_opt, hparams.d, state.d.opt_state.count)
     d = state.d.apply_gradients(grads, model_state, hyper)
     if spec.clip_weights:
@@ -454,7 +464,7 @@ def g_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
     (value, (model_state, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.g.params
     )
-    grads, model_state = average_over_devices((grads, model_state), spec.axis_name)
+    grads, model_state = average_updates(grads, model_state, spec.axis_name)
     hyper = optim.hyperparams_at(spec.g_opt, hparams.g, state.g.opt_state.count)
     g = averaging.update(state.g.apply_gradients(grads, model_state, hyper), hparams.d_ema_decay)
     metrics = {"g_loss": value, "d_fake_for_g": jnp.mean(loss.d_output(fake_logits))}
@@ -493,8 +503,8 @@ def simultaneous_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
     _, d_grads = pullback((one, zero))  # D's objective, D's params
     g_grads, _ = pullback((zero, one))  # G's objective, G's params
     d_model_state, real_logits, fake_logits, value, _, reg = aux
-    d_grads, d_model_state = average_over_devices((d_grads, d_model_state), spec.axis_name)
-    g_grads, g_model_state = average_over_devices((g_grads, g_model_state), spec.axis_name)
+    d_grads, d_model_state = average_updates(d_grads, d_model_state, spec.axis_name)
+    g_grads, g_model_state = average_updates(g_grads, g_model_state, spec.axis_name)
     d_hyper = optim.hyperparams_at(spec.d_opt, hparams.d, state.d.opt_state.count)
     g_hyper = optim.hyperparams_at(spec.g_opt, hparams.g, state.g.opt_state.count)
     d = state.d.apply_gradients(d_grads, d_model_state, d_hyper)
