@@ -18,7 +18,7 @@ import os
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from gan_jax import data, image_prep, image_sets, losses, models, optim, penalties
+from gan_jax import data, image_prep, image_sets, losses, models, optim, penalties, text_data
 
 PARALLEL_MODES = ("none", "pmap")
 UPDATE_RULES = ("alternating", "simultaneous")  # train.update_rule
@@ -69,6 +69,11 @@ def default_config() -> ml_collections.ConfigDict:
             # per class, drawn by the run's key, train D's class logits (a D with
             # discriminator_kwargs.num_classes); every example is used unlabelled.
             "labels_per_class": 0,
+            # Text ('text' reads the file or folder `dir`; 'tfds:lm1b'): see text_data.py.
+            "seq_len": 32,  # L characters per example (the paper's 32)
+            "text_mode": "lines",  # 'lines': one example per line; 'windows': cut into L
+            "vocab_size": 2048,  # at most this many token ids (the authors' max_vocab_size)
+            "heldout_fraction": 0.1,  # examples held out as the n-gram metrics' reference
         }
     )
     c.model = ml_collections.ConfigDict(
@@ -414,8 +419,47 @@ def _validate_image_options(d) -> None:
         _fail("data.flip", True, f"False for data.name={d.name!r} (flips are for images)")
 
 
+def _validate_text(config) -> None:
+    """The text options, and nets that fit the data: the text nets for text (G a softmax per
+    position), never for images or toys."""
+    d, model = config.data, config.model
+    text = text_data.is_text(d.name)
+    for player, nets in (
+        ("generator", models.TEXT_GENERATORS),
+        ("discriminator", models.TEXT_DISCRIMINATORS),
+    ):
+        if text and model[player] not in nets:
+            _fail(f"model.{player}", model[player], f"one of {list(nets)} for text data")
+        if not text and model[player] in models.TEXT_ONLY_NETS:
+            _fail(f"model.{player}", model[player], "a net for images or vectors (not text)")
+    if not text:
+        if model.generator_kwargs.get("output_activation") == "softmax":
+            _fail(
+                "model.generator_kwargs.output_activation",
+                "softmax",
+                "tanh, sigmoid or linear (softmax is the text G's, over each position's V)",
+            )
+        return
+    _check_positive("data.seq_len", d.seq_len, numbers.Integral)
+    _check_choice("data.text_mode", d.text_mode, text_data.TEXT_MODES)
+    _check_positive("data.vocab_size", d.vocab_size, numbers.Integral)
+    if d.vocab_size <= text_data.RESERVED:
+        _fail("data.vocab_size", d.vocab_size, f"a whole number > {text_data.RESERVED}")
+    fraction = d.heldout_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
+        _fail("data.heldout_fraction", fraction, "a number in (0, 1)")
+    if d.name in data.TEXT_DATASETS and not d.dir:
+        _fail("data.dir", d.dir, f"a text file or folder for data.name={d.name!r}")
+    for key, off in (("flip", False), ("image_size", None), ("channels", None)):
+        if d[key] != off:
+            _fail(f"data.{key}", d[key], f"{off} for text data.name={d.name!r}")
+    if model.conditioning != "none" or d.labels_per_class:
+        _fail("model.conditioning", model.conditioning, "'none' for text (it has no labels)")
+
+
 def _validate_data(config) -> None:
     d = config.data
+    _validate_text(config)
     _validate_image_options(d)
     _check_positive("data.start", d.start, numbers.Integral, allow_zero=True)
     if d.stop is not None:

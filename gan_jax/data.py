@@ -1,5 +1,6 @@
 """Datasets: toy distributions made in-process, MNIST from IDX files or TFDS, image sets from
-files (`image_sets`: IDX, image folders, npz, any TFDS image set), on-device batching.
+files (`image_sets`: IDX, image folders, npz, any TFDS image set), character sequences from
+text (`text_data`), on-device batching.
 
 Every dataset ends up as a `Dataset` pytree of device arrays, and batches are gathered (and, with
 `data.flip`, mirrored) inside the compiled step from `(key, batch_index)` alone, so the data
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from gan_jax import data_sources, image_sets
+from gan_jax import data_sources, image_sets, text_data
 from gan_jax.data_sources import DataError, read_idx
 from gan_jax.hashing import mix32
 
@@ -27,7 +28,9 @@ IMAGE_DATASETS = ("mnist", "stacked_mnist")
 # Image sets read from data.dir (see data_sources); 'tfds:<name>' names any TFDS image dataset.
 FILE_DATASETS = data_sources.LOCAL_SOURCES
 TFDS_PREFIX = data_sources.TFDS_PREFIX
-DATASETS = TOY_DATASETS + IMAGE_DATASETS + FILE_DATASETS
+# Character sequences from text (see text_data); 'tfds:lm1b' is one too.
+TEXT_DATASETS = text_data.TEXT_SOURCES
+DATASETS = TOY_DATASETS + IMAGE_DATASETS + FILE_DATASETS + TEXT_DATASETS
 SCALES = ("unit", "symmetric")  # pixels in [0, 1] or in [-1, 1]
 # The closed interval `scale_images` maps uint8 pixels 0..255 onto, per scale.
 SCALE_RANGES = {"unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}
@@ -159,6 +162,9 @@ class Dataset:
     # examples padded with 0 to the largest class's M, and int32 [K] the class sizes.
     class_rows: jax.Array | None = None
     class_sizes: jax.Array | None = None
+    # Static: V > 0 for text, whose x holds int32 token ids [N, L]; each drawn batch is
+    # one-hot encoded to float32 [B, L, V] in the step (`make_token_dataset`).
+    vocab_size: int = struct.field(pytree_node=False, default=0)
 
 
 def make_dataset(x, y=None, flip: bool = False, by_class: bool = False) -> Dataset:
@@ -173,6 +179,20 @@ def make_dataset(x, y=None, flip: bool = False, by_class: bool = False) -> Datas
     if by_class:
         class_rows, class_sizes = rows_by_class(y)
     return Dataset(x=x, y=jnp.asarray(y), flip=flip, class_rows=class_rows, class_sizes=class_sizes)
+
+
+def make_token_dataset(tokens_NxL, vocab_size: int) -> Dataset:
+    """A `Dataset` of int32 token ids [N, L] in [0, vocab_size), kept as ids on the device (V
+    times smaller than one-hot rows) and one-hot encoded per batch by `batch_from_dataset`.
+    Raises DataError for ids outside the vocabulary."""
+    tokens_NxL = np.asarray(tokens_NxL, np.int32)
+    if tokens_NxL.ndim != 2 or tokens_NxL.min() < 0 or tokens_NxL.max() >= vocab_size:
+        raise DataError(
+            f"tokens of shape {tokens_NxL.shape} spanning [{tokens_NxL.min()},"
+            f" {tokens_NxL.max()}]; expected ids [N, L] in [0, {vocab_size})"
+        )
+    zeros = jnp.zeros(tokens_NxL.shape[0], jnp.int32)
+    return Dataset(x=jnp.asarray(tokens_NxL), y=zeros, vocab_size=vocab_size)
 
 
 def rows_by_class(y_N: np.ndarray) -> tuple[jax.Array, jax.Array]:
@@ -230,6 +250,8 @@ def batch_from_dataset(dataset: Dataset, key: jax.Array, index, batch_size: int,
     rows_b = jnp.arange(batch_size) if rows_b is None else rows_b
     examples_b = shuffled_index(jax.random.fold_in(key, epoch), within * batch_size + rows_b, n)
     x_b = dataset.x[examples_b]
+    if dataset.vocab_size:
+        x_b = jax.nn.one_hot(x_b, dataset.vocab_size, dtype=jnp.float32)
     if dataset.flip:
         flip_b = flip_bits(key, index, batch_size)[rows_b]
         x_b = jnp.where(flip_b[:, None, None, None], x_b[:, :, ::-1], x_b)
@@ -306,12 +328,16 @@ def is_known_dataset(name: str) -> bool:
 def load_dataset(data_config) -> Dataset | None:
     """The on-device dataset a config asks for (None for toy data sampled in the step):
     examples [start:stop] of the training set, pixels scaled by `data.scale`, flipped at
-    random in each batch when `data.flip`. Image sets from files load through their cache."""
+    random in each batch when `data.flip`. Image sets from files load through their cache;
+    text is the training split's token ids (`make_token_dataset`, `text_data.load_text`)."""
     name = data_config.name
     if name in TOY_DATASETS:
         return None
     if name == "stacked_mnist":
         return load_stacked_mnist(data_config)
+    if text_data.is_text(name):
+        text = text_data.load_text(data_config)
+        return make_token_dataset(text.train, text.vocab.size)
     if image_sets.is_file_source(name):
         raw = image_sets.load_images(data_config)
         images, labels = raw.images, raw.labels
@@ -344,13 +370,16 @@ def check_labels_per_class(labels_N, per_class: int, name: str) -> None:
 
 def data_shape(data_config) -> Sequence[int]:
     """Shape of one example: fixed for the toys and MNIST; for image sets from files read from
-    the cache or the files' headers (`image_sets.describe`), decoding no pixels."""
+    the cache or the files' headers (`image_sets.describe`), decoding no pixels; (L, V) for
+    text, V from the vocabulary of the (once read) training split."""
     if data_config.name == "gaussian_1d":
         return (1,)
     if data_config.name in TOY_MIXTURES:
         return (2,)
     if data_config.name == "stacked_mnist":
         return (28, 28, 3)
+    if text_data.is_text(data_config.name):
+        return text_data.sequence_shape(data_config)
     if image_sets.is_file_source(data_config.name):
         return image_sets.describe(data_config).shape
     return (28, 28, 1)
@@ -361,6 +390,8 @@ def num_classes(data_config) -> int | None:
     data without labels (the toys, an unlabelled folder or npz)."""
     if data_config.name in CLASSES:
         return CLASSES[data_config.name]
+    if text_data.is_text(data_config.name):
+        return None
     if image_sets.is_file_source(data_config.name):
         return image_sets.describe(data_config).num_classes
     return None

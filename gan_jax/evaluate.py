@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gan_jax import averaging, data, engine, hparams, metrics, steps, workdir_lock
+from gan_jax import averaging, data, engine, hparams, metrics, steps, text_data, workdir_lock
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.workdir import read_config
 
@@ -37,6 +37,8 @@ DEFAULT_METRICS = {
     "ring8": "mixture",
     "grid25": "mixture",
     "gaussian_1d": "",
+    "text": "ngram_js",
+    "tfds:lm1b": "ngram_js",
 }
 
 # The metrics `reference_inputs` has reference data for, per dataset ('accuracy' also needs
@@ -47,6 +49,8 @@ SUPPORTED_METRICS = {
     "ring8": ("mixture",),
     "grid25": ("mixture",),
     "gaussian_1d": (),
+    "text": ("ngram_js", "words"),
+    "tfds:lm1b": ("ngram_js", "words"),
 }
 
 
@@ -235,6 +239,9 @@ def reference_inputs(config, data_dir: str | None) -> dict:
         return {"mixture": name}
     if name == "stacked_mnist":
         return {"value_range": config.data.scale}
+    if text_data.is_text(name):  # the run's own split; the vocabulary check is training's
+        text = text_data.load_text(config.data)
+        return {"real_tokens": text.heldout, "train_tokens": text.train}
     if name != "mnist":
         return {}
     data_dir = data_dir or config.data.get("dir") or None
@@ -315,6 +322,8 @@ def evaluate(
     for reason in skipped.values():
         logging.warning("left out of the default metrics: %s", reason)
     inputs = reference_inputs(config, data_dir)  # data errors surface before any compile
+    if text_data.is_text(config.data.name):
+        text_data.check_vocab(workdir, text_data.load_text(config.data).vocab)
     state = restore_state(config, workdir)
     results = evaluate_state(config, state, names, num_samples, inputs)
     record = {"step": int(state.step), "num_samples": num_samples, **results}

@@ -18,6 +18,8 @@ Registered metric names (`METRICS`) and the keys each adds to `compute_metrics`'
   stacked   stacked_modes, stacked_kl                        Stacked MNIST (Metz et al. 2017)
   mixture   mixture_modes, mixture_high_quality_pct,         PacGAN / VEEGAN 2-D protocol
             mixture_reverse_kl
+  ngram_js  js1, js2, js3, js4 (bits)                        Gulrajani et al. 2017, Sec. 5.2
+  words     words_in_list, words_novel                       a word list's shares (text_metrics)
 
 `MIN_SAMPLES` says how many generated samples each needs (score 10, fd and kid 2, pr 4, the
 others 1); each function raises ValueError, naming the sizes, when given fewer.
@@ -35,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
-from gan_jax import classifier, data
+from gan_jax import classifier, data, text_metrics
 
 HIGHEST = jax.lax.Precision.HIGHEST  # TPU/GPU default matmuls (bf16/tf32) ruin distances
 
@@ -562,6 +564,9 @@ class EvalInputs:
       are scored in [0, 1] pixel space as in Goodfellow et al. 2014.
     mixture: 'ring8' or 'grid25' (see `gan_jax.data.mixture_spec`) for 'mixture'.
     labels: the class each sample was generated for, for 'accuracy'.
+    real_tokens, train_tokens: text's held-out and training sequences, int token ids [M, L]
+      and [K, L], for 'ngram_js' (against the held-out ones) and 'words' (the list is both);
+      the samples are then G's softmax rows [N, L, V] (or ids [N, L]).
     classifier_params: MNIST CNN params; loaded from the committed weights when None.
     """
 
@@ -572,6 +577,8 @@ class EvalInputs:
     parzen_test: np.ndarray | None = None
     mixture: str | None = None
     labels: np.ndarray | None = None
+    real_tokens: np.ndarray | None = None
+    train_tokens: np.ndarray | None = None
     classifier_params: dict | None = None
     seed: int = 0
     batch_size: int = 500
@@ -664,6 +671,16 @@ def _mixture(inp: EvalInputs) -> dict[str, float]:
     return {f"mixture_{k}": v for k, v in out.items()}
 
 
+def _ngram_js(inp: EvalInputs) -> dict[str, float]:
+    return text_metrics.ngram_js_all(inp.samples, inp.require("real_tokens"))
+
+
+def _words(inp: EvalInputs) -> dict[str, float]:
+    train = inp.require("train_tokens")
+    word_list = np.concatenate([train, inp.require("real_tokens")])
+    return text_metrics.word_shares(inp.samples, word_list, train)
+
+
 METRICS: dict[str, Callable[[EvalInputs], dict[str, float]]] = {
     "parzen": _parzen,
     "score": _score,
@@ -675,6 +692,8 @@ METRICS: dict[str, Callable[[EvalInputs], dict[str, float]]] = {
     "accuracy": _accuracy,
     "stacked": _stacked,
     "mixture": _mixture,
+    "ngram_js": _ngram_js,
+    "words": _words,
 }
 
 
@@ -691,6 +710,8 @@ MIN_SAMPLES: dict[str, tuple[int, str]] = {
     "accuracy": (1, "a fraction needs a sample"),
     "stacked": (1, "a histogram needs a sample"),
     "mixture": (1, "a histogram needs a sample"),
+    "ngram_js": (1, "n-gram counts need a sequence"),
+    "words": (1, "a share needs a sample"),
 }
 
 

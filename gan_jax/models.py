@@ -22,13 +22,24 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax import layers
+from gan_jax import layers, text_nets
 from gan_jax.layers import RowDropout
 
-# G's last activation, matching the data's scale: tanh for [-1, 1], sigmoid for [0, 1].
-OUTPUT_ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda v: v}
+# G's last activation, matching the data's scale: tanh for [-1, 1], sigmoid for [0, 1];
+# softmax over the last axis for one-hot text (the text G's fixed output, `text_nets`).
+OUTPUT_ACTIVATIONS = {
+    "tanh": jnp.tanh,
+    "sigmoid": nn.sigmoid,
+    "linear": lambda v: v,
+    "softmax": lambda v: jax.nn.softmax(v, axis=-1),
+}
 # The interval each activation's values lie in, ends included (the limits it approaches).
-OUTPUT_RANGES = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "linear": (-math.inf, math.inf)}
+OUTPUT_RANGES = {
+    "tanh": (-1.0, 1.0),
+    "sigmoid": (0.0, 1.0),
+    "linear": (-math.inf, math.inf),
+    "softmax": (0.0, 1.0),
+}
 
 
 def uniform_init(scale: float):
@@ -548,7 +559,7 @@ def rows_independent(apply_fn) -> bool:
     module = getattr(apply_fn, "__self__", None)
     if isinstance(module, ConditionalDiscriminator):
         module = module.discriminator
-    if isinstance(module, Gan2014Discriminator | MLPDiscriminator):
+    if isinstance(module, Gan2014Discriminator | MLPDiscriminator | text_nets.TextDiscriminator):
         return True
     if isinstance(module, DCGANDiscriminator | PatchDiscriminator):
         return not module.use_batch_norm
@@ -659,3 +670,11 @@ class ImprovedGANMNISTDiscriminator(nn.Module):
 GENERATORS["improved_gan_mnist"] = ImprovedGANMNISTGenerator
 FIXED_OUTPUT_ACTIVATIONS["improved_gan_mnist"] = "sigmoid"
 DISCRIMINATORS["improved_gan_mnist"] = ImprovedGANMNISTDiscriminator
+
+# The WGAN-GP language model's nets (Gulrajani et al. 2017, Sec. 5.2) for one-hot text [L, V].
+GENERATORS["text_resnet"] = text_nets.TextGenerator
+FIXED_OUTPUT_ACTIVATIONS["text_resnet"] = "softmax"
+DISCRIMINATORS["text_resnet"] = text_nets.TextDiscriminator
+TEXT_GENERATORS = ("text_resnet",)  # a softmax over the vocabulary at each position
+TEXT_DISCRIMINATORS = ("text_resnet", "mlp")  # nets that read sequences [L, V]
+TEXT_ONLY_NETS = ("text_resnet",)  # nets that fit text alone

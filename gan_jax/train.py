@@ -23,6 +23,7 @@ from gan_jax import hparams as hparams_lib
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
 from gan_jax.state import GANState
+from gan_jax.text_data import is_text, keep_vocab, load_text, write_samples
 from gan_jax.workdir import resolve_config, write_config
 from gan_jax.writers import MetricWriter
 
@@ -52,10 +53,14 @@ SAMPLES_SEED = 12345  # fixed latent codes, so sample grids are comparable acros
 
 
 def save_samples(config, state: GANState, workdir: str, step: int) -> str:
-    """Writes `samples/step_<N>.png`: an image grid, or for toy data samples over D's output."""
-    path = os.path.join(workdir, "samples", f"step_{step}.png")
+    """Writes `samples/step_<N>.png`: an image grid, or for toy data samples over D's output;
+    for text `samples/step_<N>.txt`, 100 samples decoded by the workdir's vocabulary."""
     key = jax.random.PRNGKey(SAMPLES_SEED)
     name = config.data.name
+    if is_text(name):
+        z = steps.sample_z(key, 100, config.model.z_dim, config.model.z_dist)
+        return write_samples(workdir, step, np.asarray(_generate(state, z)))
+    path = os.path.join(workdir, "samples", f"step_{step}.png")
     num = config.train.num_samples if name in data.TOY_DATASETS else 100
     z = steps.sample_z(key, num, config.model.z_dim, config.model.z_dist)
     x = np.asarray(_generate(state, z))
@@ -185,6 +190,8 @@ def run_in_workdir(config, workdir: str, override_config: bool, primary: bool) -
     if config.eval.every:
         evaluate.check_metrics(config, config.eval.metrics)  # before any data or compile
     dataset = load_data(config)
+    if primary and is_text(config.data.name):  # before any compile: a changed vocabulary stops
+        keep_vocab(workdir, load_text(config.data).vocab)
     size = None if dataset is None else dataset.x.shape[0]
     hparams = hparams_lib.from_config(config)
     if config.parallel == "pmap":
