@@ -3,7 +3,8 @@
 Restores the newest checkpoint with the workdir's own config, draws samples with a fixed seed,
 and computes the named metrics of `gan_jax.metrics` against the right reference data: the MNIST
 test set (and train[50000:51000] to choose the Parzen sigma, as in Goodfellow et al. 2014),
-the true mixture for the 2-D toys, or for text the held-out split (`text_data`). Results go to `eval.json`, written atomically.
+the true mixture for the 2-D toys, or for text the held-out split (`text_data`). Results go
+to `eval.json`, written atomically.
 
 Metrics that cannot give a valid figure for this run (too few samples, see
 `metrics.MIN_SAMPLES`; a Parzen sigma chosen on images the run trained on) are handled by one
