@@ -17,7 +17,7 @@ by TFDS without manual steps in some versions):
 
 Expect: faces within a few thousand steps; Heusel et al. 2017 (Table 1) report FID 21.4 for
 DCGAN on CelebA 64x64 (12.5 with their two time-scale rule, TTUR).
-Here, only a smoke test (tests/cifar_experiments_test.py: a few steps on random 64x64x3 data).
+Here, only a smoke test (tests/image_experiments_test.py: a few steps on random 64x64x3 data).
 """
 
 from gan_jax.config import default_config, optimizer_config

@@ -18,7 +18,7 @@ Expect: the paper reports no Inception score; its CIFAR-10 figure is Table 1, 82
 accuracy of an L2-SVM on D's features (trained on ImageNet-1k). For DCGAN trained on CIFAR-10,
 Gulrajani et al. 2017 (Table 3) list an Inception score of 6.16 +- 0.07 (from Huang et al.
 2017), against 11.24 +- 0.12 for the real data.
-Here, only a smoke test (tests/cifar_experiments_test.py: a few steps on random 32x32x3 data).
+Here, only a smoke test (tests/image_experiments_test.py: a few steps on random 32x32x3 data).
 """
 
 from gan_jax.config import default_config, optimizer_config

@@ -21,7 +21,7 @@ Run (an accelerator):
 
 Expect: Table 2 of the paper, CIFAR-10, SN-GANs with the ResNets: Inception score 8.22 +- 0.05,
 FID 21.7 +- 0.21 (the same table's WGAN-GP ResNet: 7.86 +- 0.08).
-Here, only a smoke test (tests/cifar_experiments_test.py).
+Here, only a smoke test (tests/image_experiments_test.py).
 """
 
 from gan_jax.config import default_config, optimizer_config

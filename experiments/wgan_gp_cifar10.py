@@ -20,7 +20,7 @@ Run (an accelerator):
 Expect: Table 3 of the paper, unsupervised CIFAR-10: Inception score 7.86 +- 0.07 (8.42 +- 0.10
 for their conditional AC-GAN version); Fig. 3 shows the score rising over the run. -d_loss (the
 critic's Wasserstein estimate) should fall steadily after the first few thousand steps.
-Here, only a smoke test (tests/cifar_experiments_test.py).
+Here, only a smoke test (tests/image_experiments_test.py).
 """
 
 from gan_jax.config import default_config, optimizer_config
