@@ -1,4 +1,4 @@
-"""SN-GAN with ResNets on CIFAR-10 (Miyato et al. 2018, Sec. 4 and App. B.4): hinge loss,
+"""SN-GAN with ResNets on CIFAR-10 (Miyato et al. 2018, Sec. 4 and appendix): hinge loss,
 spectral norm on every layer of D.
 
 Nets (`models.ResNetGenerator` / `ResNetDiscriminator`, the authors' pfnet-research/

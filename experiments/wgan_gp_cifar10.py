@@ -1,4 +1,4 @@
-"""WGAN-GP with ResNets on CIFAR-10 (Gulrajani et al. 2017, Sec. 6 and App. F).
+"""WGAN-GP with ResNets on CIFAR-10 (Gulrajani et al. 2017, Sec. 6 and appendix).
 
 Nets (`models.ResNetGenerator` / `ResNetDiscriminator`, igul222/improved_wgan_training
 gan_cifar_resnet.py): G z (128-d normal) -> dense 4x4x128 -> 3 residual up-blocks of 128

@@ -695,7 +695,8 @@ def same_conv(features: int, kernel: int, init, name: str | None = None) -> nn.M
 
 
 class ResBlockUp(nn.Module):
-    """G's residual block (Gulrajani et al. 2017, App. F; Miyato et al. 2018, App. B.4):
+    """G's residual block of the CIFAR-10 ResNets of Gulrajani et al. 2017 and Miyato et al.
+    2018 (as coded in gan_cifar_resnet.py and sngan_projection's resblocks.py):
     BN-ReLU-upsample-conv3x3-BN-ReLU-conv3x3, plus a 1x1 conv of the upsampled input.
     x_BxHxWxC -> x_Bx(2H)x(2W)xF. `norm` False drops the batch norms."""
 
@@ -717,7 +718,8 @@ class ResBlockUp(nn.Module):
 
 
 class ResBlockDown(nn.Module):
-    """D's residual block (Gulrajani et al. 2017, App. F; Miyato et al. 2018, App. B.4):
+    """D's residual block of the CIFAR-10 ResNets of Gulrajani et al. 2017 and Miyato et al.
+    2018 (as coded in gan_cifar_resnet.py and sngan_projection's resblocks.py):
     ReLU-conv3x3-ReLU-conv3x3(-mean pool 2x2), plus the input (-mean pooled) through a 1x1 conv,
     or the input itself when neither the size nor the width changes. With `first`, the first
     block after the image: no ReLU on its input (the authors' OptimizedBlock /
@@ -748,8 +750,8 @@ class ResBlockDown(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-    """The CIFAR-10 ResNet G of Gulrajani et al. 2017 (App. F; gan_cifar_resnet.py, 128
-    features) and Miyato et al. 2018 (App. B.4, Table 4; sngan_projection resnet_32.py, 256
+    """The CIFAR-10 ResNet G of Gulrajani et al. 2017 (appendix; gan_cifar_resnet.py, 128
+    features) and Miyato et al. 2018 (appendix; sngan_projection resnet_32.py, 256
     features): z -> dense 4x4xF -> `ResBlockUp` x n (4 -> 8 -> 16 -> 32 for 32x32; n from
     `upsampling_plan`, so 64x64 gets 4 blocks) -> BN-ReLU -> conv3x3 to C -> tanh.
     z_BxZ -> x_BxHxWxC. Batch statistics live in 'batch_stats' (`norm` 'batch'; 'none' drops
@@ -782,8 +784,9 @@ class ResNetGenerator(nn.Module):
 
 
 class ResNetDiscriminator(nn.Module):
-    """The CIFAR-10 ResNet D (critic) of Gulrajani et al. 2017 (App. F) and Miyato et al. 2018
-    (App. B.4): `ResBlockDown` x `down_blocks` (the first without an input ReLU; 32 -> 16 -> 8),
+    """The CIFAR-10 ResNet D (critic) of Gulrajani et al. 2017 (gan_cifar_resnet.py) and Miyato
+    et al. 2018 (snresnet_32.py): `ResBlockDown` x `down_blocks` (the first without an input
+    ReLU; 32 -> 16 -> 8),
     `ResBlockDown` x `plain_blocks` at that size, ReLU, global `pooling` over positions ('mean':
     Gulrajani et al.'s critic; 'sum': Miyato et al.'s D), then a dense logit (no bias with
     `output_bias=False`, as sngan_projection's SNLinear). No batch norm, so a row's output is
