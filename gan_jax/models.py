@@ -786,15 +786,14 @@ class ResNetGenerator(nn.Module):
 class ResNetDiscriminator(nn.Module):
     """The CIFAR-10 ResNet D (critic) of Gulrajani et al. 2017 (gan_cifar_resnet.py) and Miyato
     et al. 2018 (snresnet_32.py): `ResBlockDown` x `down_blocks` (the first without an input
-    ReLU; 32 -> 16 -> 8),
-    `ResBlockDown` x `plain_blocks` at that size, ReLU, global `pooling` over positions ('mean':
-    Gulrajani et al.'s critic; 'sum': Miyato et al.'s D), then a dense logit (no bias with
-    `output_bias=False`, as sngan_projection's SNLinear). No batch norm, so a row's output is
-    its own (the gradient penalty's requirement). Options: `spectral_norm` on every layer
-    (Miyato et al. 2018), `aux_classes` K > 0 for AC-GAN class logits, `num_classes` K > 0 for a
-    semi-supervised K+1-class D. Every block's output is sown as 'features'. x_BxHxWxC ->
-    logits_B. Raises ValueError for an unknown pooling, block counts < 1 / < 0, or images that
-    `down_blocks` halvings do not divide."""
+    ReLU; 32 -> 16 -> 8), `ResBlockDown` x `plain_blocks` at that size, ReLU, global `pooling`
+    over positions ('mean': Gulrajani et al.'s critic; 'sum': Miyato et al.'s D), then a dense
+    logit (no bias with `output_bias=False`, as sngan_projection's SNLinear). No batch norm, so
+    a row's output is its own (the gradient penalty's requirement). Options: `spectral_norm` on
+    every layer (Miyato et al. 2018), `aux_classes` K > 0 for AC-GAN class logits,
+    `num_classes` K > 0 for a semi-supervised K+1-class D. Every block's output is sown as
+    'features'. x_BxHxWxC -> logits_B. Raises ValueError for an unknown pooling, block counts
+    < 1 / < 0, or images that `down_blocks` halvings do not divide."""
 
     features: int = 128
     down_blocks: int = 2
