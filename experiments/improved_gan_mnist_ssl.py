@@ -37,12 +37,12 @@ epoch's figure is in the workdir's metrics.jsonl (d_errors_ema). 20, 50 and 200 
 from gan_jax.config import default_config, optimizer_config
 
 EPOCH = 600  # iterations per pass over the 60,000 training images at batch 100
-LABELS = ("100", "20", "50", "200")  # total labelled examples, 10 classes
+VARIANTS = ("100", "20", "50", "200")  # total labelled examples, 10 classes
 
 
 def get_config(variant: str = "100"):
-    if variant not in LABELS:
-        raise ValueError(f"variant {variant!r} is not allowed; expected one of {LABELS}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r} is not allowed; expected one of {VARIANTS}")
     c = default_config()
     c.data.update(name="mnist", scale="unit", labels_per_class=int(variant) // 10)
     c.model.update(generator="improved_gan_mnist", discriminator="improved_gan_mnist", z_dim=100)

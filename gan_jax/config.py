@@ -339,7 +339,10 @@ def _validate_output_range(config) -> None:
     data_range = data.TOY_RANGE if toy else data.SCALE_RANGES[d.scale]
     if _suits(g_range, data_range):
         return
-    suiting = [a for a, r in models.OUTPUT_RANGES.items() if _suits(r, data_range)]
+    # softmax is the text G's own (over each position's vocabulary), no option for images.
+    suiting = [
+        a for a, r in models.OUTPUT_RANGES.items() if _suits(r, data_range) and a != "softmax"
+    ]
     other_g = f"a G output activation for data in {_interval(data_range)}: {suiting}"
     g_range_text = f"range {_interval(g_range)}"
     if model.generator in models.FIXED_OUTPUT_ACTIVATIONS:

@@ -6,8 +6,11 @@ test set (and train[50000:51000] to choose the Parzen sigma, as in Goodfellow et
 the true mixture for the 2-D toys, or for text the held-out split (`text_data`). Results go
 to `eval.json`, written atomically.
 
-Metrics that cannot give a valid figure for this run (too few samples, see
-`metrics.MIN_SAMPLES`; a Parzen sigma chosen on images the run trained on) are handled by one
+An image set from files (data.name 'idx', 'folder', 'npz', 'tfds:...') is scored with its own
+classifier (`dataset_classifier`; experiments/train_classifier.py trains it) against its
+training images. Metrics that cannot give a valid figure for this run (too few samples, see
+`metrics.MIN_SAMPLES`; a Parzen sigma chosen on images the run trained on; an image set whose
+classifier has not been trained, the reason naming the command that trains it) are handled by one
 rule: metrics named explicitly stop the run with a ValueError before any work; the default set
 ("all that fit") leaves them out and records why under `skipped` in eval.json. eval.json is
 strict JSON: a non-finite value is written as null, with its reason under `non_finite`.
@@ -25,7 +28,18 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gan_jax import averaging, data, engine, hparams, metrics, steps, text_data, workdir_lock
+from gan_jax import (
+    averaging,
+    data,
+    dataset_classifier,
+    engine,
+    hparams,
+    image_sets,
+    metrics,
+    steps,
+    text_data,
+    workdir_lock,
+)
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.workdir import read_config
 
@@ -57,6 +71,19 @@ SUPPORTED_METRICS = {
 
 # Metrics of the trained D rather than of G's samples (see `d_test_errors`).
 D_METRICS = ("d_error",)
+# An image set from files (data.name 'idx', 'folder', 'npz', 'tfds:...'): the metrics of its own
+# classifier (`dataset_classifier`, trained by experiments/train_classifier.py), against up to
+# REAL_IMAGES of its training images ('accuracy' also needs a conditional G).
+IMAGE_SET_METRICS = ("score", "fd", "kid", "pr", "dc", "classes", "accuracy")
+IMAGE_SET_DEFAULT = "score,fd,kid,pr,dc,classes"
+REAL_IMAGES = 10000
+
+
+def supported_metrics(name: str) -> tuple[str, ...]:
+    """The metrics `reference_inputs` has reference data for on dataset `name`."""
+    if image_sets.is_file_source(name):
+        return IMAGE_SET_METRICS
+    return SUPPORTED_METRICS.get(name, ())
 
 
 def _fitting_names(config, names) -> list[str]:
@@ -65,12 +92,11 @@ def _fitting_names(config, names) -> list[str]:
         names = [n.strip() for n in names.split(",") if n.strip()]
     d_names = [n for n in names if n in D_METRICS]
     names = metrics.parse_metric_names([n for n in names if n not in D_METRICS]) + d_names
-    # None yet for image sets from files (data.name 'folder', 'npz', 'idx', 'tfds:...').
     conditional = config.model.get("conditioning", "none") != "none"
     classifier_d = config.model.discriminator_kwargs.get("num_classes", 0) > 0
     allowed = [
         name
-        for name in SUPPORTED_METRICS.get(config.data.name, ())
+        for name in supported_metrics(config.data.name)
         if (name != "accuracy" or conditional) and (name != "d_error" or classifier_d)
     ]
     unfit = [name for name in names if name not in allowed]
@@ -110,6 +136,10 @@ def metric_problems(config, names, num_samples: int) -> dict[str, str]:
     overlap = parzen_overlap(config) if "parzen" in names else None
     if overlap:
         problems["parzen"] = overlap
+    if image_sets.is_file_source(config.data.name) and set(names) & set(IMAGE_SET_METRICS):
+        missing = dataset_classifier.missing_reason(config.data)
+        if missing:
+            problems.update({n: missing for n in names if n in IMAGE_SET_METRICS})
     return problems
 
 
@@ -133,7 +163,8 @@ def check_metrics(config, names, num_samples: int | None = None) -> list[str]:
         if short:
             fewest = max(metrics.MIN_SAMPLES[name][0] for name in short)
             way_out = f"draw >= {fewest} samples or {way_out}"
-        raise ValueError("; ".join(problems.values()) + f". To go on, {way_out}")
+        reasons = dict.fromkeys(problems.values())  # one line per reason, in order
+        raise ValueError("; ".join(reasons) + f". To go on, {way_out}")
     return names
 
 
@@ -172,10 +203,13 @@ DEFAULT_NUM_SAMPLES = {"ring8": 2500, "grid25": 2500, "stacked_mnist": 26000}
 
 
 def default_metrics(config) -> str:
-    """The dataset's metrics, plus 'accuracy' for a conditional G of MNIST digits and
-    'd_error' for a D with class logits (semi-supervised)."""
+    """The dataset's metrics, plus 'accuracy' for a conditional G of MNIST digits or of an image
+    set from files, and 'd_error' for a D with class logits (semi-supervised)."""
     names = DEFAULT_METRICS.get(config.data.name, "")
-    if config.data.name == "mnist" and config.model.get("conditioning", "none") != "none":
+    conditional = config.model.get("conditioning", "none") != "none"
+    if image_sets.is_file_source(config.data.name):
+        return IMAGE_SET_DEFAULT + (",accuracy" if conditional else "")
+    if config.data.name == "mnist" and conditional:
         names += ",accuracy"
     if config.data.name == "mnist" and config.model.discriminator_kwargs.get("num_classes", 0):
         names += ",d_error"
@@ -243,6 +277,8 @@ def reference_inputs(config, data_dir: str | None) -> dict:
     if text_data.is_text(name):  # the run's own split; the vocabulary check is training's
         text = text_data.load_text(config.data)
         return {"real_tokens": text.heldout, "train_tokens": text.train}
+    if image_sets.is_file_source(name):
+        return image_set_inputs(config)
     if name != "mnist":
         return {}
     data_dir = data_dir or config.data.get("dir") or None
@@ -256,6 +292,18 @@ def reference_inputs(config, data_dir: str | None) -> dict:
         "parzen_valid": data.scale_images(train_images[slice(*PARZEN_VALID)], scale),
         "parzen_test": data.scale_images(test_images, scale),
     }
+
+
+def image_set_inputs(config) -> dict:
+    """An image set's reference data: REAL_IMAGES of its training images, evenly spaced, in
+    the run's value range, and its classifier's params when it has one (without, the metrics
+    that need it are left out or refused by `metric_problems`)."""
+    images = image_sets.load_images(config.data).images
+    real = images[:: max(1, len(images) // REAL_IMAGES)][:REAL_IMAGES]
+    inputs = {"value_range": config.data.scale, "real": data.scale_images(real, config.data.scale)}
+    if dataset_classifier.missing_reason(config.data) is None:
+        inputs["classifier_params"] = dataset_classifier.load(config.data)
+    return inputs
 
 
 @jax.jit

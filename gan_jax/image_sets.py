@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from gan_jax import data_cache, data_sources, image_prep
+from gan_jax import data_cache, data_sources, image_prep, text_data
 from gan_jax.data_sources import DataError, RawImages
 
 
@@ -22,7 +22,10 @@ def is_tfds_name(name: str) -> bool:
 
 
 def is_file_source(name: str) -> bool:
-    return name in data_sources.LOCAL_SOURCES or is_tfds_name(name)
+    """Whether `name` is an image set from files: 'idx', 'folder', 'npz' or a TFDS name other
+    than a text set's ('tfds:lm1b' is text: `text_data`)."""
+    tfds_images = is_tfds_name(name) and not text_data.is_text(name)
+    return name in data_sources.LOCAL_SOURCES or tfds_images
 
 
 def _options(data_config) -> tuple[str, str, int | None, int | None]:
@@ -53,6 +56,12 @@ def _cache_entry(data_config) -> tuple[str, dict]:
     name, path, size, channels = _options(data_config)
     fingerprint = data_cache.fingerprint(name, path, size, channels)
     return data_cache.entry_dir(data_config.get("cache_dir", ""), fingerprint), fingerprint
+
+
+def cache_entry(data_config) -> str:
+    """The cache entry folder of the config's image set (it need not exist yet): what its key
+    hashes is in `data_cache`. Raises DataError for a missing path or an empty folder."""
+    return _cache_entry(data_config)[0]
 
 
 def load_images(data_config) -> RawImages:
