@@ -23,7 +23,7 @@ from absl import app, flags, logging
 from absl.flags import argparse_flags
 from ml_collections import config_flags
 
-from gan_jax import evaluate, figures, parallel, sample, sweep, train
+from gan_jax import alarm, evaluate, figures, parallel, sample, sweep, train
 from gan_jax.config import default_config, load_experiment_file
 from gan_jax.workdir_lock import WorkdirBusyError
 
@@ -229,7 +229,7 @@ def main(args: argparse.Namespace) -> None:
         logging.set_verbosity(logging.WARNING)  # orbax and XLA are chatty at INFO
     try:
         args.run(args)
-    except (ValueError, FloatingPointError, WorkdirBusyError) as err:
+    except (ValueError, FloatingPointError, WorkdirBusyError, alarm.CollapseAlarmError) as err:
         sys.exit(f"error: {err}")
 
 
