@@ -1,11 +1,12 @@
 import json
+import os
 
 import jax
 import numpy as np
 import pytest
 from conftest import tiny_config
 
-from gan_jax import alarm, data, evaluate, steps, train
+from gan_jax import alarm, data, evaluate, steps, sweep, train
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import default_config, validate
 
@@ -86,23 +87,54 @@ def test_mean_pairwise_distance_equals_numpy():
     )
 
 
-def test_stop_alarm_ends_a_run_with_a_checkpoint_and_the_reason_in_metrics(tmp_path):
+def stop_config():
     config = tiny_config(num_steps=12)
     # Statistics every 8 steps, a diversity threshold no G reaches: the alarm fires at step 8.
     config.alarm.update(action="stop", every=8, num_samples=64, diversity_below=1e6)
+    return config
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("stopped")
     with pytest.raises(alarm.CollapseAlarmError, match="collapse alarm at step 8: mode collapse"):
-        train.train_and_evaluate(config, str(tmp_path))
-    assert Checkpointer(str(tmp_path / "checkpoints")).latest_step() == 8
-    with open(tmp_path / "metrics.jsonl") as f:
-        rows = [json.loads(line) for line in f]
+        train.train_and_evaluate(stop_config(), str(workdir))
+    return workdir
+
+
+def read_rows(directory):
+    with open(os.path.join(directory, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_stop_alarm_ends_a_run_with_a_checkpoint_and_the_reason_in_metrics(stopped_run):
+    config = stop_config()
+    assert Checkpointer(str(stopped_run / "checkpoints")).latest_step() == 8
+    rows = read_rows(stopped_run)
     assert [r["step"] for r in rows] == [4, 8]
     assert "alarm" not in rows[0] and "alarm_diversity" not in rows[0]
     assert rows[1]["alarm"].startswith("mode collapse: G's samples spread")
     # The logged diversity, recomputed in numpy from the saved G and the alarm's fixed draws.
-    state = evaluate.restore_state(evaluate.load_workdir_config(str(tmp_path)), str(tmp_path))
+    state = evaluate.restore_state(config, str(stopped_run))
     key_z, key_real = jax.random.split(jax.random.PRNGKey(alarm.ALARM_SEED))
     z_NxZ = steps.sample_z(key_z, 64, config.model.z_dim, config.model.z_dist)
     fake = np.asarray(steps.generate(state, z_NxZ))
     real = np.asarray(data.sample_toy("ring8", key_real, 64))
     ratio = numpy_mean_pairwise(fake) / numpy_mean_pairwise(real)
     assert rows[1]["alarm_diversity"] == pytest.approx(ratio, rel=1e-4)
+
+
+@pytest.mark.slow  # make test-all: compiles a sweep's programs (~6 s of CPU)
+def test_a_stopped_sweep_member_is_marked_and_frozen_at_its_alarm_step(stopped_run, tmp_path):
+    # One member: the sweep's own program for a group of one (vmapped statistics all the same).
+    members = sweep.run_sweep(stop_config(), {}, 1, str(tmp_path))
+    assert members[0].status.startswith("stopped by the collapse alarm at step 8: mode collapse")
+    directory = sweep.member_dir(str(tmp_path), 0)
+    rows = read_rows(directory)
+    assert [r["step"] for r in rows] == [4, 8] and rows[1]["alarm"].startswith("mode collapse")
+    # Member 0 (seed 0) is the solo run of the same config, frozen where that run stopped.
+    frozen = evaluate.restore_state(stop_config(), directory)
+    solo = evaluate.restore_state(stop_config(), str(stopped_run))
+    assert int(frozen.step) == 12 and int(solo.step) == 8
+    for a, b in zip(jax.tree.leaves(frozen.g.params), jax.tree.leaves(solo.g.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
