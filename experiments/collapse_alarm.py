@@ -36,7 +36,6 @@ import numpy as np  # noqa: E402
 
 from gan_jax import alarm, data, engine, hparams, sweep  # noqa: E402
 from gan_jax.checkpoint import Checkpointer  # noqa: E402
-from gan_jax.workdir import read_config  # noqa: E402
 
 
 def load_collapse_experiment():
@@ -105,7 +104,9 @@ def replay(rows: list[dict], stats: dict, config) -> tuple[int, str] | None:
     return None
 
 
-def variant_rows(variant_dir: str, data_dir: str, collapse) -> tuple[list[str], list[int]]:
+def variant_rows(
+    variant: str, variant_dir: str, data_dir: str, collapse
+) -> tuple[list[str], list[int]]:
     """Markdown rows of a variant's members, and (collapsed, alarmed, both) counts."""
     with open(os.path.join(variant_dir, "sweep.json")) as f:
         members = json.load(f)["members"]
@@ -116,7 +117,9 @@ def variant_rows(variant_dir: str, data_dir: str, collapse) -> tuple[list[str], 
             for row in csv.DictReader(f):
                 if row.get("row", "").startswith("member "):
                     status[int(row["row"].split()[1])] = row["status"]
-    config = read_config(sweep.member_dir(variant_dir, members[0]["index"]))
+    # The experiment's own config (a member's config.json appears only when its group ends);
+    # its alarm section is today's default.
+    config = collapse.get_config(variant)
     config.data.dir = data_dir
     reference = alarm.Reference(config, data.load_dataset(config.data))
     stats = group_statistics(variant_dir, reference, config)
@@ -126,9 +129,8 @@ def variant_rows(variant_dir: str, data_dir: str, collapse) -> tuple[list[str], 
         directory = sweep.member_dir(variant_dir, index)
         with open(os.path.join(directory, "metrics.jsonl")) as f:
             rows = [json.loads(line) for line in f]
-        member_config = read_config(directory)
         collapsed = collapse.collapsed(directory, status.get(index, "ok"))
-        fired = replay(rows, stats.get(index, {}), member_config)
+        fired = replay(rows, stats.get(index, {}), config)
         counts[0] += collapsed
         counts[1] += fired is not None
         counts[2] += collapsed and fired is not None
@@ -160,7 +162,9 @@ def main() -> None:
         if not os.path.exists(os.path.join(variant_dir, "sweep.json")):
             print(f"{variant}: no sweep in {variant_dir}, left out", flush=True)
             continue
-        lines, (collapsed, fired, both) = variant_rows(variant_dir, args.data_dir, collapse)
+        lines, (collapsed, fired, both) = variant_rows(
+            variant, variant_dir, args.data_dir, collapse
+        )
         summary = (
             f"**{variant}**: {collapsed} collapsed by the experiment's rule, the alarm fired for"
             f" {fired}, {both} of them collapsed"

@@ -166,7 +166,7 @@ def check(history: Sequence[dict], config) -> str | None:
     classes = now.get("alarm_classes")
     if classes is not None and classes < a.classes_below:
         reasons.append(
-            f"mode collapse: the classifier sees {classes} of {classifier.NUM_CLASSES} classes"
+            f"mode collapse: the classifier sees {int(classes)} of {classifier.NUM_CLASSES} classes"
             f" in {a.num_samples} samples (below {a.classes_below}) at step {now['step']}"
         )
     return "; ".join(reasons) or None

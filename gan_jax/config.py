@@ -142,8 +142,8 @@ def alarm_config(**overrides) -> ml_collections.ConfigDict:
             "consecutive": 3,  # ... at this many logs in a row
             "every": 1000,  # steps between sample statistics (0: never compute them)
             "num_samples": 256,  # G's samples (and real examples) of the statistics
-            "diversity_below": 0.5,  # mode collapse: samples' spread / data's below this ...
-            "classes_below": 5,  # ... or fewer classifier classes than this (MNIST)
+            "diversity_below": 0.1,  # mode collapse: samples' spread / data's below this ...
+            "classes_below": 2,  # ... or fewer classifier classes than this (MNIST)
         }
     )
     cfg.update(overrides)

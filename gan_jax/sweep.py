@@ -378,14 +378,14 @@ class MemberWatch:
 
     def check(self, member: Member, step: int, record: dict) -> str | None:
         """`alarm.check` of the member's history with `record` (its log at `step`) added; logs a
-        reason the first time it appears."""
+        reason at the first log of each stretch of alarmed logs."""
         a = self.config.alarm
         if a.action == "off":
             return None
         history = [*self.history.get(member.index, []), {"step": step, **record}]
         self.history[member.index] = history[-a.consecutive :]
         reason = alarm.check(self.history[member.index], member.config)
-        if reason and reason != self.last_reason.get(member.index):
+        if reason and not self.last_reason.get(member.index):  # once per alarmed stretch
             logging.warning(
                 "sweep member %d: collapse alarm at step %d: %s", member.index, step, reason
             )

@@ -138,7 +138,7 @@ class StopRequested:
 class Watch:
     """The collapse alarm of one run (gan_jax/alarm.py): at each log it adds the sample
     statistics when due and `alarm` when `alarm.check` finds a reason to the logged record,
-    and logs a reason the first time it appears."""
+    and logs the reason at the first log of each stretch of alarmed logs."""
 
     def __init__(self, config, dataset):
         self.config = config
@@ -162,7 +162,7 @@ class Watch:
         reason = alarm.check(self.history, self.config)
         if reason:
             host["alarm"] = reason
-            if reason != self.last_reason:
+            if not self.last_reason:  # once per stretch of alarmed logs
                 logging.warning("collapse alarm at step %d: %s", step, reason)
         self.last_reason = reason
         return reason

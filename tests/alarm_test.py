@@ -45,6 +45,7 @@ def test_check_flags_a_vanished_g_gradient_low_diversity_and_few_classes():
     reason = alarm.check(logs([0.3] * 3, [1.0, 0.005, 0.002]), config)
     assert reason.startswith("G's gradient vanished: its norm below 0.01 at 2 logs in a row")
     # The sample statistics count at the last log only (they are computed at some logs).
+    config.alarm.update(diversity_below=0.5, classes_below=5)
     assert alarm.check(logs([0.3] * 2, alarm_diversity=0.51, alarm_classes=5), config) is None
     reason = alarm.check(logs([0.3] * 2, alarm_diversity=0.2, alarm_classes=4), config)
     assert "G's samples spread 0.200 times as far as real data's (below 0.5)" in reason
@@ -54,6 +55,37 @@ def test_check_flags_a_vanished_g_gradient_low_diversity_and_few_classes():
     assert alarm.check(history, config) is None
     config.alarm.update(diversity_below=0.0, classes_below=0)  # 0: the tests are off
     assert alarm.check(logs([0.3], alarm_diversity=0.0, alarm_classes=0), config) is None
+
+
+# Logs of experiments/gan2014_collapse.py's `paper` sweep (steps 100-1200, every 100), and
+# the statistics of its step-1000 checkpoint: seed 5 collapsed (one blotch), seeds 0 and 10
+# dipped below 0.001 once and recovered, seed 14 has the lowest healthy diversity, seed 15
+# the fewest healthy classes.
+SEED_5_D_FAKE = [0.5, 2.2e-2, 9.0e-3, 6.7e-3, 3.1e-3, 2.0e-3, 1.4e-3, 1.2e-3, 8.5e-4, 7.5e-4]
+SEED_0_D_FAKE = [0.5, 0.12, 7.5e-3, 9.6e-4, 5.0e-2, 8.0e-3, 8.1e-2, 9.8e-2, 0.16, 5.8e-2]
+SEED_10_D_FAKE = [0.5, 0.14, 1.3e-2, 9.6e-4, 0.35, 9.7e-2, 1.2e-2, 5.1e-2, 8.8e-3, 3.7e-2]
+
+
+def first_alarm(d_fake, stats_at_1000):
+    config = default_config()
+    history = logs(d_fake)
+    for r in history:
+        if r["step"] == 1000:
+            r.update(stats_at_1000)
+    for end in range(1, len(history) + 1):
+        if alarm.check(history[:end], config):
+            return history[end - 1]["step"]
+    return None
+
+
+def test_defaults_flag_the_collapsed_2014_seed_and_none_of_the_healthy_ones():
+    collapsed = {"alarm_diversity": 0.001, "alarm_classes": 1}
+    assert first_alarm(SEED_5_D_FAKE, collapsed) == 1000
+    assert first_alarm(SEED_5_D_FAKE + [7.8e-4], {}) == 1100  # D wins, 3 logs in a row
+    for d_fake in (SEED_0_D_FAKE, SEED_10_D_FAKE):
+        assert first_alarm(d_fake, {"alarm_diversity": 0.54, "alarm_classes": 3}) is None
+    assert first_alarm(SEED_0_D_FAKE, {"alarm_diversity": 0.23, "alarm_classes": 4}) is None
+    assert first_alarm(SEED_0_D_FAKE, {"alarm_diversity": 0.40, "alarm_classes": 2}) is None
 
 
 @pytest.mark.parametrize(
