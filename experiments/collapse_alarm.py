@@ -94,11 +94,10 @@ def group_statistics(variant_dir: str, reference, config) -> dict:
 
 
 def replay(rows: list[dict], stats: dict, config) -> tuple[int, str] | None:
-    """(step, reason) of the first log at which `alarm.check` fires, or None."""
-    history: list[dict] = []
+    """(step, reason) of the first log at which the alarm fires, or None."""
+    tracker = alarm.Tracker(config)
     for row in rows:
-        history = [*history, {**row, **stats.get(row["step"], {})}][-config.alarm.consecutive :]
-        reason = alarm.check(history, config)
+        reason, _ = tracker.observe({**row, **stats.get(row["step"], {})})
         if reason:
             return row["step"], reason
     return None

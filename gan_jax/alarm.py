@@ -172,6 +172,25 @@ def check(history: Sequence[dict], config) -> str | None:
     return "; ".join(reasons) or None
 
 
+class Tracker:
+    """One run's (or one sweep member's) alarm across its logs: the last
+    `alarm.consecutive` records, and whether the previous log was alarmed, so that a reason
+    is logged once per stretch of alarmed logs rather than at every one."""
+
+    def __init__(self, config):
+        self.config = config
+        self.history: list[dict] = []
+        self.alarmed = False
+
+    def observe(self, record: dict) -> tuple[str | None, bool]:
+        """(`check` of the history with `record` added, whether it starts a stretch)."""
+        self.history = [*self.history, record][-self.config.alarm.consecutive :]
+        reason = check(self.history, self.config)
+        starts = bool(reason) and not self.alarmed
+        self.alarmed = bool(reason)
+        return reason, starts
+
+
 def member_stats(axes, value_range: str):
     """`sample_stats_fn` vmapped over a sweep's stacked state (member axes `axes`, see
     engine.member_axes) and jitted: each entry [K], one per member. Build it once per

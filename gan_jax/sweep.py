@@ -355,14 +355,13 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
 
 class MemberWatch:
     """The collapse alarm (gan_jax/alarm.py) of one group's members: their sample statistics
-    in one jitted call over the stacked state when due, and each member's log history."""
+    in one jitted call over the stacked state when due, and each member's `alarm.Tracker`."""
 
     def __init__(self, config, dataset, axes):
         self.config = config
         self.dataset = dataset  # on the host: the reference rows are drawn from it once
         self.axes = axes
-        self.history: dict[int, list[dict]] = {}
-        self.last_reason: dict[int, str | None] = {}
+        self.trackers: dict[int, alarm.Tracker] = {}
         self.reference = self.stats_fn = None  # built when first due
 
     def stats(self, state, step: int, previous_step: int) -> dict:
@@ -379,17 +378,14 @@ class MemberWatch:
     def check(self, member: Member, step: int, record: dict) -> str | None:
         """`alarm.check` of the member's history with `record` (its log at `step`) added; logs a
         reason at the first log of each stretch of alarmed logs."""
-        a = self.config.alarm
-        if a.action == "off":
+        if self.config.alarm.action == "off":
             return None
-        history = [*self.history.get(member.index, []), {"step": step, **record}]
-        self.history[member.index] = history[-a.consecutive :]
-        reason = alarm.check(self.history[member.index], member.config)
-        if reason and not self.last_reason.get(member.index):  # once per alarmed stretch
+        tracker = self.trackers.setdefault(member.index, alarm.Tracker(member.config))
+        reason, starts = tracker.observe({"step": step, **record})
+        if starts:
             logging.warning(
                 "sweep member %d: collapse alarm at step %d: %s", member.index, step, reason
             )
-        self.last_reason[member.index] = reason
         return reason
 
 

@@ -143,9 +143,8 @@ class Watch:
     def __init__(self, config, dataset):
         self.config = config
         self.dataset = dataset
-        self.history: list[dict] = []
+        self.tracker = alarm.Tracker(config)
         self.reference = None  # built at the first statistics: a short run never pays for it
-        self.last_reason = None
 
     def update(self, state, host: dict, step: int, previous_step: int) -> str | None:
         a = self.config.alarm
@@ -158,13 +157,11 @@ class Watch:
                 state, r.z_NxZ, r.real_spread, r.classifier_params, value_range=r.value_range
             )
             host.update(jax.device_get(stats))
-        self.history = [*self.history, {"step": step, **host}][-a.consecutive :]
-        reason = alarm.check(self.history, self.config)
+        reason, starts = self.tracker.observe({"step": step, **host})
         if reason:
             host["alarm"] = reason
-            if not self.last_reason:  # once per stretch of alarmed logs
-                logging.warning("collapse alarm at step %d: %s", step, reason)
-        self.last_reason = reason
+        if starts:
+            logging.warning("collapse alarm at step %d: %s", step, reason)
         return reason
 
 

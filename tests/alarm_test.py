@@ -57,6 +57,16 @@ def test_check_flags_a_vanished_g_gradient_low_diversity_and_few_classes():
     assert alarm.check(logs([0.3], alarm_diversity=0.0, alarm_classes=0), config) is None
 
 
+def test_a_tracker_reports_the_start_of_each_alarmed_stretch_once():
+    tracker = alarm.Tracker(default_config())
+    d_fake = [1e-4, 1e-4, 1e-4, 1e-4, 0.3, 1e-4, 1e-4, 1e-4]
+    seen = [tracker.observe(r) for r in logs(d_fake)]
+    assert [reason is not None for reason, _ in seen] == [False] * 2 + [True] * 2 + [False] * 3 + [
+        True
+    ]
+    assert [starts for _, starts in seen] == [False] * 2 + [True] + [False] * 4 + [True]
+
+
 # Logs of experiments/gan2014_collapse.py's `paper` sweep (steps 100-1200, every 100), and
 # the statistics of its step-1000 checkpoint: seed 5 collapsed (one blotch), seeds 0 and 10
 # dipped below 0.001 once and recovered, seed 14 has the lowest healthy diversity, seed 15
