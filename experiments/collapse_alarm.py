@@ -139,7 +139,8 @@ def variant_rows(
             for s, v in sorted(by_step.items())
         )
         lines.append(
-            f"| {index} | {m['seed']} | {'yes' if collapsed else 'no'} |"
+            f"| {index} | {m['seed']} | {status.get(index, 'ok')} |"
+            f" {'yes' if collapsed else 'no'} |"
             f" {min(r['d_fake'] for r in rows):.2g} |"
             f" {'' if fired is None else fired[0]} | {'' if fired is None else fired[1]} |"
             f" {stat_text} |"
@@ -172,12 +173,21 @@ def main() -> None:
         table += [
             summary,
             "",
-            "| member | seed | collapsed | lowest d_fake | alarm at step | reason |"
+            "| member | seed | sweep status | collapsed | lowest d_fake | alarm at step | reason |"
             " diversity / classes at step |",
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|",
             *lines,
             "",
         ]
+    table = [
+        "The collapse alarm's defaults replayed on the 2014 collapse sweeps"
+        " (experiments/collapse_alarm.py). collapsed: the sweep experiment's rule (mean D(G(z))"
+        " below 0.001 at any log step, or non-finite). Statistics of the stacked checkpoints:"
+        " diversity (samples' mean pairwise distance over real data's) / classes the MNIST"
+        " classifier sees, of 256 samples; a non-finite member's are of its frozen state.",
+        "",
+        *table,
+    ]
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "collapse_alarm.md"), "w") as f:
         f.write("\n".join(table))
