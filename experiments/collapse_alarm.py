@@ -14,7 +14,7 @@ the sweep directories.
 Writes OUT/collapse_alarm.md: one row per member (collapsed or not by the experiment's rule,
 the lowest d_fake, the first alarm's step and reason, the statistics at each checkpoint) and a
 summary line per variant: the alarm should fire for exactly the collapsed members.
-Cost: about 10 s a variant on a 2-core CPU (restores and 256 samples per checkpoint).
+Cost: 46 s a variant on the shared 2-core CPU (8 s of CPU: restores, 256 samples a checkpoint).
 """
 
 from __future__ import annotations
