@@ -1,11 +1,14 @@
-"""A small MNIST CNN whose predictions and penultimate features feed the evaluation metrics.
+"""A small CNN whose predictions and penultimate features feed the evaluation metrics.
 
-The network takes images [B, 28, 28, 1] with pixels in [0, 1]. The batched helpers (`classify`,
-`features`, `logits_and_features`) take an explicit `value_range` so that generator outputs in
-[-1, 1] or raw uint8 pixels are mapped to [0, 1] in one visible place.
+The network takes images [B, H, W, C] with pixels in [0, 1] (MNIST's [B, 28, 28, 1] by
+default; H and W multiples of 4) and has as many class logits as its last layer's bias has
+entries, so one set of functions serves MNIST and any labelled image set. The batched helpers
+(`classify`, `features`, `logits_and_features`) take an explicit `value_range` so that
+generator outputs in [-1, 1] or raw uint8 pixels are mapped to [0, 1] in one visible place.
 
-Committed weights live in `gan_jax/assets/mnist_classifier.msgpack`; they are written by
-`experiments/mnist_classifier.py`.
+Committed MNIST weights live in `gan_jax/assets/mnist_classifier.msgpack`; they are written by
+`experiments/mnist_classifier.py`. Other datasets' classifiers are trained by
+`experiments/train_classifier.py` (see `gan_jax.dataset_classifier`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ WEIGHTS_PATH = Path(__file__).resolve().parent / "assets" / "mnist_classifier.ms
 VALUE_RANGES = ("unit", "symmetric", "uint8")  # [0, 1], [-1, 1], [0, 255]
 NUM_CLASSES = 10
 FEATURE_DIM = 128
+MNIST_SHAPE = (28, 28, 1)
 
 
 def max_pool_2x2(x_BxHxWxC):
@@ -41,41 +45,68 @@ def max_pool_2x2(x_BxHxWxC):
 
 
 class MnistCNN(nn.Module):
-    """conv32-pool-conv64-pool-dense128-dense10 (3x3 'SAME' convs); returns logits and features.
+    """conv32-pool-conv64-pool-dense128-dense K (3x3 'SAME' convs); returns logits and features.
 
-    (logits_Bx10, feats_Bx128); the features are the ReLU activations of the 128-unit layer,
-    taken before dropout.
+    (logits_BxK, feats_Bx128), K = `num_classes`; the features are the ReLU activations of the
+    128-unit layer, taken before dropout.
     """
 
     dropout: float = 0.25
+    num_classes: int = NUM_CLASSES
 
     @nn.compact
-    def __call__(self, x_Bx28x28x1, train: bool = False):
-        h = max_pool_2x2(nn.relu(nn.Conv(32, (3, 3))(x_Bx28x28x1)))
+    def __call__(self, x_BxHxWxC, train: bool = False):
+        h = max_pool_2x2(nn.relu(nn.Conv(32, (3, 3))(x_BxHxWxC)))
         h = max_pool_2x2(nn.relu(nn.Conv(64, (3, 3))(h)))
         feats_BxF = nn.relu(nn.Dense(FEATURE_DIM)(h.reshape(h.shape[0], -1)))
         h = nn.Dropout(self.dropout, deterministic=not train)(feats_BxF)
-        return nn.Dense(NUM_CLASSES)(h), feats_BxF
+        return nn.Dense(self.num_classes)(h), feats_BxF
 
 
 MODEL = MnistCNN()
 
 
-@jax.jit
-def _init(key):
-    return MODEL.init(key, jnp.zeros((1, 28, 28, 1)))["params"]
+@functools.cache
+def model_for(num_classes: int) -> MnistCNN:
+    return MODEL if num_classes == NUM_CLASSES else MnistCNN(num_classes=num_classes)
 
 
-def init_params(seed: int = 0):
-    """Freshly initialised `MnistCNN` params."""
-    return _init(jax.random.PRNGKey(seed))
+def num_classes_of(params) -> int:
+    """K, the class logits of a `MnistCNN`'s params (a static shape under jit)."""
+    return params["Dense_1"]["bias"].shape[0]
+
+
+@functools.partial(jax.jit, static_argnames=("shape", "num_classes"))
+def _init(key, shape=MNIST_SHAPE, num_classes=NUM_CLASSES):
+    return model_for(num_classes).init(key, jnp.zeros((1, *shape)))["params"]
+
+
+def init_params(seed: int = 0, shape=MNIST_SHAPE, num_classes: int = NUM_CLASSES):
+    """Freshly initialised `MnistCNN` params for images of `shape` [H, W, C] and K classes."""
+    return _init(jax.random.PRNGKey(seed), tuple(shape), num_classes)
+
+
+def as_images(x):
+    """x [N, H, W, C] as given; [N, H, W] with a channel axis added; MNIST rows [N, 784] as
+    [N, 28, 28, 1]. Raises ValueError for other ranks or H, W not multiples of 4 (the two
+    2x2 poolings)."""
+    if x.ndim == 2 and x.shape[1] == math.prod(MNIST_SHAPE):
+        x = x.reshape(-1, *MNIST_SHAPE)
+    elif x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[1] % 4 or x.shape[2] % 4:
+        raise ValueError(
+            f"classifier inputs of shape {tuple(x.shape)} are not allowed; expected images"
+            " [N, H, W(, C)] with H and W multiples of 4, or MNIST rows [N, 784]"
+        )
+    return x
 
 
 def to_unit_range(x, value_range: str):
-    """Images in `value_range` to float32 [B, 28, 28, 1] in [0, 1]."""
+    """Images in `value_range` (see `as_images`) to float32 [B, H, W, C] in [0, 1]."""
     if value_range not in VALUE_RANGES:
         raise ValueError(f"unknown value_range {value_range!r}; allowed: {VALUE_RANGES}")
-    x = jnp.asarray(x, jnp.float32).reshape(-1, 28, 28, 1)
+    x = as_images(jnp.asarray(x, jnp.float32))
     if value_range == "symmetric":
         return (x + 1.0) * 0.5
     if value_range == "uint8":
@@ -88,7 +119,8 @@ def to_unit_range(x, value_range: str):
 
 @functools.partial(jax.jit, static_argnames=("value_range",))
 def _apply(params, x_Bx, value_range: str):
-    return MODEL.apply({"params": params}, to_unit_range(x_Bx, value_range))
+    model = model_for(num_classes_of(params))
+    return model.apply({"params": params}, to_unit_range(x_Bx, value_range))
 
 
 def map_batches(fn: Callable, x_Nx, batch_size: int):
@@ -109,21 +141,22 @@ def map_batches(fn: Callable, x_Nx, batch_size: int):
 
 
 def logits_and_features(params, x, value_range: str = "unit", batch_size: int = 1000):
-    """(logits_Nx10, feats_Nx128) of images x [N, 28, 28(, 1)] given in `value_range`."""
+    """(logits_NxK, feats_Nx128) of images x [N, H, W(, C)] (MNIST: [N, 28, 28(, 1)]) given in
+    `value_range`."""
     if value_range not in VALUE_RANGES:
         raise ValueError(f"unknown value_range {value_range!r}; allowed: {VALUE_RANGES}")
     # Batches are converted on device one at a time, so uint8 inputs stay uint8 on the host.
     apply = functools.partial(_apply, params, value_range=value_range)
-    return map_batches(apply, np.asarray(x).reshape(-1, 28, 28, 1), batch_size)
+    return map_batches(apply, as_images(np.asarray(x)), batch_size)
 
 
 def classify(params, x, value_range: str = "unit", batch_size: int = 1000) -> jax.Array:
-    """Logits_Nx10 of images x [N, 28, 28(, 1)] given in `value_range`."""
+    """Logits_NxK of images x [N, H, W(, C)] given in `value_range`."""
     return logits_and_features(params, x, value_range, batch_size)[0]
 
 
 def features(params, x, value_range: str = "unit", batch_size: int = 1000) -> jax.Array:
-    """Penultimate features_Nx128 of images x [N, 28, 28(, 1)] given in `value_range`."""
+    """Penultimate features_Nx128 of images x [N, H, W(, C)] given in `value_range`."""
     return logits_and_features(params, x, value_range, batch_size)[1]
 
 
@@ -135,14 +168,14 @@ def accuracy(params, x, labels_N, value_range: str = "unit", batch_size: int = 1
 # ----------------------------------------------------------------------------- training
 
 
-def random_shift(key, x_Bx28x28x1, max_shift: int):
+def random_shift(key, x_BxHxWxC, max_shift: int):
     """Translates each image by an independent integer offset in [-max_shift, max_shift]^2."""
     if max_shift == 0:
-        return x_Bx28x28x1
+        return x_BxHxWxC
     s = max_shift
-    padded = jnp.pad(x_Bx28x28x1, ((0, 0), (s, s), (s, s), (0, 0)))
-    offsets_Bx2 = jax.random.randint(key, (x_Bx28x28x1.shape[0], 2), 0, 2 * s + 1)
-    crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), x_Bx28x28x1.shape[1:])
+    padded = jnp.pad(x_BxHxWxC, ((0, 0), (s, s), (s, s), (0, 0)))
+    offsets_Bx2 = jax.random.randint(key, (x_BxHxWxC.shape[0], 2), 0, 2 * s + 1)
+    crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), x_BxHxWxC.shape[1:])
     return jax.vmap(crop)(padded, offsets_Bx2)
 
 
@@ -153,12 +186,13 @@ def _adam_cosine(learning_rate: float, total_steps: int) -> optax.GradientTransf
 
 
 @functools.partial(jax.jit, static_argnames=("optimizer", "max_shift"), donate_argnums=(0, 1))
-def _train_step(params, opt_state, x_Bx28x28x1, y_B, key_epoch, step, optimizer, max_shift):
+def _train_step(params, opt_state, x_BxHxWxC, y_B, key_epoch, step, optimizer, max_shift):
     key_shift, key_drop = jax.random.split(jax.random.fold_in(key_epoch, step))
-    x_Bx28x28x1 = random_shift(key_shift, x_Bx28x28x1, max_shift)
+    x_BxHxWxC = random_shift(key_shift, x_BxHxWxC, max_shift)
+    model = model_for(num_classes_of(params))
 
     def loss_fn(p):
-        logits, _ = MODEL.apply({"params": p}, x_Bx28x28x1, True, rngs={"dropout": key_drop})
+        logits, _ = model.apply({"params": p}, x_BxHxWxC, True, rngs={"dropout": key_drop})
         return optax.softmax_cross_entropy_with_integer_labels(logits, y_B).mean()
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -174,9 +208,10 @@ def _epoch_plan(key_train, epoch, n: int):
 
 
 def train_classifier(
-    x_Nx28x28x1,
+    x_NxHxWxC,
     labels_N,
     *,
+    num_classes: int = NUM_CLASSES,
     seed: int = 0,
     epochs: int = 8,
     batch_size: int = 128,
@@ -187,20 +222,24 @@ def train_classifier(
 ):
     """Adam with cosine decay on cross-entropy, random shifts as augmentation.
 
-    x must be float in [0, 1]. Deterministic given `seed`: init, shuffling, shifts and dropout
-    all derive from one PRNG key. Starts from `params` when given (fine-tuning), else from a
-    fresh init. `on_epoch(epoch, params, mean_loss)` is called after each epoch.
+    x must be float in [0, 1], images as `as_images` takes them (MNIST's by default); labels in
+    [0, num_classes). Deterministic given `seed`: init, shuffling, shifts and dropout all derive
+    from one PRNG key. Starts from `params` when given (fine-tuning), else from a fresh init.
+    `on_epoch(epoch, params, mean_loss)` is called after each epoch.
     """
-    x_Nx28x28x1 = np.asarray(x_Nx28x28x1, np.float32).reshape(-1, 28, 28, 1)
+    x_NxHxWxC = as_images(np.asarray(x_NxHxWxC, np.float32))
     labels_N = np.asarray(labels_N, np.int32)
-    n = x_Nx28x28x1.shape[0]
+    n = x_NxHxWxC.shape[0]
     steps_per_epoch = n // batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"need at least batch_size={batch_size} examples, got {n}")
     optimizer = _adam_cosine(learning_rate, epochs * steps_per_epoch)
 
     key_init, key_train = jax.random.split(jax.random.PRNGKey(seed))
-    params = _init(key_init) if params is None else jax.tree.map(jnp.array, params)
+    if params is None:
+        params = _init(key_init, tuple(x_NxHxWxC.shape[1:]), num_classes)
+    else:
+        params = jax.tree.map(jnp.array, params)
     opt_state = optimizer.init(params)
     for epoch in range(epochs):
         perm_N, key_epoch = _epoch_plan(key_train, epoch, n)
@@ -211,7 +250,7 @@ def train_classifier(
             params, opt_state, loss = _train_step(
                 params,
                 opt_state,
-                x_Nx28x28x1[rows_B],
+                x_NxHxWxC[rows_B],
                 labels_N[rows_B],
                 key_epoch,
                 step,
@@ -235,15 +274,21 @@ def save_classifier(params, path: str | Path = WEIGHTS_PATH) -> int:
     return len(data)
 
 
-def load_classifier(path: str | Path = WEIGHTS_PATH):
-    """Params of `MnistCNN` from a msgpack file, checked against the model's parameter shapes."""
+def load_classifier(
+    path: str | Path = WEIGHTS_PATH,
+    shape=MNIST_SHAPE,
+    num_classes: int = NUM_CLASSES,
+    how_to_train: str = "python experiments/mnist_classifier.py",
+):
+    """Params of `MnistCNN` for images of `shape` and K classes from a msgpack file, checked
+    against the model's parameter shapes. FileNotFoundError (naming `how_to_train`) when the
+    file is missing, ValueError when a shape differs."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            f"no classifier weights at {path}; train them with"
-            " `python experiments/mnist_classifier.py`"
+            f"no classifier weights at {path}; train them with `{how_to_train}`"
         )
-    template = jax.eval_shape(init_params, 0)
+    template = jax.eval_shape(functools.partial(init_params, 0, tuple(shape), num_classes))
     params = serialization.from_state_dict(
         template, serialization.msgpack_restore(path.read_bytes())
     )

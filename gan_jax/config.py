@@ -22,6 +22,8 @@ from gan_jax import data, image_prep, image_sets, losses, models, optim, penalti
 
 PARALLEL_MODES = ("none", "pmap")
 UPDATE_RULES = ("alternating", "simultaneous")  # train.update_rule
+G_OBJECTIVES = ("adversarial", "feature_matching")  # loss.g_objective
+HISTORICAL_AVERAGING = ("none", "d", "g", "both")  # loss.historical_averaging
 ALARM_ACTIONS = ("off", "warn", "stop")  # alarm.action; see gan_jax/alarm.py
 
 
@@ -64,6 +66,10 @@ def default_config() -> ml_collections.ConfigDict:
             "channels": placeholder(int),  # 1 or 3 (converted); None: as stored
             "flip": False,  # random horizontal flips of each drawn batch
             "cache_dir": "",  # decoded image sets; '': data_cache.default_cache_dir()
+            # > 0: semi-supervised (Salimans et al. 2016, Sec. 5): this many labelled examples
+            # per class, drawn by the run's key, train D's class logits (a D with
+            # discriminator_kwargs.num_classes); every example is used unlabelled.
+            "labels_per_class": 0,
         }
     )
     c.model = ml_collections.ConfigDict(
@@ -99,6 +105,14 @@ def default_config() -> ml_collections.ConfigDict:
             # D's GAN objective times this (1: the paper's V; goodfeli/adversarial's
             # AdversaryCost2 uses 0.5 (CE_real + CE_fake), i.e. 0.5).
             "d_objective_scale": 1.0,
+            # G's objective: 'adversarial' (loss.name's G loss) or 'feature_matching' (Salimans
+            # et al. 2016, Sec. 3.1) on D's hidden layer `feature_layer` (-1: the last).
+            "g_objective": "adversarial",
+            "feature_layer": -1,
+            # Historical averaging (Salimans et al. 2016, Sec. 3.3) for 'none', 'd', 'g' or
+            # 'both': weight x ||theta - the mean of theta's past values||^2.
+            "historical_averaging": "none",
+            "historical_averaging_weight": 0.0,
         }
     )
     c.optim = ml_collections.ConfigDict(
@@ -121,6 +135,9 @@ def default_config() -> ml_collections.ConfigDict:
             "num_samples": 2500,
             "checkpoint_every": 1000,  # a multiple of log_every; 0 saves only at the end
             "keep_checkpoints": 3,
+            # > 0: keep an exponential moving average of D's params with this decay (the
+            # authors' semi-supervised code: 0.9999), for evaluating D as a classifier.
+            "d_ema_decay": 0.0,
         }
     )
     c.parallel = "none"
@@ -253,6 +270,53 @@ def _validate_post_2014(config) -> None:
                 _fail(f"model.{player}_kwargs.{key}", value, f"an option of {allowed}")
     activation = output_activation(model)
     _check_choice("model.generator_kwargs.output_activation", activation, models.OUTPUT_ACTIVATIONS)
+
+
+def _validate_improved_techniques(config) -> None:
+    """Salimans et al. 2016's options: feature matching, historical averaging, the D average,
+    and the semi-supervised setting (labelled examples for a D with class logits)."""
+    loss, model = config.loss, config.model
+    _check_choice("loss.g_objective", loss.g_objective, G_OBJECTIVES)
+    if isinstance(loss.feature_layer, bool) or not isinstance(loss.feature_layer, int):
+        _fail(
+            "loss.feature_layer", loss.feature_layer, "a whole number (-1: D's last hidden layer)"
+        )
+    _check_choice("loss.historical_averaging", loss.historical_averaging, HISTORICAL_AVERAGING)
+    _check_positive(
+        "loss.historical_averaging_weight", loss.historical_averaging_weight, allow_zero=True
+    )
+    decay = config.train.d_ema_decay
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0 <= decay < 1:
+        _fail("train.d_ema_decay", decay, "a number in [0, 1) (0: no average)")
+    per_class = config.data.labels_per_class
+    _check_positive("data.labels_per_class", per_class, numbers.Integral, allow_zero=True)
+    d_classes = model.discriminator_kwargs.get("num_classes", 0)
+    if d_classes and model.conditioning != "none":
+        _fail(
+            "model.discriminator_kwargs.num_classes",
+            d_classes,
+            f"0 with model.conditioning={model.conditioning!r} (a semi-supervised D's class"
+            " logits are for an unconditional G)",
+        )
+    if not per_class:
+        return
+    classes = data.num_classes(config.data)
+    if classes is None:
+        _fail(
+            "data.labels_per_class",
+            per_class,
+            f"0 for data.name={config.data.name!r}, which has no labels",
+        )
+    if d_classes != classes:
+        nets = [
+            n for n, c in models.DISCRIMINATORS.items() if "num_classes" in c.__dataclass_fields__
+        ]
+        _fail(
+            "model.discriminator_kwargs.num_classes",
+            d_classes,
+            f"{classes}, the classes of data.name={config.data.name!r}, with"
+            f" data.labels_per_class={per_class} (a D with class logits: {nets})",
+        )
 
 
 def output_activation(model_config) -> str:
@@ -437,6 +501,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not 0.0 < config.loss.real_label <= 1.0:
         _fail("loss.real_label", config.loss.real_label, "a number in (0, 1]")
     _validate_post_2014(config)
+    _validate_improved_techniques(config)
     _validate_output_range(config)
     for player in ("g", "d"):
         _validate_optimizer(f"optim.{player}", config.optim[player])
@@ -456,6 +521,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_choice("train.update_rule", t.update_rule, UPDATE_RULES)
     if t.update_rule == "simultaneous" and t.d_steps != 1:
         _fail("train.d_steps", t.d_steps, "1 with train.update_rule='simultaneous'")
+    for key, value, allowed in (
+        ("g_objective", config.loss.g_objective, ("adversarial",)),
+        ("historical_averaging", config.loss.historical_averaging, ("none", "d")),
+    ):
+        if t.update_rule == "simultaneous" and value not in allowed:
+            _fail(
+                f"loss.{key}",
+                value,
+                f"one of {list(allowed)} with train.update_rule='simultaneous'",
+            )
     if t.update_rule == "simultaneous" and config.model.conditioning == "acgan":
         _fail(
             "train.update_rule",

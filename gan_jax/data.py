@@ -155,16 +155,34 @@ class Dataset:
     y: jax.Array  # [N] int32 labels (zeros where the data has none)
     # Static: each drawn image [H, W, C] is mirrored left-right with probability 1/2.
     flip: bool = struct.field(pytree_node=False, default=False)
+    # For semi-supervised runs (`labelled_batch`): int32 [K, M], row c the indices of class c's
+    # examples padded with 0 to the largest class's M, and int32 [K] the class sizes.
+    class_rows: jax.Array | None = None
+    class_sizes: jax.Array | None = None
 
 
-def make_dataset(x, y=None, flip: bool = False) -> Dataset:
+def make_dataset(x, y=None, flip: bool = False, by_class: bool = False) -> Dataset:
     """A `Dataset` of x [N, ...] and labels y [N] (None: zeros); `flip` draws random
-    horizontal flips of images [N, H, W, C] (see `batch_from_dataset`)."""
+    horizontal flips of images [N, H, W, C] (see `batch_from_dataset`); `by_class` indexes the
+    examples by label for `labelled_batch`."""
     x = jnp.asarray(x, jnp.float32)
-    y = jnp.zeros(x.shape[0], jnp.int32) if y is None else jnp.asarray(y, jnp.int32)
+    y = np.zeros(x.shape[0], np.int32) if y is None else np.asarray(y, np.int32)
     if flip and x.ndim != 4:
         raise DataError(f"flips need images [N, H, W, C]; got data of shape {x.shape}")
-    return Dataset(x=x, y=y, flip=flip)
+    class_rows = class_sizes = None
+    if by_class:
+        class_rows, class_sizes = rows_by_class(y)
+    return Dataset(x=x, y=jnp.asarray(y), flip=flip, class_rows=class_rows, class_sizes=class_sizes)
+
+
+def rows_by_class(y_N: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    """(int32 [K, M]: row c the indices of the examples labelled c in order, padded with 0 to
+    M = the largest class's size; int32 [K]: the class sizes), K = max label + 1."""
+    sizes = np.bincount(y_N)
+    rows = np.zeros((sizes.shape[0], sizes.max()), np.int32)
+    for c, size in enumerate(sizes):
+        rows[c, :size] = np.flatnonzero(y_N == c)
+    return jnp.asarray(rows), jnp.asarray(sizes, jnp.int32)
 
 
 def _feistel(i, round_keys, half_bits: int):
@@ -176,20 +194,22 @@ def _feistel(i, round_keys, half_bits: int):
     return (left << half_bits) | right
 
 
-def shuffled_index(key, rows_B, n: int):
-    """Row i of a random permutation of [0, n), computed for each i without building it.
+def shuffled_index(key, rows_B, n: int, size=None):
+    """Row i of a random permutation of [0, size), computed for each i without building it;
+    `size` (default n; may be a traced value <= n) lets the permuted range be data-dependent.
 
     The Feistel network permutes the next power of 4 at or above n; indices that land
-    outside [0, n) are mapped again until inside ("cycle walking"), which keeps a bijection.
+    outside [0, size) are mapped again until inside ("cycle walking"), which keeps a bijection.
     O(B) per batch instead of sorting n keys per batch.
     """
+    size = n if size is None else size
     half_bits = max(1, (max(n - 1, 1).bit_length() + 1) // 2)
     round_keys = list(jax.random.bits(key, (4,), jnp.uint32))
     x = rows_B.astype(jnp.uint32)
     x = _feistel(x, round_keys, half_bits)
     x = jax.lax.while_loop(
-        lambda v: jnp.any(v >= n),
-        lambda v: jnp.where(v >= n, _feistel(v, round_keys, half_bits), v),
+        lambda v: jnp.any(v >= size),
+        lambda v: jnp.where(v >= size, _feistel(v, round_keys, half_bits), v),
         x,
     )
     return x.astype(jnp.int32)
@@ -227,6 +247,47 @@ def flip_bits(key, index, batch_size: int) -> jax.Array:
     return jax.random.bernoulli(batch_key, 0.5, (batch_size,))
 
 
+LABELLED_STREAM = 0x6C61626C  # folded into the data key for the labelled subset and its batches
+
+
+def labelled_examples(dataset: Dataset, key, j_L, per_class: int) -> jax.Array:
+    """Dataset rows of members j_L of the labelled subset of a semi-supervised run: the subset
+    holds `per_class` examples of each of the K classes drawn without replacement by `key`,
+    class-major (members c * per_class ... (c + 1) * per_class - 1 are of class c).
+    Salimans et al. 2016, Sec. 5; openai/improved-gan train_mnist_feature_matching.py takes the
+    first `count` of each class after a permutation drawn by its data seed, here the draw is a
+    function of the run's key. Raises DataError for a dataset not made with by_class=True."""
+    if dataset is None or dataset.class_rows is None:
+        raise DataError("a labelled subset needs a dataset made with by_class=True")
+    largest = dataset.class_rows.shape[1]
+
+    def pick(j):
+        c, r = jnp.divmod(j, per_class)
+        rank = shuffled_index(jax.random.fold_in(key, c), r[None], largest, dataset.class_sizes[c])
+        return dataset.class_rows[c, rank[0]]
+
+    return jax.vmap(pick)(j_L)
+
+
+def labelled_batch(dataset: Dataset, key, index, batch_size: int, per_class: int, rows_b=None):
+    """Rows `rows_b` (default all) of labelled batch `index`, (x_b..., y_b): the labelled
+    subset (`labelled_examples`, drawn from `key`) visited in shuffled passes over its
+    K * per_class members, each pass in its own order; a batch may span two passes (with 100
+    labels and batches of 100, each batch is the whole subset in a new order, as in the
+    authors' code)."""
+    subset_key, order_key = jax.random.split(jax.random.fold_in(key, LABELLED_STREAM))
+    size = dataset.class_rows.shape[0] * per_class
+    rows_b = jnp.arange(batch_size) if rows_b is None else rows_b
+    position_b = index * batch_size + rows_b
+
+    def member(position):
+        pass_key = jax.random.fold_in(order_key, position // size)
+        return shuffled_index(pass_key, (position % size)[None], size)[0]
+
+    examples_b = labelled_examples(dataset, subset_key, jax.vmap(member)(position_b), per_class)
+    return dataset.x[examples_b], dataset.y[examples_b]
+
+
 def real_batch(name: str, dataset: Dataset | None, key, index, batch_size: int, rows_b=None):
     """Rows `rows_b` (default all) of real batch `index`: drawn fresh for toy data, gathered on
     device otherwise. The rows of a batch do not depend on how it is split across devices."""
@@ -262,7 +323,23 @@ def load_dataset(data_config) -> Dataset | None:
     images = images[start:stop]
     labels = None if labels is None else labels[start:stop]
     flip = bool(data_config.get("flip", False))
-    return make_dataset(scale_images(images, data_config.scale), labels, flip=flip)
+    by_class = data_config.get("labels_per_class", 0) > 0
+    if by_class:
+        check_labels_per_class(labels, data_config.labels_per_class, name)
+    x = scale_images(images, data_config.scale)
+    return make_dataset(x, labels, flip=flip, by_class=by_class)
+
+
+def check_labels_per_class(labels_N, per_class: int, name: str) -> None:
+    """Raises DataError unless every class of `labels_N` has at least `per_class` examples."""
+    if labels_N is None:
+        raise DataError(f"data.labels_per_class={per_class} needs labels; {name!r} has none")
+    sizes = np.bincount(labels_N)
+    if sizes.min() < per_class:
+        raise DataError(
+            f"data.labels_per_class={per_class}: class {int(sizes.argmin())} of {name!r} has"
+            f" only {int(sizes.min())} examples; expected at most {int(sizes.min())}"
+        )
 
 
 def data_shape(data_config) -> Sequence[int]:

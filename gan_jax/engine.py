@@ -23,25 +23,39 @@ from typing import NamedTuple
 import jax
 import ml_collections
 
-from gan_jax import models, optim, steps
+from gan_jax import averaging, models, optim, steps
 from gan_jax.hparams import Hparams
 from gan_jax.spec import Spec, make_spec
 from gan_jax.state import GANState, init_state
 
+# A D with a data-dependent init (e.g. models.ImprovedGANMNISTDiscriminator(data_init=True))
+# is initialised on the first this many training examples, as openai/improved-gan's
+# `init_param(trainx[:500])`.
+DATA_INIT_EXAMPLES = 500
+
 
 def init(rng, hparams: Hparams, dataset=None, *, spec: Spec) -> GANState:
     """A fresh state from `rng`; with `spec.output_bias_from_data`, G's output bias is set from
-    the data's pixel marginals (Goodfellow et al. 2014's pylearn2 init). The optimizers'
+    the data's pixel marginals (Goodfellow et al. 2014's pylearn2 init); a D with `data_init`
+    is initialised on the first DATA_INIT_EXAMPLES training examples. The optimizers'
     injected hyperparameters are those of update 0."""
     g_tx, d_tx = optim.make_optimizer(spec.g_opt), optim.make_optimizer(spec.d_opt)
+    d_examples = None
+    if getattr(spec.discriminator, "data_init", False):
+        d_examples = dataset.x[:DATA_INIT_EXAMPLES]
     state = init_state(
-        rng, spec.generator, spec.discriminator, g_tx, d_tx, spec.z_dim, spec.data_shape
+        rng, spec.generator, spec.discriminator, g_tx, d_tx, spec.z_dim, spec.data_shape, d_examples
     )
     if spec.output_bias_from_data:
         bias = models.sigmoid_bias_from_marginals(dataset.x)
         state = state.replace(
             g=state.g.replace(params=models.with_output_bias(state.g.params, bias))
         )
+    history = spec.historical_averaging
+    state = state.replace(
+        g=averaging.init(state.g, history in ("g", "both"), ema=False),
+        d=averaging.init(state.d, history in ("d", "both"), ema=spec.d_ema),
+    )
     return with_hyperparams(state, hparams, spec)
 
 
@@ -65,9 +79,12 @@ def d_update(state: GANState, dataset, hparams: Hparams, *, spec: Spec):
 
 
 def g_update(state: GANState, dataset, hparams: Hparams, *, spec: Spec):
-    """One G update (the G losses here need no real data, so `dataset` is unused)."""
-    del dataset
-    return steps.g_step(state, hparams, spec=spec)
+    """One G update: steps.g_step, with real batch `state.step` of G's own stream
+    (steps.g_batch) when feature matching needs real data."""
+    batch = None
+    if spec.g_objective == "feature_matching":
+        batch = steps.g_batch(state, dataset, spec=spec)
+    return steps.g_step(state, batch, hparams, spec=spec)
 
 
 def iteration(state: GANState, dataset, hparams: Hparams, *, spec: Spec):

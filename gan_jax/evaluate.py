@@ -5,8 +5,11 @@ and computes the named metrics of `gan_jax.metrics` against the right reference 
 test set (and train[50000:51000] to choose the Parzen sigma, as in Goodfellow et al. 2014), or
 the true mixture for the 2-D toys. Results go to `eval.json`, written atomically.
 
-Metrics that cannot give a valid figure for this run (too few samples, see
-`metrics.MIN_SAMPLES`; a Parzen sigma chosen on images the run trained on) are handled by one
+An image set from files (data.name 'idx', 'folder', 'npz', 'tfds:...') is scored with its own
+classifier (`dataset_classifier`; experiments/train_classifier.py trains it) against its
+training images. Metrics that cannot give a valid figure for this run (too few samples, see
+`metrics.MIN_SAMPLES`; a Parzen sigma chosen on images the run trained on; an image set whose
+classifier has not been trained, the reason naming the command that trains it) are handled by one
 rule: metrics named explicitly stop the run with a ValueError before any work; the default set
 ("all that fit") leaves them out and records why under `skipped` in eval.json. eval.json is
 strict JSON: a non-finite value is written as null, with its reason under `non_finite`.
@@ -24,7 +27,17 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gan_jax import data, engine, hparams, metrics, steps, workdir_lock
+from gan_jax import (
+    averaging,
+    data,
+    dataset_classifier,
+    engine,
+    hparams,
+    image_sets,
+    metrics,
+    steps,
+    workdir_lock,
+)
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.workdir import read_config
 
@@ -42,7 +55,7 @@ DEFAULT_METRICS = {
 # The metrics `reference_inputs` has reference data for, per dataset ('accuracy' also needs
 # a conditional G; 'score' and 'classes' read single digits, not Stacked MNIST's three).
 SUPPORTED_METRICS = {
-    "mnist": ("parzen", "score", "fd", "kid", "pr", "dc", "classes", "accuracy"),
+    "mnist": ("parzen", "score", "fd", "kid", "pr", "dc", "classes", "accuracy", "d_error"),
     "stacked_mnist": ("stacked",),
     "ring8": ("mixture",),
     "grid25": ("mixture",),
@@ -50,14 +63,35 @@ SUPPORTED_METRICS = {
 }
 
 
+# Metrics of the trained D rather than of G's samples (see `d_test_errors`).
+D_METRICS = ("d_error",)
+# An image set from files (data.name 'idx', 'folder', 'npz', 'tfds:...'): the metrics of its own
+# classifier (`dataset_classifier`, trained by experiments/train_classifier.py), against up to
+# REAL_IMAGES of its training images ('accuracy' also needs a conditional G).
+IMAGE_SET_METRICS = ("score", "fd", "kid", "pr", "dc", "classes", "accuracy")
+IMAGE_SET_DEFAULT = "score,fd,kid,pr,dc,classes"
+REAL_IMAGES = 10000
+
+
+def supported_metrics(name: str) -> tuple[str, ...]:
+    """The metrics `reference_inputs` has reference data for on dataset `name`."""
+    if image_sets.is_file_source(name):
+        return IMAGE_SET_METRICS
+    return SUPPORTED_METRICS.get(name, ())
+
+
 def _fitting_names(config, names) -> list[str]:
     """The parsed metric names, or a ValueError naming those that do not fit the dataset."""
-    names = metrics.parse_metric_names(names)
-    # None yet for image sets from files (data.name 'folder', 'npz', 'idx', 'tfds:...').
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    d_names = [n for n in names if n in D_METRICS]
+    names = metrics.parse_metric_names([n for n in names if n not in D_METRICS]) + d_names
+    conditional = config.model.get("conditioning", "none") != "none"
+    classifier_d = config.model.discriminator_kwargs.get("num_classes", 0) > 0
     allowed = [
         name
-        for name in SUPPORTED_METRICS.get(config.data.name, ())
-        if name != "accuracy" or config.model.get("conditioning", "none") != "none"
+        for name in supported_metrics(config.data.name)
+        if (name != "accuracy" or conditional) and (name != "d_error" or classifier_d)
     ]
     unfit = [name for name in names if name not in allowed]
     if unfit:
@@ -92,10 +126,14 @@ def parzen_overlap(config) -> str | None:
 
 def metric_problems(config, names, num_samples: int) -> dict[str, str]:
     """name -> why, for the named metrics that cannot give a valid figure for this run."""
-    problems = metrics.too_few_samples(names, num_samples)
+    problems = metrics.too_few_samples([n for n in names if n not in D_METRICS], num_samples)
     overlap = parzen_overlap(config) if "parzen" in names else None
     if overlap:
         problems["parzen"] = overlap
+    if image_sets.is_file_source(config.data.name) and set(names) & set(IMAGE_SET_METRICS):
+        missing = dataset_classifier.missing_reason(config.data)
+        if missing:
+            problems.update({n: missing for n in names if n in IMAGE_SET_METRICS})
     return problems
 
 
@@ -119,7 +157,8 @@ def check_metrics(config, names, num_samples: int | None = None) -> list[str]:
         if short:
             fewest = max(metrics.MIN_SAMPLES[name][0] for name in short)
             way_out = f"draw >= {fewest} samples or {way_out}"
-        raise ValueError("; ".join(problems.values()) + f". To go on, {way_out}")
+        reasons = dict.fromkeys(problems.values())  # one line per reason, in order
+        raise ValueError("; ".join(reasons) + f". To go on, {way_out}")
     return names
 
 
@@ -158,10 +197,16 @@ DEFAULT_NUM_SAMPLES = {"ring8": 2500, "grid25": 2500, "stacked_mnist": 26000}
 
 
 def default_metrics(config) -> str:
-    """The dataset's metrics, plus 'accuracy' for a conditional G of MNIST digits."""
+    """The dataset's metrics, plus 'accuracy' for a conditional G of MNIST digits or of an image
+    set from files, and 'd_error' for a D with class logits (semi-supervised)."""
     names = DEFAULT_METRICS.get(config.data.name, "")
-    if config.data.name == "mnist" and config.model.get("conditioning", "none") != "none":
+    conditional = config.model.get("conditioning", "none") != "none"
+    if image_sets.is_file_source(config.data.name):
+        return IMAGE_SET_DEFAULT + (",accuracy" if conditional else "")
+    if config.data.name == "mnist" and conditional:
         names += ",accuracy"
+    if config.data.name == "mnist" and config.model.discriminator_kwargs.get("num_classes", 0):
+        names += ",d_error"
     return names
 
 
@@ -180,9 +225,12 @@ def restore_state(config, workdir: str):
     if checkpointer.latest_step() is None:
         raise ValueError(f"no checkpoint in {workdir}/checkpoints to evaluate")
     dataset_stub = None
-    if config.model.get("output_bias_from_data"):
-        # The bias is overwritten by the checkpoint; init only needs the data's shape.
-        dataset_stub = data.make_dataset(np.zeros((1, *data.data_shape(config.data)), np.float32))
+    if config.model.get("output_bias_from_data") or config.model.discriminator_kwargs.get(
+        "data_init"
+    ):
+        # The bias and a data-dependent init are overwritten by the checkpoint; init only needs
+        # the data's shape (and 2 rows for an init that takes a std over them).
+        dataset_stub = data.make_dataset(np.zeros((2, *data.data_shape(config.data)), np.float32))
     # Only the state's structure matters here, and schedules do not change it: the shapes are
     # traced, not computed (running the init op by op took ~10 s for a small DCGAN).
     spec = engine.make_spec(config, config.train.batch_size)
@@ -220,26 +268,74 @@ def reference_inputs(config, data_dir: str | None) -> dict:
         return {"mixture": name}
     if name == "stacked_mnist":
         return {"value_range": config.data.scale}
+    if image_sets.is_file_source(name):
+        return image_set_inputs(config)
     if name != "mnist":
         return {}
     data_dir = data_dir or config.data.get("dir") or None
-    test_images, _ = data.load_mnist(data_dir, "test")
+    test_images, test_labels = data.load_mnist(data_dir, "test")
     train_images, _ = data.load_mnist(data_dir, "train")
     scale = config.data.scale
     return {
         "value_range": scale,
         "real": data.scale_images(test_images, scale),
+        "real_labels": test_labels,
         "parzen_valid": data.scale_images(train_images[slice(*PARZEN_VALID)], scale),
         "parzen_test": data.scale_images(test_images, scale),
     }
 
 
+def image_set_inputs(config) -> dict:
+    """An image set's reference data: REAL_IMAGES of its training images, evenly spaced, in
+    the run's value range, and its classifier's params when it has one (without, the metrics
+    that need it are left out or refused by `metric_problems`)."""
+    images = image_sets.load_images(config.data).images
+    real = images[:: max(1, len(images) // REAL_IMAGES)][:REAL_IMAGES]
+    inputs = {"value_range": config.data.scale, "real": data.scale_images(real, config.data.scale)}
+    if dataset_classifier.missing_reason(config.data) is None:
+        inputs["classifier_params"] = dataset_classifier.load(config.data)
+    return inputs
+
+
+@jax.jit
+def _class_predictions(d, params, x_BxHxWxC):
+    out = steps.apply_player(d, params, x_BxHxWxC, train=False)[0]
+    return steps.split_outputs(out)[1].argmax(-1)
+
+
+def d_test_errors(config, state, x_Nx, y_N, batch_size: int = 1000) -> dict:
+    """D as a K-class classifier (a semi-supervised D, Salimans et al. 2016, Sec. 5): its test
+    errors out of N = len(y_N) (`d_errors`, the paper's Table 1 unit) and their rate
+    (`d_error`), argmax of the class logits in inference mode; with `train.d_ema_decay` also
+    with D's averaged params (`d_errors_ema`, `d_error_ema`), which the authors report."""
+    which = {"": state.d.params}
+    if config.train.d_ema_decay:
+        which["_ema"] = averaging.ema_params(state.d, config.train.d_ema_decay)
+    out = {}
+    for suffix, params in which.items():
+        wrong = 0
+        for start in range(0, len(y_N), batch_size):
+            predicted = _class_predictions(state.d, params, x_Nx[start : start + batch_size])
+            wrong += int(np.sum(np.asarray(predicted) != y_N[start : start + batch_size]))
+        out[f"d_errors{suffix}"] = wrong
+        out[f"d_error{suffix}"] = wrong / len(y_N)
+    return out
+
+
 def evaluate_state(config, state, names, num_samples: int, inputs: dict) -> dict:
-    """The named metrics of the state's generator against prepared reference `inputs`."""
+    """The named metrics of the state's generator against prepared reference `inputs`; the
+    'd_error' of its D (`d_test_errors`) on the reference test images."""
+    out = {}
+    if "d_error" in names:
+        out = d_test_errors(config, state, inputs["real"], inputs["real_labels"])
+        names = [name for name in names if name != "d_error"]
+    inputs = {k: v for k, v in inputs.items() if k != "real_labels"}
+    if not names:
+        return out
     samples, labels = generate_samples(config, state, num_samples)
     if labels is not None:
         inputs = {**inputs, "labels": labels}
-    return metrics.compute_metrics(names, samples, seed=EVAL_SEED, **inputs)
+    return {**out, **metrics.compute_metrics(names, samples, seed=EVAL_SEED, **inputs)}
 
 
 @workdir_lock.holding("eval", create=False)  # one run at a time writes a workdir

@@ -50,6 +50,8 @@ class Hparams:
     lsgan_c: jax.Array  # LSGAN's G target
     aux_weight: jax.Array  # AC-GAN's class cross-entropy weight
     d_objective_scale: jax.Array  # D's GAN objective times this (0.5 in the 2014 authors' code)
+    historical_averaging_weight: jax.Array  # Salimans et al. 2016, Sec. 3.3
+    d_ema_decay: jax.Array  # the decay of D's params' moving average (when spec.d_ema)
 
 
 def _opt_hparams(opt) -> OptHparams:
@@ -82,6 +84,8 @@ def from_config(config) -> Hparams:
         lsgan_c=_scalar(loss.lsgan_c),
         aux_weight=_scalar(loss.aux_weight),
         d_objective_scale=_scalar(loss.d_objective_scale),
+        historical_averaging_weight=_scalar(loss.historical_averaging_weight),
+        d_ema_decay=_scalar(config.train.d_ema_decay),
     )
 
 

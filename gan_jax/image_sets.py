@@ -55,6 +55,12 @@ def _cache_entry(data_config) -> tuple[str, dict]:
     return data_cache.entry_dir(data_config.get("cache_dir", ""), fingerprint), fingerprint
 
 
+def cache_entry(data_config) -> str:
+    """The cache entry folder of the config's image set (it need not exist yet): what its key
+    hashes is in `data_cache`. Raises DataError for a missing path or an empty folder."""
+    return _cache_entry(data_config)[0]
+
+
 def load_images(data_config) -> RawImages:
     """`read_source`, decoded once: later calls with the same files and options read the
     cached uint8 arrays instead."""

@@ -175,3 +175,201 @@ class ConvTranspose(_SameConv):
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (f,))
         return y
+
+
+# ----------------------------------------------------------------------------- Salimans et al. 2016
+
+
+def _check_positive_int(layer: str, field: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{layer}: {field} = {value!r} is not allowed; expected an int >= 1")
+
+
+def _row_normals(key, shape_BxN, rows_B):
+    """N(0, 1) noise whose row r is drawn from `key` folded with rows_B[r] (see RowDropout)."""
+    return jax.vmap(lambda row: jax.random.normal(jax.random.fold_in(key, row), shape_BxN[1:]))(
+        rows_B
+    )
+
+
+class GaussianNoise(nn.Module):
+    """x + N(0, std^2) noise in training, x unchanged otherwise (`deterministic`): the noise
+    layers of the authors' semi-supervised MNIST D (Salimans et al. 2016, Sec. 5;
+    openai/improved-gan mnist_svhn_cifar10/nn.py `GaussianNoiseLayer`).
+
+    The noise comes from the 'dropout' RNG stream, row r's from the key folded with
+    example_ids[r] (as RowDropout's masks), so a row gets the same noise whichever device holds
+    it and whether or not it shares a call with other rows. x_Bx... -> x_Bx.... Raises
+    ValueError for a negative std.
+    """
+
+    std: float
+
+    @nn.compact
+    def __call__(self, x_Bx, deterministic: bool, example_ids_B=None):
+        if not self.std >= 0.0:
+            raise ValueError(f"GaussianNoise: std = {self.std!r} is not allowed; expected >= 0")
+        if deterministic or self.std == 0.0:
+            return x_Bx
+        key = self.make_rng("dropout")
+        rows_B = jnp.arange(x_Bx.shape[0]) if example_ids_B is None else example_ids_B
+        return x_Bx + self.std * _row_normals(key, x_Bx.shape, rows_B).astype(x_Bx.dtype)
+
+
+def _constant(value_F):
+    """A flax initialiser returning a value computed beforehand (data-dependent init)."""
+    return lambda *_: value_F
+
+
+class WeightNormDense(nn.Module):
+    """A dense layer with weight normalisation (Salimans & Kingma 2016, eq. 2): y = g * (x v) /
+    ||v|| + b, each output unit's weight vector v_j divided by its L2 norm, times a scale g_j.
+
+    As the authors' `nn.DenseLayer` (D, v ~ N(0, 0.1), g = 1 held fixed in the hidden layers,
+    `train_scale=False`) and `nn.l2normalize` (G's output layer, trainable g, epsilon 1e-6 inside
+    the square root) in openai/improved-gan mnist_svhn_cifar10/nn.py. A g that is not trained
+    gets a zero gradient (stop_gradient), so Adam leaves it where it was initialised.
+
+    `data_init`: the authors' data-dependent initialisation (Salimans & Kingma 2016, Sec. 2.2):
+    when the module is *initialised* (`init`) on a batch x, g = 1 / std(x v / ||v||) and
+    b = -mean / std per unit, so that the initial pre-activations of that batch have mean 0 and
+    std 1 (the authors use 500 training images). It needs a real batch of >= 2 rows at `init`
+    (a batch of zeros would give std 0 and infinite g); without it g = 1 and b = 0. Shapes:
+    x_BxA (more dims are flattened) -> y_BxF. Raises ValueError for features < 1, or for
+    `data_init` on fewer than 2 rows.
+    """
+
+    features: int
+    train_scale: bool = True
+    data_init: bool = False
+    epsilon: float = 0.0
+    kernel_init: Callable = nn.initializers.normal(0.1)
+
+    @nn.compact
+    def __call__(self, x_BxA):
+        _check_positive_int("WeightNormDense", "features", self.features)
+        if self.data_init and self.is_initializing() and x_BxA.shape[0] < 2:
+            raise ValueError(
+                f"WeightNormDense with data_init needs a batch of >= 2 rows at init to take a"
+                f" std over; got {x_BxA.shape[0]}"
+            )
+        x_BxA = x_BxA.reshape(x_BxA.shape[0], -1)
+        v_AxF = self.param("kernel", self.kernel_init, (x_BxA.shape[1], self.features))
+        direction_AxF = v_AxF / jnp.sqrt(self.epsilon + jnp.sum(v_AxF**2, axis=0))
+        pre_BxF = x_BxA @ direction_AxF
+        scale_init, bias_init = nn.initializers.ones, nn.initializers.zeros
+        if self.data_init and self.is_initializing():
+            mean_F = jnp.mean(pre_BxF, axis=0)
+            std_F = jnp.sqrt(jnp.mean((pre_BxF - mean_F) ** 2, axis=0))
+            scale_init, bias_init = _constant(1.0 / std_F), _constant(-mean_F / std_F)
+        g_F = self.param("scale", scale_init, (self.features,))
+        b_F = self.param("bias", bias_init, (self.features,))
+        if not self.train_scale:
+            g_F = jax.lax.stop_gradient(g_F)
+        return pre_BxF * g_F + b_F
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination (Salimans et al. 2016, Sec. 3.2): features f_BxA ->
+    concat(f, o)_Bx(A+num_kernels).
+
+    M_i = f(x_i) T with T an A x B x C tensor (B = num_kernels, C = kernel_dim), c_b(x_i, x_j) =
+    exp(-||M_i,b - M_j,b||_L1) and o(x_i)_b = sum_j c_b(x_i, x_j). The sum leaves out j = i, as
+    the authors' `nn.MinibatchLayer` does (it adds 1e6 to the diagonal's distances): that term
+    is exp(0) = 1 for every row whatever the input, so it carries no information and would only
+    shift o by one; without it o counts how close the *other* rows are. T starts as N(0, 0.05),
+    the authors' init of its direction; their layer also weight-normalises T, adds a bias per
+    kernel (-1) and rescales T from data at init, which are reparametrisations left out here.
+
+    With `axis_name` (pmap, or a mapped axis), j runs over the global batch: M of every device
+    is gathered (`jax.lax.all_gather`), so a sharded batch gives the outputs of the whole batch
+    on one device; gradients reach the gathered rows' owners through the gather's transpose.
+    Inputs with more than 2 dims are flattened. Raises ValueError for num_kernels or kernel_dim
+    < 1, or an input with fewer than 2 dims.
+    """
+
+    num_kernels: int
+    kernel_dim: int = 5
+    axis_name: str | None = None
+    kernel_init: Callable = nn.initializers.normal(0.05)
+
+    @nn.compact
+    def __call__(self, f_BxA):
+        _check_positive_int("MinibatchDiscrimination", "num_kernels", self.num_kernels)
+        _check_positive_int("MinibatchDiscrimination", "kernel_dim", self.kernel_dim)
+        if f_BxA.ndim < 2:
+            raise ValueError(
+                f"MinibatchDiscrimination needs features of shape [B, ...]; got {f_BxA.shape}"
+            )
+        f_BxA = f_BxA.reshape(f_BxA.shape[0], -1)
+        t_AxBxC = self.param(
+            "kernel", self.kernel_init, (f_BxA.shape[1], self.num_kernels, self.kernel_dim)
+        )
+        m_NxBxC = jnp.einsum("na,abc->nbc", f_BxA, t_AxBxC)
+        local = m_NxBxC.shape[0]
+        if self.axis_name is None:
+            all_m_GxBxC, offset = m_NxBxC, 0
+        else:
+            all_m_GxBxC = jax.lax.all_gather(m_NxBxC, self.axis_name, tiled=True)
+            offset = jax.lax.axis_index(self.axis_name) * local
+        l1_NxGxB = jnp.sum(jnp.abs(m_NxBxC[:, None] - all_m_GxBxC[None]), axis=-1)
+        is_self_NxG = (offset + jnp.arange(local))[:, None] == jnp.arange(all_m_GxBxC.shape[0])
+        c_NxGxB = jnp.where(is_self_NxG[..., None], 0.0, jnp.exp(-l1_NxGxB))
+        return jnp.concatenate([f_BxA, jnp.sum(c_NxGxB, axis=1)], axis=-1)
+
+
+def _vbn_scale_init(key, shape, dtype=jnp.float32):
+    """N(1, 0.02), the authors' gamma init (openai/improved-gan imagenet/model.py `VBN`)."""
+    return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+class VirtualBatchNorm(nn.Module):
+    """Virtual batch normalisation (Salimans et al. 2016, Sec. 3.5), as the authors'
+    openai/improved-gan imagenet/model.py `VBN`.
+
+    Called on x_Bx...xC whose first `reference_size` R rows are the reference batch. Statistics
+    are per feature (the last axis), taken over rows and, for [B, H, W, C], over positions. The
+    reference rows are normalised with the reference statistics (mean mu_ref and mean of squares
+    s_ref over the R rows); every other row x with mu = mu_x / (R + 1) + R mu_ref / (R + 1) (and
+    the same for s), mu_x being x's own mean over its positions (x itself on [B, F]), so each
+    row's output depends on the reference batch and that row alone. Then
+    (x - mu) / sqrt(s - mu^2 + epsilon) * gamma + beta, gamma ~ N(1, 0.02) and beta = 0 learned
+    (the authors' init). Gradients flow through the reference statistics, as in the authors'
+    code, where the reference batch goes through the current net on every step. There are no
+    running averages: training and inference normalise alike. Shapes: x_Bx...xC -> the same.
+    Raises ValueError unless 1 <= R <= B and x has >= 2 dims.
+    """
+
+    reference_size: int
+    epsilon: float = 1e-5
+    scale_init: Callable = _vbn_scale_init
+    bias_init: Callable = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x_BxC):
+        _check_positive_int("VirtualBatchNorm", "reference_size", self.reference_size)
+        if x_BxC.ndim < 2 or x_BxC.shape[0] < self.reference_size:
+            raise ValueError(
+                f"VirtualBatchNorm with reference_size {self.reference_size} needs an input"
+                f" [B, ..., C] with B >= {self.reference_size} (reference rows first); got"
+                f" {x_BxC.shape}"
+            )
+        r = self.reference_size
+        positions = tuple(range(1, x_BxC.ndim - 1))
+        own_mean_BxC = jnp.mean(x_BxC, axis=positions)
+        own_sq_BxC = jnp.mean(x_BxC**2, axis=positions)
+        # Every row has as many positions, so the reference's mean over rows and positions is
+        # the mean of its rows' own means.
+        ref_mean_C, ref_sq_C = jnp.mean(own_mean_BxC[:r], 0), jnp.mean(own_sq_BxC[:r], 0)
+        is_ref_Bx1 = (jnp.arange(x_BxC.shape[0]) < r)[:, None]
+        new = 1.0 / (r + 1.0)
+        mean_BxC = jnp.where(is_ref_Bx1, ref_mean_C, new * own_mean_BxC + (1 - new) * ref_mean_C)
+        sq_BxC = jnp.where(is_ref_Bx1, ref_sq_C, new * own_sq_BxC + (1 - new) * ref_sq_C)
+        var_BxC = jnp.maximum(sq_BxC - mean_BxC**2, 0.0)  # rounding can take it below 0
+        inv_std_BxC = jax.lax.rsqrt(var_BxC + self.epsilon)
+        expand = (slice(None), *([None] * len(positions)), slice(None))
+        y = (x_BxC - mean_BxC[expand]) * inv_std_BxC[expand]
+        features = x_BxC.shape[-1]
+        gamma_C = self.param("scale", self.scale_init, (features,))
+        beta_C = self.param("bias", self.bias_init, (features,))
+        return y * gamma_C + beta_C

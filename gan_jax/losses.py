@@ -36,8 +36,17 @@ def value_function(real_logits_B, fake_logits_B):
 
 
 def minimax_d_loss(real_logits_B, fake_logits_B, real_label: float = 1.0):
-    """D maximises V, so it minimises -V. `real_label` < 1 is one-sided label smoothing
-    (Salimans et al. 2016): the target for real data becomes `real_label`."""
+    """D maximises V, so it minimises -V: the cross-entropy of D(x) against target 1 on real
+    rows and 0 on fake ones.
+
+    `real_label` = alpha < 1 is one-sided label smoothing (Salimans et al. 2016, Sec. 3.4): the
+    real rows' target becomes alpha, the fake rows' stays 0, and G's losses do not change. With
+    targets alpha (real) and beta (fake) the optimal D is D*(x) = (alpha p_data(x) + beta
+    p_model(x)) / (p_data(x) + p_model(x)); a beta > 0 would make D* large where p_data is small
+    and p_model is not, so G would get no push to move those samples towards the data, which is
+    why only the real label is smoothed. The authors (openai/improved-gan imagenet/build_model.py,
+    alpha = 0.75) subtract the target's entropy to make the loss a KL: a constant, same gradients.
+    """
     return -(
         real_label * jnp.mean(log_sigmoid(real_logits_B))
         + (1.0 - real_label) * jnp.mean(log_one_minus_sigmoid(real_logits_B))
@@ -94,6 +103,37 @@ def hinge_g_loss(fake_B):
 def class_cross_entropy(class_logits_BxK, labels_B):
     """AC-GAN's class term (Odena et al. 2017, eq. 2): -L_C = -E log P(C = c | X), per batch."""
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits_BxK, labels_B))
+
+
+FEATURE_MATCHING_REDUCTIONS = ("sum", "mean")
+
+
+def feature_matching(f_real_BxF, f_fake_BxF, *, reduction: str = "sum"):
+    """Feature matching, G's loss in Salimans et al. 2016, Sec. 3.1: ||E f(x) - E f(G(z))||_2^2,
+    with f an intermediate layer of D and each expectation a batch mean (the two batches may
+    differ in size).
+
+    `reduction='sum'` is the paper's squared L2 norm (the default); 'mean' divides it by F, as the
+    authors' code does (openai/improved-gan mnist_svhn_cifar10/train_mnist_feature_matching.py:
+    `T.mean(T.square(mom_gen - mom_real))`), a constant factor that Adam, the authors' optimiser,
+    all but ignores. The gradient with respect to each fake row is 2 / B_fake (mu_fake -
+    mu_real) (times 1/F for 'mean'); D is not trained on this loss (the caller differentiates
+    it with respect to G's parameters only). Returns a scalar. Raises ValueError unless both
+    inputs are [B, F] with the same F, or for an unknown reduction.
+    """
+    if reduction not in FEATURE_MATCHING_REDUCTIONS:
+        raise ValueError(
+            f"feature_matching: reduction {reduction!r} is not allowed; expected one of"
+            f" {FEATURE_MATCHING_REDUCTIONS}"
+        )
+    real_shape, fake_shape = jnp.shape(f_real_BxF), jnp.shape(f_fake_BxF)
+    if len(real_shape) != 2 or len(fake_shape) != 2 or real_shape[1] != fake_shape[1]:
+        raise ValueError(
+            "feature_matching needs features [B_real, F] and [B_fake, F] with the same F; got"
+            f" {real_shape} and {fake_shape}"
+        )
+    diff_F = jnp.mean(f_real_BxF, axis=0) - jnp.mean(f_fake_BxF, axis=0)
+    return jnp.sum(diff_F**2) if reduction == "sum" else jnp.mean(diff_F**2)
 
 
 def identity(outputs):

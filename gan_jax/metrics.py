@@ -141,13 +141,19 @@ def parzen_evaluate(
 SCORE_SPLITS = 10  # the Inception Score's 10 splits (Salimans et al. 2016)
 
 
-def classifier_score(logits_NxK, n_splits: int = 1) -> tuple[float, float]:
-    """exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016), mean and std over `n_splits` splits.
+def classifier_score(logits_NxK, n_splits: int = SCORE_SPLITS) -> tuple[float, float]:
+    """The Inception score's formula (Salimans et al. 2016, Sec. 4) on a classifier's logits:
+    exp(E_x KL(p(y|x) || p(y))) per split, then the mean and std over the `n_splits` splits.
 
-    p(y) is the marginal of each split. Split i holds rows [i N // n_splits, (i + 1) N //
-    n_splits), the boundaries of the original code (openai/improved-gan,
-    inception_score/model.py `get_inception_score`), so the short splits come first. Bounded by
-    [1, K]. Raises ValueError unless 1 <= n_splits <= N (an empty split has no marginal).
+    Follows the authors' code exactly (openai/improved-gan inception_score/model.py
+    `get_inception_score`): 10 splits by default, split i holding rows [i N // n_splits,
+    (i + 1) N // n_splits) (so when n_splits does not divide N the short splits come first),
+    p(y) the mean of p(y|x) over the split, and np.std (population std) over the splits; here
+    in float64 and log space, which also copes with probabilities that round to 0. With the
+    MNIST classifier (`gan_jax.classifier`) it is the MNIST analogue of the Inception score,
+    bounded by [1, K] (K = 10 digits): it is not comparable to Inception-score figures, which use
+    the Inception network on ImageNet's 1000 classes. Raises ValueError unless 1 <= n_splits <=
+    N (an empty split has no marginal).
     """
     logits_NxK = np.asarray(logits_NxK, np.float64)
     n = logits_NxK.shape[0]

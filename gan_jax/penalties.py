@@ -100,3 +100,52 @@ def penalty(name: str, d_fn: Callable, x_real, x_fake, key, rows: Rows = Rows())
     if name == "r2":
         return r2_penalty(d_fn, jax.lax.stop_gradient(x_fake))
     raise ValueError(f"unknown penalty {name!r}; allowed: {PENALTIES}")
+
+
+# ----------------------------------------------------------------------------- parameter penalties
+
+
+def _check_same_structure(name: str, params, average_params) -> None:
+    structure, average_structure = jax.tree.structure(params), jax.tree.structure(average_params)
+    if structure != average_structure:
+        raise ValueError(
+            f"{name}: params and their average differ in structure: {structure} vs"
+            f" {average_structure}"
+        )
+    for p, a in zip(jax.tree.leaves(params), jax.tree.leaves(average_params), strict=True):
+        if jnp.shape(p) != jnp.shape(a):
+            raise ValueError(
+                f"{name}: a parameter of shape {jnp.shape(p)} has an average of shape"
+                f" {jnp.shape(a)}"
+            )
+
+
+def historical_averaging(params, average_params) -> jax.Array:
+    """Historical averaging (Salimans et al. 2016, Sec. 3.3): ||theta - theta_bar||^2, summed
+    over every parameter of the pytree, theta_bar the running mean of the player's past
+    parameters (`update_historical_average`). The paper adds it to a player's cost (weight
+    chosen by the caller); its gradient is 2 (theta - theta_bar), and none reaches the average.
+    The authors' public code has no implementation of it. Returns a float32 scalar. Raises
+    ValueError if the two pytrees differ in structure or in a leaf's shape.
+    """
+    _check_same_structure("historical_averaging", params, average_params)
+    average_params = jax.lax.stop_gradient(average_params)
+    squares = jax.tree.map(lambda p, a: jnp.sum((p - a) ** 2), params, average_params)
+    return sum(jax.tree.leaves(squares), jnp.zeros((), jnp.float32))
+
+
+def update_historical_average(average_params, params, count):
+    """The running mean after one more value: average + (params - average) / (count + 1), where
+    `count` (an int or int array, >= 0) is how many past parameter values `average_params`
+    already averages. With count = 0 it returns params; after values theta_1..theta_t added in
+    turn with counts 0..t-1 it is (1/t) sum_i theta_i, the paper's theta_bar (Sec. 3.3).
+    Raises ValueError if the pytrees differ in structure or a leaf's shape, or for a Python int
+    count < 0.
+    """
+    _check_same_structure("update_historical_average", params, average_params)
+    if isinstance(count, int) and count < 0:
+        raise ValueError(
+            f"update_historical_average: count = {count} is not allowed; expected >= 0"
+        )
+    weight = 1.0 / (jnp.asarray(count, jnp.float32) + 1.0)
+    return jax.tree.map(lambda a, p: a + (p - a) * weight, average_params, params)

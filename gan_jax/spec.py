@@ -41,6 +41,11 @@ class Spec:
     penalty_every: int  # lazy regularisation interval (1: every D update)
     clip_weights: bool  # WGAN clipping on (its bound is Hparams.clip_weights)
     output_bias_from_data: bool
+    g_objective: str  # 'adversarial' or 'feature_matching' (config.G_OBJECTIVES)
+    feature_layer: int  # D's hidden layer feature matching matches (-1: the last)
+    historical_averaging: str  # the players with the penalty: 'none', 'd', 'g' or 'both'
+    labels_per_class: int  # > 0: semi-supervised, D's class logits see these many per class
+    d_ema: bool  # keep an exponential moving average of D's params (Hparams.d_ema_decay)
     axis_name: str | None = None  # the pmap axis the steps average over (None: one device)
 
 
@@ -94,5 +99,10 @@ def make_spec(
         penalty_every=loss.penalty_every,
         clip_weights=bool(loss.clip_weights),
         output_bias_from_data=model.output_bias_from_data,
+        g_objective=loss.g_objective,
+        feature_layer=loss.feature_layer,
+        historical_averaging=loss.historical_averaging,
+        labels_per_class=config.data.labels_per_class,
+        d_ema=config.train.d_ema_decay > 0,
         axis_name=axis_name,
     )

@@ -25,6 +25,9 @@ class Player:
     model_state: Any  # the other mutable collections, e.g. {'batch_stats': ...}; {} if none
     apply_fn: Callable = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    # Running averages of `params` (gan_jax.averaging), None unless the config keeps them.
+    history: Any = None  # the mean of all past params (historical averaging)
+    ema: Any = None  # an exponential moving average (zero-started; averaging.ema_params)
 
     def apply_gradients(self, grads, model_state=None, hyperparams=None) -> Player:
         """One optimizer update. `hyperparams` (optim.hyperparams_at) replace the optimizer
@@ -69,11 +72,14 @@ def init_player(module: nn.Module, tx, key, example_input) -> Player:
     )
 
 
-def init_state(key, generator, discriminator, g_tx, d_tx, z_dim: int, data_shape) -> GANState:
-    """A fresh state: G and D initialised from independent keys derived from `key`."""
+def init_state(
+    key, generator, discriminator, g_tx, d_tx, z_dim: int, data_shape, d_examples=None
+) -> GANState:
+    """A fresh state: G and D initialised from independent keys derived from `key`; D on
+    `d_examples` x_Nx... when given (a data-dependent init), else on one example of zeros."""
     key_g, key_d, key_run = jax.random.split(key, 3)
     z_1xZ = jnp.zeros((1, z_dim), jnp.float32)
-    x_1x = jnp.zeros((1, *data_shape), jnp.float32)
+    x_1x = jnp.zeros((1, *data_shape), jnp.float32) if d_examples is None else d_examples
     return GANState(
         step=jnp.zeros((), jnp.int32),
         d_updates=jnp.zeros((), jnp.int32),

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import data, models, optim, penalties
+from gan_jax import averaging, data, models, optim, penalties
 from gan_jax.hparams import Hparams, gan_loss
-from gan_jax.losses import class_cross_entropy
+from gan_jax.losses import class_cross_entropy, feature_matching
 from gan_jax.models import Z_DISTRIBUTIONS
 from gan_jax.spec import Spec
 from gan_jax.state import GANState, Player
@@ -49,9 +49,12 @@ def local_rows(x_Bx, offset, local: int):
     return jax.lax.dynamic_slice_in_dim(x_Bx, offset, local)
 
 
-def apply_player(player: Player, params, *inputs, train: bool, key=None, example_ids=None):
+def apply_player(
+    player: Player, params, *inputs, train: bool, key=None, example_ids=None, features=False
+):
     """Runs a player's network with `params` on `inputs` (x, or x and labels y for a conditional
-    net): (outputs, updated mutable collections).
+    net): (outputs, updated mutable collections); with `features`, outputs are (outputs, the
+    hidden layers' outputs the net sows as 'features', first layer first).
 
     `example_ids` are the rows' places in the global batch. A net that takes them (the 2014 D)
     draws its dropout masks per row from them, so masks do not depend on how the batch is split
@@ -64,11 +67,30 @@ def apply_player(player: Player, params, *inputs, train: bool, key=None, example
     elif key is not None and example_ids is not None:
         key = jax.random.fold_in(key, example_ids[0])
     rngs = {"dropout": key} if key is not None else {}
-    if train and player.model_state:
-        return player.apply_fn(
-            variables, *inputs, train=True, rngs=rngs, mutable=list(player.model_state), **kwargs
+    mutable = (list(player.model_state) if train else []) + (["intermediates"] if features else [])
+    if not mutable:
+        out = player.apply_fn(variables, *inputs, train=train, rngs=rngs, **kwargs)
+        return out, player.model_state
+    out, collections = player.apply_fn(
+        variables, *inputs, train=train, rngs=rngs, mutable=mutable, **kwargs
+    )
+    collections = dict(collections)
+    if features:
+        out = (out, models.sown_features(collections.pop("intermediates", {})))
+    return out, (collections if train else player.model_state)
+
+
+def hidden_features(sown, layer: int):
+    """The features_BxF of hidden layer `layer` of a D's sown ones (apply_player's `features`),
+    each example's flattened. Raises ValueError for a layer the D does not have (config
+    loss.feature_layer), when the step is traced, before any compute."""
+    if not -len(sown) <= layer < len(sown):
+        raise ValueError(
+            f"config.loss.feature_layer = {layer} is not allowed; expected one of"
+            f" -{len(sown)}..{len(sown) - 1} (this D sows {len(sown)} hidden layers)"
         )
-    return player.apply_fn(variables, *inputs, train=train, rngs=rngs, **kwargs), player.model_state
+    f = sown[layer]
+    return f.reshape(f.shape[0], -1)
 
 
 def split_outputs(outputs):
@@ -85,6 +107,16 @@ def per_example(logits):
 def average_over_devices(tree, axis_name: str | None):
     """Mean over the pmap axis (identity off pmap): gradients, statistics, metrics."""
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def average_updates(grads, model_state, axis_name: str | None):
+    """(grads, model_state) averaged over the pmap axis, except the collections that never
+    change (a VBN G's reference z: equal on every device, and a float mean of equal values
+    need not give the value back exactly)."""
+    fixed = {k: v for k, v in model_state.items() if k in models.FIXED_COLLECTIONS}
+    moving = {k: v for k, v in model_state.items() if k not in models.FIXED_COLLECTIONS}
+    grads, moving = average_over_devices((grads, moving), axis_name)
+    return grads, {**moving, **fixed}
 
 
 def sample_labels(key, batch_size: int, num_classes: int) -> jax.Array:
@@ -185,27 +217,49 @@ def lazy_penalty(regulariser, params, d_updates, every: int):
 
 def d_batch(state: GANState, dataset, *, spec: Spec):
     """(x_real, y_real): this device's rows of real batch `state.d_updates` (D update i consumes
-    real batch i, so a restored state draws the batches an unbroken run would)."""
+    real batch i, so a restored state draws the batches an unbroken run would). A
+    semi-supervised run (`spec.labels_per_class`) appends labelled batch `state.d_updates`,
+    (x_real, y_real, x_labelled, y_labelled) (data.labelled_batch)."""
     data_key = stream_key(state.rng, DATA_STREAM)
     offset, local = shard(spec.batch_size, spec.axis_name)
-    return data.real_batch(
-        spec.data_name,
-        dataset,
-        data_key,
-        state.d_updates,
-        spec.batch_size,
-        rows_b=offset + jnp.arange(local),
+    rows_b = offset + jnp.arange(local)
+    batch = data.real_batch(
+        spec.data_name, dataset, data_key, state.d_updates, spec.batch_size, rows_b=rows_b
     )
+    if not spec.labels_per_class:
+        return batch
+    labelled = data.labelled_batch(
+        dataset, data_key, state.d_updates, spec.batch_size, spec.labels_per_class, rows_b
+    )
+    return (*batch, *labelled)
+
+
+G_DATA_STREAM = 0x67646174  # folded into the data key for the real batches of G's updates
+
+
+def g_batch(state: GANState, dataset, *, spec: Spec):
+    """(x_real, y_real): this device's rows of the real batch of G update `state.step`, which
+    feature matching compares G's samples with: a stream of its own, as the authors' code
+    draws G's real batches from a second permutation of the data (trainx_unl2)."""
+    key = jax.random.fold_in(stream_key(state.rng, DATA_STREAM), G_DATA_STREAM)
+    offset, local = shard(spec.batch_size, spec.axis_name)
+    rows_b = offset + jnp.arange(local)
+    return data.real_batch(spec.data_name, dataset, key, state.step, spec.batch_size, rows_b)
 
 
 def d_loss(params, state: GANState, batch, fake, keys, hparams: Hparams, *, spec: Spec):
     """D's objective at `params`: `d_objective_scale` x the loss on the real `batch` and the
-    `fake` (x_fake, y_fake) batch, plus `aux_weight` x AC-GAN's class cross-entropy (Odena et
-    al. 2017, eq. 2) and `penalty_weight` x `penalty_every` x the (lazy) penalty. `keys` =
-    (dropout key of D, the penalty's key). Returns (total, (model_state, real_logits,
-    fake_logits, loss, aux, penalty)), `loss` unscaled.
+    `fake` (x_fake, y_fake) batch, plus `aux_weight` x a class cross-entropy, plus
+    `penalty_weight` x `penalty_every` x the (lazy) penalty, plus
+    `historical_averaging_weight` x ||params - their past mean||^2 when D has that penalty.
+
+    The class term is AC-GAN's on real and fake rows (Odena et al. 2017, eq. 2) or, in a
+    semi-supervised run, the labelled rows' (Salimans et al. 2016, Sec. 5: L_supervised; the
+    unsupervised part is the GAN loss of D(x) = Z(x) / (Z(x) + 1), whose logit log Z(x) the D
+    returns). `keys` = (dropout key of D, the penalty's key). Returns (total, (model_state,
+    real_logits, fake_logits, loss, aux, penalty)), `loss` unscaled.
     """
-    (x_real, y_real), (x_fake, y_fake), (key_d, key_penalty) = batch, fake, keys
+    (x_real, y_real, *labelled), (x_fake, y_fake), (key_d, key_penalty) = batch, fake, keys
     offset, local = shard(spec.batch_size, spec.axis_name)
     ids = offset + jnp.arange(local)
     loss = gan_loss(spec.loss, hparams)
@@ -243,6 +297,17 @@ def d_loss(params, state: GANState, batch, fake, keys, hparams: Hparams, *, spec
     aux = jnp.zeros((), jnp.float32)
     if spec.conditioning == "acgan":
         aux = class_cross_entropy(real_classes, y_real) + class_cross_entropy(fake_classes, y_fake)
+    if labelled:
+        x_labelled, y_labelled = labelled
+        out, model_state = apply_player(
+            state.d.replace(model_state=model_state),
+            params,
+            x_labelled,
+            train=True,
+            key=key_d,
+            example_ids=2 * spec.batch_size + ids,
+        )
+        aux = class_cross_entropy(split_outputs(out)[1], y_labelled)
     reg = jnp.zeros((), jnp.float32)
     if spec.penalty != "none":
         reg = lazy_penalty(regulariser, params, state.d_updates, spec.penalty_every)
@@ -251,6 +316,9 @@ def d_loss(params, state: GANState, batch, fake, keys, hparams: Hparams, *, spec
         + hparams.aux_weight * aux
         + hparams.penalty_weight * spec.penalty_every * reg
     )
+    if spec.historical_averaging in ("d", "both"):
+        history = penalties.historical_averaging(params, state.d.history)
+        total = total + hparams.historical_averaging_weight * history
     return total, (model_state, real_logits, fake_logits, value, aux, reg)
 
 
@@ -310,11 +378,12 @@ def d_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
         hparams,
         spec=spec,
     )
-    grads, model_state = average_over_devices((grads, model_state), spec.axis_name)
+    grads, model_state = average_updates(grads, model_state, spec.axis_name)
     hyper = optim.hyperparams_at(spec.d_opt, hparams.d, state.d.opt_state.count)
     d = state.d.apply_gradients(grads, model_state, hyper)
     if spec.clip_weights:
         d = d.replace(params=clip_params(d.params, hparams.clip_weights))
+    d = averaging.update(d, hparams.d_ema_decay)
     d_output = gan_loss(spec.loss, hparams).d_output
     metrics = {
         "d_loss": value,
@@ -322,19 +391,42 @@ def d_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
         "d_real": jnp.mean(d_output(real_logits)),
         "d_fake": jnp.mean(d_output(fake_logits)),
     }
-    if spec.conditioning == "acgan":
+    if spec.conditioning == "acgan" or spec.labels_per_class:
         metrics["d_class_loss"] = aux
     metrics = average_over_devices(metrics, spec.axis_name)
     metrics["d_grad_norm"] = optax.tree.norm(grads)
     return state.replace(d=d, d_updates=state.d_updates + 1), metrics
 
 
-def g_step(state: GANState, hparams: Hparams, *, spec: Spec):
+def g_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
     """One G update against the current D; increments `state.step`. A conditional G draws
     uniform fake labels; with 'acgan' it also minimises `aux_weight` x D's class cross-entropy on
-    its samples (Odena et al. 2017: G maximises L_C - L_S; L_C's real term does not involve G)."""
+    its samples (Odena et al. 2017: G maximises L_C - L_S; L_C's real term does not involve G).
+
+    With `spec.g_objective == 'feature_matching'`, G's loss is instead
+    losses.feature_matching of D's hidden layer `spec.feature_layer` on the real `batch`
+    (x_real, y_real) (`g_batch`; None otherwise) and on G's samples (Salimans et al. 2016,
+    Sec. 3.1); under pmap the batch means are the global batch's. Historical averaging of G
+    (`spec.historical_averaging` 'g' or 'both') adds its weighted penalty.
+    """
     ids, g_inputs, y_fake, (key_g, key_d) = update_draws(state, spec, G_STREAM, state.step, 3)
     loss = gan_loss(spec.loss, hparams)
+    matching = spec.g_objective == "feature_matching"
+    f_real = None
+    if matching:
+        # D in training mode on real data, as on G's samples below (the authors' code too).
+        (_, sown), _ = apply_player(
+            state.d,
+            state.d.params,
+            batch[0],
+            train=True,
+            key=key_d,
+            example_ids=spec.batch_size + ids,
+            features=True,
+        )
+        f_real = average_over_devices(
+            jnp.mean(hidden_features(sown, spec.feature_layer), 0), spec.axis_name
+        )
 
     def loss_fn(params):
         x_fake, model_state = apply_player(
@@ -344,20 +436,37 @@ def g_step(state: GANState, hparams: Hparams, *, spec: Spec):
         # D runs in training mode (dropout on, as in the 2014 code) but its statistics
         # belong to the D step, so its mutable collections are dropped.
         out = apply_player(
-            state.d, state.d.params, *d_inputs, train=True, key=key_d, example_ids=ids
+            state.d,
+            state.d.params,
+            *d_inputs,
+            train=True,
+            key=key_d,
+            example_ids=ids,
+            features=matching,
         )[0]
+        if matching:
+            out, sown = out
+            f_fake = average_over_devices(
+                jnp.mean(hidden_features(sown, spec.feature_layer), 0), spec.axis_name
+            )
+            # The means are already the global batch's: each passed as a batch of one row.
+            value = feature_matching(f_real[None], f_fake[None])
         fake_logits, fake_classes = split_outputs(out)
-        value = loss.g_loss(fake_logits)
+        if not matching:
+            value = loss.g_loss(fake_logits)
         if spec.conditioning == "acgan":
             value = value + hparams.aux_weight * class_cross_entropy(fake_classes, y_fake)
+        if spec.historical_averaging in ("g", "both"):
+            history = penalties.historical_averaging(params, state.g.history)
+            value = value + hparams.historical_averaging_weight * history
         return value, (model_state, fake_logits)
 
     (value, (model_state, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.g.params
     )
-    grads, model_state = average_over_devices((grads, model_state), spec.axis_name)
+    grads, model_state = average_updates(grads, model_state, spec.axis_name)
     hyper = optim.hyperparams_at(spec.g_opt, hparams.g, state.g.opt_state.count)
-    g = state.g.apply_gradients(grads, model_state, hyper)
+    g = averaging.update(state.g.apply_gradients(grads, model_state, hyper), hparams.d_ema_decay)
     metrics = {"g_loss": value, "d_fake_for_g": jnp.mean(loss.d_output(fake_logits))}
     metrics = average_over_devices(metrics, spec.axis_name)
     metrics["g_grad_norm"] = optax.tree.norm(grads)
@@ -394,8 +503,8 @@ def simultaneous_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
     _, d_grads = pullback((one, zero))  # D's objective, D's params
     g_grads, _ = pullback((zero, one))  # G's objective, G's params
     d_model_state, real_logits, fake_logits, value, _, reg = aux
-    d_grads, d_model_state = average_over_devices((d_grads, d_model_state), spec.axis_name)
-    g_grads, g_model_state = average_over_devices((g_grads, g_model_state), spec.axis_name)
+    d_grads, d_model_state = average_updates(d_grads, d_model_state, spec.axis_name)
+    g_grads, g_model_state = average_updates(g_grads, g_model_state, spec.axis_name)
     d_hyper = optim.hyperparams_at(spec.d_opt, hparams.d, state.d.opt_state.count)
     g_hyper = optim.hyperparams_at(spec.g_opt, hparams.g, state.g.opt_state.count)
     d = state.d.apply_gradients(d_grads, d_model_state, d_hyper)

@@ -39,10 +39,13 @@ _LOSS_KEYS = (
     "lsgan_c",
     "aux_weight",
     "d_objective_scale",
+    "historical_averaging_weight",
 )
 # The config keys whose values only change numbers (hparams.from_config reads them).
-SWEEPABLE = tuple(f"optim.{p}.{k}" for p in ("g", "d") for k in _OPT_KEYS) + tuple(
-    f"loss.{k}" for k in _LOSS_KEYS
+SWEEPABLE = (
+    tuple(f"optim.{p}.{k}" for p in ("g", "d") for k in _OPT_KEYS)
+    + tuple(f"loss.{k}" for k in _LOSS_KEYS)
+    + ("train.d_ema_decay",)
 )
 
 

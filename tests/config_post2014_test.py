@@ -43,7 +43,8 @@ def image(config, **model):
         ),
         (
             lambda c: image(c, discriminator="gan2014", conditioning="acgan", num_classes=10),
-            r"discriminator = 'gan2014' .*\['mlp', 'dcgan'\] with model.conditioning='acgan'",
+            r"discriminator = 'gan2014' .*\['mlp', 'dcgan', 'resnet'\] with"
+            r" model.conditioning='acgan'",
         ),
         (lambda c: c.model.update(generator="dcgan"), r"generator = 'dcgan' .*data.name='ring8'"),
         (lambda c: c.data.update(stacked_size=0), r"config.data.stacked_size = 0"),

@@ -82,7 +82,11 @@ def test_every_experiment_config_and_variant_is_valid(name, variant):
         ("train.sample_every", 6, r"config.train.sample_every = 6 .*multiple of log_every=4"),
         ("data.stop", 0, r"config.data.stop = 0 .*> 0"),
         ("data.start", -5, r"config.data.start = -5 .*>= 0"),
-        ("model.discriminator_kwargs", {"hiden": (8,)}, r"kwargs.hiden = \(8,\) .*\['hidden'\]"),
+        (
+            "model.discriminator_kwargs",
+            {"hiden": (8,)},
+            r"kwargs.hiden = \(8,\) .*\['hidden', 'num_classes'\]",
+        ),
         (
             "model.generator_kwargs",
             {"hidden": (8,), "output_activation": "relu"},
@@ -164,7 +168,7 @@ G_RANGE_CASES = {
         with_changes("gan2014_mnist", data__scale="symmetric", model__output_bias_from_data=False),
         "config.data.scale = 'symmetric' is not allowed with model.generator='gan2014' (a fixed"
         " sigmoid output, range [0, 1]); expected 'unit', or a G output activation for data in"
-        " [-1, 1]: ['tanh', 'linear'] (an option of model.generator in ['dcgan', 'mlp'])",
+        " [-1, 1]: ['tanh', 'linear'] (an option of model.generator in ['dcgan', 'mlp', 'resnet'])",
     ),
     "sigmoid dcgan symmetric": (
         with_changes("wgan_gp_mnist", data__scale="symmetric"),
@@ -197,7 +201,7 @@ G_RANGE_CASES = {
         ),
         "config.model.generator = 'gan2014' is not allowed with data.name='gaussian_1d'"
         " (Gaussian samples, range (-inf, inf)); expected a G output activation for data in"
-        " (-inf, inf): ['linear'] (an option of model.generator in ['dcgan', 'mlp'])",
+        " (-inf, inf): ['linear'] (an option of model.generator in ['dcgan', 'mlp', 'resnet'])",
     ),
 }
 

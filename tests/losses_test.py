@@ -142,3 +142,54 @@ def test_hyperparameters_bind_from_config_and_bad_ones_are_named():
     np.testing.assert_allclose(smoothed.d_loss(fake, fake), losses.minimax_d_loss(fake, fake, 0.9))
     with pytest.raises(ValueError, match=r"'wgan' takes no hyperparameter \['a'\]"):
         losses.get_loss("wgan", a=0.0)
+
+
+def test_feature_matching_matches_numpy_and_its_gradient_is_the_closed_form():
+    rng = np.random.default_rng(1)
+    f_real, f_fake = rng.normal(1.0, 2.0, (6, 4)), rng.normal(0.0, 1.0, (5, 4))
+    mu_real, mu_fake = f_real.mean(0), f_fake.mean(0)
+    expected = np.sum((mu_real - mu_fake) ** 2)  # Sec. 3.1: ||E f(x) - E f(G(z))||_2^2
+
+    @jax.jit
+    def run(f_real, f_fake):
+        return [
+            jax.value_and_grad(losses.feature_matching, argnums=1)(f_real, f_fake, reduction=r)
+            for r in ("sum", "mean")
+        ]
+
+    (value, grad), (mean_value, mean_grad) = run(f_real, f_fake)
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
+    np.testing.assert_allclose(mean_value, expected / 4, rtol=1e-5)  # the authors' scaling
+    closed_form = np.broadcast_to(2.0 / 5 * (mu_fake - mu_real), (5, 4))  # 2/B (mu_f - mu_r)
+    np.testing.assert_allclose(grad, closed_form, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(mean_grad, closed_form / 4, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"same F; got \(6, 4\) and \(5, 3\)"):
+        losses.feature_matching(f_real, f_fake[:, :3])
+    with pytest.raises(ValueError, match="reduction 'max' is not allowed"):
+        losses.feature_matching(f_real, f_fake, reduction="max")
+
+
+def test_one_sided_label_smoothing_changes_only_the_real_target(logits):
+    """real_label < 1 moves D's real target only: the fake rows' term and its gradient stay
+    those of target 0, and G's losses are the unsmoothed ones (Salimans et al. 2016, Sec. 3.4)."""
+    real, fake = logits
+    smooth = losses.get_loss("non_saturating", real_label=0.9)
+    plain = losses.get_loss("non_saturating")
+    minimax = losses.get_loss("minimax", real_label=0.9)
+
+    @jax.jit
+    def run(real, fake):
+        d_value, (grad_real, grad_fake) = jax.value_and_grad(smooth.d_loss, (0, 1))(real, fake)
+        g_values = (smooth.g_loss(fake), plain.g_loss(fake))
+        return d_value, grad_real, grad_fake, g_values, minimax.g_loss(fake)
+
+    d_value, grad_real, grad_fake, (g_smooth, g_plain), g_minimax = run(real, fake)
+    dr = np_sigmoid(real)
+    real_term = -np.mean(0.9 * np.log(dr) + 0.1 * np.log(1 - dr))
+    # With the real term removed, what is left is the fake rows' loss at target 0.
+    fake_term = -np.mean(np.log(1 - np_sigmoid(fake)))
+    np.testing.assert_allclose(d_value - real_term, fake_term, rtol=1e-5)
+    np.testing.assert_allclose(grad_fake, np_sigmoid(fake) / fake.size, rtol=1e-5)  # target 0
+    np.testing.assert_allclose(grad_real, (dr - 0.9) / real.size, rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(g_smooth, g_plain)  # G's loss is not smoothed
+    np.testing.assert_allclose(g_minimax, np.mean(np.log(1 - np_sigmoid(fake))), rtol=1e-5)

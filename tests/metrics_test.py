@@ -285,6 +285,11 @@ def test_classifier_score_splits_as_the_original_code():
     assert metrics.classifier_score(np.log(p_NxK), 10) == pytest.approx(
         _score_improved_gan(p_NxK, 10), rel=1e-12
     )
+    # The authors' default: 10 splits, here of 37 rows (splits of 3 and 4 rows).
+    p_NxK = scipy.special.softmax(2 * rng.standard_normal((37, 10)), axis=1)
+    assert metrics.classifier_score(np.log(p_NxK)) == pytest.approx(
+        _score_improved_gan(p_NxK, 10), rel=1e-12
+    )
 
 
 def test_metrics_name_their_fewest_samples():

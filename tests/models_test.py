@@ -1,6 +1,9 @@
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from layers_test import np_vbn
 from ml_collections import ConfigDict
 
 from gan_jax import models
@@ -240,3 +243,190 @@ def test_example_ids_reach_the_2014_d_through_the_conditional_wrapper():
     # Row i's dropout mask follows its id: ids 2..5 shifted by two rows give rows 2..3 of 0..3.
     np.testing.assert_array_equal(rows[1][:2], rows[0][2:])
     assert not np.array_equal(rows[0], rows[1])
+
+
+# ----------------------------------------------------------------------------- Salimans et al. 2016
+
+
+def test_improved_gan_mnist_nets_have_the_authors_sizes():
+    key = jax.random.PRNGKey(0)
+    d_shapes = shapes(
+        jax.eval_shape(
+            partial(models.ImprovedGANMNISTDiscriminator().init, train=False),
+            key,
+            np.zeros((2, 28, 28, 1), np.float32),
+        )["params"]
+    )
+    widths = [784, 1000, 500, 250, 250, 250, 10]
+    assert [d_shapes[f"WeightNormDense_{i}"]["kernel"] for i in range(6)] == list(
+        zip(widths[:-1], widths[1:], strict=True)
+    )
+    mbd = models.ImprovedGANMNISTDiscriminator(minibatch_discrimination=100)
+    mbd_shapes = shapes(
+        jax.eval_shape(partial(mbd.init, train=False), key, np.zeros((2, 784), np.float32))
+    )
+    mbd_shapes = mbd_shapes["params"]
+    assert mbd_shapes["MinibatchDiscrimination_0"]["kernel"] == (250, 100, 5)
+    assert mbd_shapes["WeightNormDense_5"]["kernel"] == (350, 10)  # MBD right before the output
+    g_vars = jax.eval_shape(
+        models.ImprovedGANMNISTGenerator().init, key, np.zeros((2, 100), np.float32)
+    )
+    g_shapes = shapes(g_vars["params"])
+    assert g_shapes["Dense_0"] == {"kernel": (100, 500)} and g_shapes["BatchNorm_0"] == {
+        "bias": (500,)  # an offset, no scale, no dense bias: the authors' batch_norm(g=None)
+    }
+    assert g_shapes["output"] == {"kernel": (500, 784), "scale": (784,), "bias": (784,)}
+    config = ConfigDict({"generator": "improved_gan_mnist", "discriminator": "improved_gan_mnist"})
+    assert isinstance(models.make_generator(config, (28, 28, 1)), models.ImprovedGANMNISTGenerator)
+    d = models.make_discriminator(config, axis_name="devices")
+    assert isinstance(d, models.ImprovedGANMNISTDiscriminator) and d.axis_name == "devices"
+    assert models.rows_independent(d.apply)
+    assert not models.rows_independent(mbd.apply)  # minibatch features couple the rows
+    plain = models.ImprovedGANMNISTDiscriminator(num_classes=0)
+    variables = jax.eval_shape(
+        partial(plain.init, train=False), key, np.zeros((2, 784), np.float32)
+    )
+    logit = jax.eval_shape(
+        partial(plain.apply, train=False), variables, np.zeros((2, 784), np.float32)
+    )
+    assert logit.shape == (2,)  # K = 0: a plain logit
+
+
+def numpy_variables(module, *inputs, seed=0):
+    """A module's variables filled from numpy (scales near 1, reference z uniform on [-1, 1]),
+    with the structure of its init but without compiling its random initialisers."""
+    rng = np.random.default_rng(seed)
+    structure = jax.eval_shape(partial(module.init, train=False), jax.random.PRNGKey(0), *inputs)
+
+    def fill(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if "vbn_reference" in name:
+            return rng.uniform(-1.0, 1.0, leaf.shape).astype(np.float32)
+        centre = 1.0 if "scale" in name else 0.0
+        return (centre + 0.3 * rng.standard_normal(leaf.shape)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, structure)
+
+
+def np_weight_norm_dense(x, p):
+    v = np.asarray(p["kernel"], np.float64)
+    return x @ (v / np.linalg.norm(v, axis=0)) * np.asarray(p["scale"]) + np.asarray(p["bias"])
+
+
+def test_improved_gan_mnist_d_is_the_k_plus_one_class_d_and_sows_its_hidden_layers():
+    """Eval mode against numpy: the hidden layers, sown in order, the K logits, and D(x) =
+    sigmoid(logsumexp(l)) = Z / (Z + 1) (Sec. 5). Changing row 0 leaves the other rows' outputs
+    alone in training mode (noise drawn per row) without minibatch discrimination, not with it."""
+    # No input noise: the first hidden layer's sown output is then the same in training mode,
+    # if it is sown before that layer's noise, as the authors' feature layer is.
+    d = models.ImprovedGANMNISTDiscriminator(hidden=(8, 6), num_classes=3, input_noise=0.0)
+    mbd = models.ImprovedGANMNISTDiscriminator(hidden=(8, 6), minibatch_discrimination=2)
+    x = np.random.default_rng(0).uniform(size=(4, 5)).astype(np.float32)
+    x_other = x.copy()
+    x_other[0] = 1.0 - x[0]
+    both = np.stack([x, x_other])
+    variables, mbd_variables = numpy_variables(d, x), numpy_variables(mbd, x)
+
+    @jax.jit
+    def run(variables, mbd_variables, key):
+        (lse, logits), sown = d.apply(variables, x, train=False, mutable=["intermediates"])
+        rngs = {"dropout": key}
+
+        def train(x):
+            (lse, _), sown = d.apply(
+                variables, x, True, jnp.arange(4), rngs=rngs, mutable=["intermediates"]
+            )
+            return lse, sown["intermediates"]["features"][0]
+
+        d_rows, train_features = jax.vmap(train)(both)
+        mbd_rows = jax.vmap(lambda x: mbd.apply(mbd_variables, x, train=False)[0])(both)
+        features = sown["intermediates"]["features"]
+        return lse, logits, features, d_rows, train_features[0], mbd_rows
+
+    lse, logits, features, d_rows, train_features, mbd_rows = run(
+        variables, mbd_variables, jax.random.PRNGKey(5)
+    )
+    np.testing.assert_allclose(train_features, features[0], rtol=1e-6)
+    params = variables["params"]
+    h = np.asarray(x, np.float64)
+    for i, f in enumerate(features):
+        h = np.maximum(np_weight_norm_dense(h, params[f"WeightNormDense_{i}"]), 0.0)
+        np.testing.assert_allclose(f, h, rtol=1e-4, atol=1e-6)
+    assert len(features) == 2 and features[-1].shape == (4, 6)  # the last hidden layer last
+    expected_logits = np_weight_norm_dense(h, params["WeightNormDense_2"])
+    np.testing.assert_allclose(logits, expected_logits, rtol=1e-4, atol=1e-6)
+    z = np.exp(expected_logits).sum(axis=1)
+    np.testing.assert_allclose(jax.nn.sigmoid(lse), z / (z + 1.0), rtol=1e-5)
+    assert d_rows[0, 0] != d_rows[1, 0]
+    np.testing.assert_array_equal(d_rows[0, 1:], d_rows[1, 1:])
+    assert np.all(mbd_rows[0, 1:] != mbd_rows[1, 1:])  # minibatch features couple the rows
+
+
+def test_improved_gan_mnist_g_ignores_z_offset_and_scale_in_training():
+    """Batch norm after the bias-free first layer: the authors' z ~ U[0, 1] and our U[-1, 1]
+    (2u - 1) give the same samples, which lie in (0, 1)."""
+    g = models.ImprovedGANMNISTGenerator(hidden=(16, 16))
+    u = np.random.default_rng(0).uniform(size=(8, 100)).astype(np.float32)
+
+    @jax.jit
+    def run(variables):
+        return [
+            g.apply(variables, z, train=True, mutable=["batch_stats"])[0] for z in (u, 2 * u - 1)
+        ]
+
+    x01, x11 = run(numpy_variables(g, u))
+    assert x01.shape == (8, 28, 28, 1) and float(x01.min()) > 0 and float(x01.max()) < 1
+    np.testing.assert_allclose(x01, x11, atol=1e-5)
+
+
+def test_vbn_generator_rows_depend_on_their_own_z_and_the_reference_only():
+    """DCGAN G with norm='vbn': G(z) row i is G(z_i) alone, equals a reference computation
+    (flax layers and a numpy VBN on concat(z_ref, z)), and z_ref lives in 'vbn_reference',
+    drawn once at init and never updated."""
+    g = models.DCGANGenerator((16, 16, 1), base_features=4, norm="vbn", vbn_reference_size=5)
+    z = np.random.default_rng(0).uniform(-1.0, 1.0, (3, 8)).astype(np.float32)
+    variables = numpy_variables(g, z)
+
+    @jax.jit
+    def run(variables):
+        out, new = g.apply(variables, z, train=True, mutable=["vbn_reference"])
+        alone = jax.vmap(lambda z_1xZ: g.apply(variables, z_1xZ[None], train=False)[0])(z)
+        return out, new, alone
+
+    out, new, alone = run(variables)
+    z_ref = variables["vbn_reference"]["z"]
+    assert z_ref.shape == (5, 8)
+    np.testing.assert_array_equal(new["vbn_reference"]["z"], z_ref)  # fixed for good
+    np.testing.assert_allclose(alone, out, rtol=1e-5, atol=1e-6)
+    drawn = models.reference_z(jax.random.PRNGKey(1), 64, 8, "uniform")
+    assert drawn.shape == (64, 8) and -1 <= drawn.min() < -0.9 and 0.9 < drawn.max() <= 1
+
+    p = variables["params"]
+
+    def vbn(h, i):
+        scale, bias = (np.asarray(p[f"VirtualBatchNorm_{i}"][k]) for k in ("scale", "bias"))
+        return np.maximum(np_vbn(np.asarray(h, np.float64), 5, scale, bias, 1e-5), 0.0)
+
+    h = np.concatenate([z_ref, np.asarray(z)]) @ np.asarray(p["Dense_0"]["kernel"])
+    h = vbn(h.reshape(8, 4, 4, 8), 0)
+    conv_0 = jax.jit(nn.ConvTranspose(4, (4, 4), (2, 2), "SAME", use_bias=False).apply)
+    h = conv_0({"params": p["ConvTranspose_0"]}, h.astype(np.float32))
+    conv_1 = jax.jit(nn.ConvTranspose(1, (4, 4), (2, 2), "SAME").apply)
+    h = conv_1({"params": p["ConvTranspose_1"]}, vbn(h, 1).astype(np.float32))
+    np.testing.assert_allclose(out, np.tanh(h[5:]), rtol=1e-4, atol=1e-5)
+
+
+def test_dcgan_generator_norm_option_keeps_the_old_nets_and_names_bad_settings():
+    key, z = jax.random.PRNGKey(0), np.zeros((2, 10), np.float32)
+
+    def param_shapes(**kwargs):
+        g = models.DCGANGenerator(base_features=4, **kwargs)
+        return shapes(jax.eval_shape(partial(g.init, train=False), key, z))
+
+    assert param_shapes() == param_shapes(norm="batch")
+    assert param_shapes(use_batch_norm=False) == param_shapes(norm="none")
+    assert "batch_stats" not in param_shapes(norm="vbn")
+    with pytest.raises(ValueError, match="norm='vbn' contradicts use_batch_norm=False"):
+        param_shapes(norm="vbn", use_batch_norm=False)
+    with pytest.raises(ValueError, match=r"unknown norm 'layer'; allowed: \('batch', 'vbn'"):
+        param_shapes(norm="layer")

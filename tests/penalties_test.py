@@ -119,3 +119,39 @@ def test_a_devices_noise_is_its_rows_of_the_global_draw(per_element):
     part = penalties.Rows(offset=2, global_batch=6).uniform(key, x_6x3[2:4], per_element)
     np.testing.assert_array_equal(part, whole[2:4])
     assert whole.shape == ((6, 3) if per_element else (6, 1))
+
+
+def test_historical_averaging_is_the_squared_distance_to_the_running_mean():
+    rng = np.random.default_rng(0)
+    history = [{"w": rng.normal(size=(3, 2)), "b": {"c": rng.normal(size=4)}} for _ in range(4)]
+    update = jax.jit(penalties.update_historical_average)
+    average = history[0]
+    for count, params in enumerate(history[1:], start=1):
+        average = update(average, params, count)
+    for key, leaf in (("w", lambda p: p["w"]), ("c", lambda p: p["b"]["c"])):
+        expected = np.mean([leaf(p) for p in history], axis=0)  # theta_bar, Sec. 3.3
+        np.testing.assert_allclose(leaf(average), expected, rtol=1e-5, err_msg=key)
+    # count 0 starts the average at the first value, whatever was there.
+    zeros = jax.tree.map(np.zeros_like, history[0])
+    first = update(zeros, history[0], 0)
+    np.testing.assert_allclose(first["w"], history[0]["w"], rtol=1e-6)
+
+    theta = {"w": rng.normal(size=(3, 2)), "b": {"c": rng.normal(size=4)}}
+    expected = np.sum((theta["w"] - average["w"]) ** 2) + np.sum(
+        (theta["b"]["c"] - average["b"]["c"]) ** 2
+    )
+    value, (grad_theta, grad_average) = jax.jit(
+        jax.value_and_grad(penalties.historical_averaging, argnums=(0, 1))
+    )(theta, average)
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
+    np.testing.assert_allclose(grad_theta["w"], 2 * (theta["w"] - average["w"]), rtol=1e-5)
+    assert all(np.all(g == 0) for g in jax.tree.leaves(grad_average))  # the average is fixed
+
+
+def test_historical_averaging_names_mismatched_trees():
+    with pytest.raises(ValueError, match=r"a parameter of shape \(2,\) has an average of shape"):
+        penalties.historical_averaging({"w": np.zeros(2)}, {"w": np.zeros(3)})
+    with pytest.raises(ValueError, match="differ in structure"):
+        penalties.update_historical_average({"w": np.zeros(2)}, {"v": np.zeros(2)}, 1)
+    with pytest.raises(ValueError, match="count = -1 is not allowed"):
+        penalties.update_historical_average({"w": np.zeros(2)}, {"w": np.zeros(2)}, -1)
