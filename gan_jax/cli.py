@@ -4,6 +4,7 @@ gan-jax train --config experiments/<name>.py[:VARIANT] --workdir DIR [--config.k
 gan-jax sweep --config experiments/<name>.py --workdir DIR [--sweep key=v1,v2,...] [--seeds S]
 gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_dir DIR]
 gan-jax sample --workdir DIR --num N [--seed S] --out FILE.npz|OUTDIR/
+gan-jax figures --workdir DIR [--out OUTDIR] [--data_dir DIR] [--seed S]
 
 The commands are argparse subcommands, built with absl's `argparse_flags` so that absl runs
 `main` and its own flags (--verbosity, ...) keep working; `gan-jax --help` lists the commands
@@ -22,7 +23,7 @@ from absl import app, flags, logging
 from absl.flags import argparse_flags
 from ml_collections import config_flags
 
-from gan_jax import evaluate, parallel, sample, sweep, train
+from gan_jax import alarm, evaluate, figures, parallel, sample, sweep, train
 from gan_jax.config import default_config, load_experiment_file
 from gan_jax.workdir_lock import WorkdirBusyError
 
@@ -52,6 +53,11 @@ def run_eval(args: argparse.Namespace) -> None:
 
 def run_sample(args: argparse.Namespace) -> None:
     record = sample.sample(args.workdir, args.num, args.seed, args.out)
+    print(json.dumps(record))
+
+
+def run_figures(args: argparse.Namespace) -> None:
+    record = figures.figures(args.workdir, args.out, args.data_dir, args.seed)
     print(json.dumps(record))
 
 
@@ -184,6 +190,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="a .npz file, or a new or empty directory (a path ending in '/'). Required.",
     )
     sample_parser.set_defaults(run=run_sample)
+
+    figures_parser = commands.add_parser(
+        "figures",
+        help="write Figures 2 and 3 of Goodfellow et al. 2014 for a workdir's newest checkpoint",
+        description="Write PNGs of the newest checkpoint in --workdir (image data only):"
+        " neighbours_pixel.png and neighbours_features.png, samples each beside its nearest"
+        " training example in pixel L2 and in the MNIST classifier's feature space (the"
+        " 2014 paper's Fig. 2); interpolation.png, rows of G along straight lines in z (its"
+        " Fig. 3); interpolation_classes.png, rows of one z across the classes, for a"
+        " conditional G.",
+        allow_abbrev=False,
+    )
+    figures_parser.add_argument(
+        "--workdir", required=True, help="a training workdir (gan-jax train). Required."
+    )
+    figures_parser.add_argument(
+        "--out", metavar="OUTDIR", help="directory for the PNGs (default: WORKDIR/figures)"
+    )
+    figures_parser.add_argument(
+        "--data_dir",
+        metavar="DIR",
+        help="directory of the training data (default: the workdir's config.data.dir)",
+    )
+    figures_parser.add_argument(
+        "--seed",
+        type=int,
+        default=figures.FIGURE_SEED,
+        metavar="S",
+        help=f"seed of the samples and latent codes (default: {figures.FIGURE_SEED})",
+    )
+    figures_parser.set_defaults(run=run_figures)
     return parser
 
 
@@ -192,7 +229,7 @@ def main(args: argparse.Namespace) -> None:
         logging.set_verbosity(logging.WARNING)  # orbax and XLA are chatty at INFO
     try:
         args.run(args)
-    except (ValueError, FloatingPointError, WorkdirBusyError) as err:
+    except (ValueError, FloatingPointError, WorkdirBusyError, alarm.CollapseAlarmError) as err:
         sys.exit(f"error: {err}")
 
 

@@ -24,6 +24,7 @@ PARALLEL_MODES = ("none", "pmap")
 UPDATE_RULES = ("alternating", "simultaneous")  # train.update_rule
 G_OBJECTIVES = ("adversarial", "feature_matching")  # loss.g_objective
 HISTORICAL_AVERAGING = ("none", "d", "g", "both")  # loss.historical_averaging
+ALARM_ACTIONS = ("off", "warn", "stop")  # alarm.action; see gan_jax/alarm.py
 
 
 def optimizer_config(**overrides) -> ml_collections.ConfigDict:
@@ -147,7 +148,28 @@ def default_config() -> ml_collections.ConfigDict:
     c.parallel = "none"
     # Metrics of gan_jax.metrics computed during training into metrics.jsonl (0: never).
     c.eval = ml_collections.ConfigDict({"every": 0, "metrics": "", "num_samples": 2500})
+    c.alarm = alarm_config()
     return c
+
+
+def alarm_config(**overrides) -> ml_collections.ConfigDict:
+    """The collapse alarm (gan_jax/alarm.py). A threshold of 0 turns its test off. The
+    defaults flag the collapsed seeds of experiments/gan2014_collapse.py and none of its
+    healthy ones (README, "Collapse alarm")."""
+    cfg = ml_collections.ConfigDict(
+        {
+            "action": "warn",  # 'off', 'warn' (log and metrics.jsonl) or 'stop' (also end it)
+            "d_fake_below": 1e-3,  # D wins: mean D(G(z)) below this ...
+            "g_grad_norm_below": 0.0,  # ... or G's gradient norm below this ...
+            "consecutive": 3,  # ... at this many logs in a row
+            "every": 1000,  # steps between sample statistics (0: never compute them)
+            "num_samples": 256,  # G's samples (and real examples) of the statistics
+            "diversity_below": 0.1,  # mode collapse: samples' spread / data's below this ...
+            "classes_below": 2,  # ... or fewer classifier classes than this (MNIST)
+        }
+    )
+    cfg.update(overrides)
+    return cfg
 
 
 def load_experiment_file(path: str, variant: str = ""):
@@ -574,3 +596,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _fail("eval.every", config.eval.every, f"a multiple of log_every={t.log_every}")
     if config.eval.every and not config.eval.metrics:
         _fail("eval.metrics", config.eval.metrics, "metric names, e.g. 'mixture' or 'fd,kid'")
+    _validate_alarm(config.alarm)
+
+
+def _validate_alarm(a) -> None:
+    """The alarm's action and thresholds (gan_jax/alarm.py)."""
+    _check_choice("alarm.action", a.action, ALARM_ACTIONS)
+    if isinstance(a.d_fake_below, bool) or not isinstance(a.d_fake_below, numbers.Real):
+        _fail("alarm.d_fake_below", a.d_fake_below, "a number in [0, 1] (0: off)")
+    if not 0 <= a.d_fake_below <= 1:
+        _fail("alarm.d_fake_below", a.d_fake_below, "a number in [0, 1] (0: off)")
+    for key in ("g_grad_norm_below", "diversity_below"):
+        _check_positive(f"alarm.{key}", a[key], allow_zero=True)
+    _check_positive("alarm.consecutive", a.consecutive, numbers.Integral)
+    _check_positive("alarm.every", a.every, numbers.Integral, allow_zero=True)
+    _check_positive("alarm.num_samples", a.num_samples, numbers.Integral)
+    if a.num_samples < 2:
+        _fail("alarm.num_samples", a.num_samples, "a whole number >= 2 (pairs of samples)")
+    _check_positive("alarm.classes_below", a.classes_below, numbers.Integral, allow_zero=True)

@@ -42,7 +42,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from gan_jax import engine, train, workdir_lock, writers
+from gan_jax import alarm, engine, train, workdir_lock, writers
 from gan_jax import hparams as hparams_lib
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
@@ -353,6 +353,42 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
     return members
 
 
+class MemberWatch:
+    """The collapse alarm (gan_jax/alarm.py) of one group's members: their sample statistics
+    in one jitted call over the stacked state when due, and each member's `alarm.Tracker`."""
+
+    def __init__(self, config, dataset, axes):
+        self.config = config
+        self.dataset = dataset  # on the host: the reference rows are drawn from it once
+        self.axes = axes
+        self.trackers: dict[int, alarm.Tracker] = {}
+        self.reference = self.stats_fn = None  # built when first due
+
+    def stats(self, state, step: int, previous_step: int) -> dict:
+        """{name: [K] numpy} of every member, or {} when not due (every process calls it)."""
+        a = self.config.alarm
+        if a.action == "off" or not alarm.stats_due(step, previous_step, a.every):
+            return {}
+        if self.reference is None:
+            self.reference = alarm.Reference(self.config, self.dataset)
+            self.stats_fn = alarm.member_stats(self.axes, self.config.data.scale)
+        r = self.reference
+        return to_host(self.stats_fn(state, r.z_NxZ, r.real_spread, r.classifier_params))
+
+    def check(self, member: Member, step: int, record: dict) -> str | None:
+        """`alarm.check` of the member's history with `record` (its log at `step`) added; logs a
+        reason at the first log of each stretch of alarmed logs."""
+        if self.config.alarm.action == "off":
+            return None
+        tracker = self.trackers.setdefault(member.index, alarm.Tracker(member.config))
+        reason, starts = tracker.observe({"step": step, **record})
+        if starts:
+            logging.warning(
+                "sweep member %d: collapse alarm at step %d: %s", member.index, step, reason
+            )
+        return reason
+
+
 def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, stop) -> None:
     """Trains one group's members as one program (see the module docstring), writing their
     metrics, checkpoints and member workdirs; `final` gets each ok member's last metrics and
@@ -368,6 +404,7 @@ def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, s
     order = list(range(len(group))) + [0] * (padded - len(group))
     hparams_all = [hparams_lib.from_config(m.config) for m in group]
     program = compile_program(spec, hparams_all[0], dataset, mesh)
+    watch = MemberWatch(config, dataset, program.axes)
     hparams_K = to_global(hparams_lib.stack([hparams_all[i] for i in order]), program.members)
     seeds_K = to_global(np.array([group[i].seed for i in order], np.int32), program.members)
     dataset = to_global(dataset, program.replicated)
@@ -412,6 +449,8 @@ def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, s
             step += num
             progress.update(num)
             host, flags = to_host((metrics, program.finite(state, metrics)))
+            stats = watch.stats(state, step, step - num)
+            stopped = []
             for i, m in enumerate(group):
                 if m.status != "ok":
                     continue
@@ -422,9 +461,21 @@ def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, s
                     logging.warning("sweep member %d: %s", m.index, m.status)
                     continue
                 final[m.index] = {k: writers.to_python(v[i]) for k, v in host.items()}
-                record = {**final[m.index], "seconds": train.elapsed(start)}
+                record = {
+                    **final[m.index],
+                    **{k: writers.to_python(v[i]) for k, v in stats.items()},
+                }
+                reason = watch.check(m, step, record)
+                if reason:
+                    record["alarm"] = reason
+                    if config.alarm.action == "stop":
+                        m.status = f"stopped by the collapse alarm at step {step}: {reason}"
+                        stopped.append(i)
+                record["seconds"] = train.elapsed(start)
                 member_writers.write(step, m.index, record)
             state, good = program.settle(to_global(failed_K, program.members), good, state)
+            # Frozen from the next log on at this step's state (settled above as good).
+            failed_K[stopped] = True
             if t.checkpoint_every and step % t.checkpoint_every == 0:
                 save()
         host_state = save()

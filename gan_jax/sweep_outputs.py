@@ -268,7 +268,10 @@ class MemberWriters:
             for name, value in record.items()
             # Non-finite values (e.g. a reverse KL of an empty histogram) stay out of TensorBoard
             # (tensorboardX would warn once per member); metrics.jsonl and eval.json keep them.
-            if name != "step" and np.ndim(value) == 0 and np.isfinite(_number(value))
+            if name != "step"
+            and np.ndim(value) == 0
+            and not isinstance(value, str)  # the alarm's reason: metrics.jsonl only
+            and np.isfinite(_number(value))
         ]
         if events:
             self._append_events(index, events)

@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gan_jax import data, engine, evaluate, losses, parallel, plotting, steps, workdir_lock
+from gan_jax import alarm, data, engine, evaluate, losses, parallel, plotting, steps, workdir_lock
 from gan_jax import hparams as hparams_lib
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
@@ -140,6 +140,36 @@ class StopRequested:
             signal.signal(sig, handler)
 
 
+class Watch:
+    """The collapse alarm of one run (gan_jax/alarm.py): at each log it adds the sample
+    statistics when due and `alarm` when `alarm.check` finds a reason to the logged record,
+    and logs the reason at the first log of each stretch of alarmed logs."""
+
+    def __init__(self, config, dataset):
+        self.config = config
+        self.dataset = dataset
+        self.tracker = alarm.Tracker(config)
+        self.reference = None  # built at the first statistics: a short run never pays for it
+
+    def update(self, state, host: dict, step: int, previous_step: int) -> str | None:
+        a = self.config.alarm
+        if a.action == "off":
+            return None
+        if alarm.stats_due(step, previous_step, a.every):
+            self.reference = self.reference or alarm.Reference(self.config, self.dataset)
+            r = self.reference
+            stats = alarm.sample_stats(
+                state, r.z_NxZ, r.real_spread, r.classifier_params, value_range=r.value_range
+            )
+            host.update(jax.device_get(stats))
+        reason, starts = self.tracker.observe({"step": step, **host})
+        if reason:
+            host["alarm"] = reason
+        if starts:
+            logging.warning("collapse alarm at step %d: %s", step, reason)
+        return reason
+
+
 def restore_or_init(compiled: engine.Steps, checkpointer: Checkpointer, config, hparams, dataset):
     """The newest checkpoint's state, or a fresh one from `config.seed`. The optimizers'
     injected hyperparameters are rewritten from `hparams` before every update, so on resume the
@@ -176,6 +206,8 @@ def train_and_evaluate(
       ValueError: a bad config value, before anything is loaded or compiled.
       WorkdirBusyError: another live run holds `workdir`.
       FloatingPointError: losses or params went non-finite.
+      alarm.CollapseAlarmError: the collapse alarm fired with config.alarm.action='stop' (the
+        checkpoint at that step is saved).
     """
     validate(config)
     primary = jax.process_index() == 0  # one process writes files in a multi-host run
@@ -217,6 +249,7 @@ def run_in_workdir(config, workdir: str, override_config: bool, primary: bool) -
     if primary:
         write_config(config, workdir)
     evaluator = make_evaluator(config) if primary else None
+    watch = Watch(config, one_copy(dataset))
     writer = MetricWriter(workdir, t.num_steps, initial_step=step, enabled=primary)
     start = time.perf_counter()
     try:
@@ -232,7 +265,14 @@ def run_in_workdir(config, workdir: str, override_config: bool, primary: bool) -
                     checked = step
                     if evaluator and step % config.eval.every == 0:
                         host.update(evaluator(one_copy(state)))
+                    reason = watch.update(one_copy(state), host, step, step - num)
                     writer.write(step, {**host, "seconds": elapsed(start)})
+                    if reason and config.alarm.action == "stop":
+                        checkpointer.save(one_copy(state))
+                        raise alarm.CollapseAlarmError(
+                            f"collapse alarm at step {step}: {reason}; the checkpoint at step"
+                            f" {step} is saved in {checkpointer.directory}"
+                        )
                     if t.checkpoint_every and step % t.checkpoint_every == 0:
                         checkpointer.save(one_copy(state))
                 if (

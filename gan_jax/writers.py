@@ -60,7 +60,8 @@ class MetricWriter:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         for name, value in record.items():
-            if name != "step" and np.ndim(value) == 0:
+            # Text (the collapse alarm's reason) is for metrics.jsonl and the log only.
+            if name != "step" and np.ndim(value) == 0 and not isinstance(value, str):
                 self.tensorboard.add_scalar(name, value, step)
         self.tensorboard.flush()
         self.progress.set_postfix(

@@ -93,7 +93,9 @@ def test_each_command_lists_its_flags_with_defaults(monkeypatch, capsys):
 def test_an_unknown_or_missing_command_is_named_with_the_commands(monkeypatch, capsys):
     status, _, err = run_cli(monkeypatch, capsys, "trian", "--workdir=x")
     assert status == 2
-    assert "invalid choice: 'trian' (choose from 'train', 'sweep', 'eval', 'sample')" in err
+    assert (
+        "invalid choice: 'trian' (choose from 'train', 'sweep', 'eval', 'sample', 'figures')" in err
+    )
     status, _, err = run_cli(monkeypatch, capsys)
     assert status == 2 and "required: COMMAND" in err
     status, _, err = run_cli(monkeypatch, capsys, "eval", "--workdir=x", "--num_samples=many")
