@@ -5,7 +5,7 @@ config.alarm over the member's metrics.jsonl (logged every 100 steps), adding th
 statistics (`alarm.sample_stats`: diversity of 256 samples relative to 256 training digits,
 and the classes the MNIST classifier sees) at each step that has a stacked group checkpoint
 (steps 1000, 2000, 3000: the sweep keeps 3), and compares the first alarm with the sweep's own
-collapse criterion (mean D(G(z)) below 0.001 at any log step, or non-finite). It only reads
+collapse criterion (mean D(G(z)) below 0.001 at 3 logs in a row, or non-finite). It only reads
 the sweep directories.
 
     python experiments/collapse_alarm.py --sweep_dir runs/gan2014_collapse \
@@ -128,7 +128,7 @@ def variant_rows(
         directory = sweep.member_dir(variant_dir, index)
         with open(os.path.join(directory, "metrics.jsonl")) as f:
             rows = [json.loads(line) for line in f]
-        collapsed = collapse.collapsed(directory, status.get(index, "ok"))
+        collapsed = collapse.collapse_flags(directory, status.get(index, "ok"))[1]
         fired = replay(rows, stats.get(index, {}), config)
         counts[0] += collapsed
         counts[1] += fired is not None
@@ -182,7 +182,7 @@ def main() -> None:
     table = [
         "The collapse alarm's defaults replayed on the 2014 collapse sweeps"
         " (experiments/collapse_alarm.py). collapsed: the sweep experiment's rule (mean D(G(z))"
-        " below 0.001 at any log step, or non-finite). Statistics of the stacked checkpoints:"
+        " below 0.001 at 3 logs in a row, or non-finite). Statistics of the stacked checkpoints:"
         " diversity (samples' mean pairwise distance over real data's) / classes the MNIST"
         " classifier sees, of 256 samples; a non-finite member's are of its frozen state.",
         "",

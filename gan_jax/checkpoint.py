@@ -26,20 +26,25 @@ def _shapes(tree) -> dict:
     return {jax.tree_util.keystr(path): tuple(np.shape(leaf)) for path, leaf in flat}
 
 
-def _without_schedule_states(restored, target):
-    """`restored` less the optimizer states' `hyperparams_states` entries that `target` lacks.
+def _in_current_layout(restored, target):
+    """`restored` in the layout of today's `target` state dict, for checkpoints of older code:
 
-    Checkpoints written before the schedules moved into Hparams (optim.py) carry one entry per
-    scheduled hyperparameter, holding only a copy of the optimizer's update count; the schedule
-    is now a function of that count, so dropping them restores the same run."""
+    - less the optimizer states' `hyperparams_states` entries that `target` lacks: checkpoints
+      written before the schedules moved into Hparams (optim.py) carry one entry per scheduled
+      hyperparameter, holding only a copy of the optimizer's update count; the schedule is now
+      a function of that count, so dropping them restores the same run;
+    - with the fields `target` holds as None and `restored` lacks (a Player's `history` and
+      `ema`, added with historical averaging and D's moving average) set to None: a run that
+      keeps neither has None there, so its old checkpoints restore as they were.
+    """
     if not isinstance(restored, dict) or not isinstance(target, dict):
         return restored
-    out = {}
+    out = {key: None for key, value in target.items() if value is None and key not in restored}
     for key, value in restored.items():
         if key == "hyperparams_states" and isinstance(value, dict) and key in target:
             out[key] = {k: v for k, v in value.items() if k in target[key]}
         else:
-            out[key] = _without_schedule_states(value, target.get(key))
+            out[key] = _in_current_layout(value, target.get(key))
     return out
 
 
@@ -91,7 +96,7 @@ class Checkpointer:
             raise CheckpointError(
                 f"checkpoint {step} in {self.directory} cannot be read: {err}"
             ) from err
-        restored = _without_schedule_states(restored, target)
+        restored = _in_current_layout(restored, target)
         expected, found = _shapes(target), _shapes(restored)
         if expected != found:
             diff = sorted(set(expected.items()) ^ set(found.items()))[:4]

@@ -3,8 +3,10 @@ import os
 import jax
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import pytest
 from conftest import fresh_state, tiny_config
+from flax import serialization
 
 from gan_jax import train
 from gan_jax import workdir as workdir_lib
@@ -88,6 +90,22 @@ def test_a_checkpoint_with_the_old_schedule_closures_restores(tmp_path):
     old = state.replace(d=state.d.replace(opt_state=old_opt_state, tx=old_tx))
     Checkpointer(str(tmp_path)).save(old)
     restored = Checkpointer(str(tmp_path)).restore(state)
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_checkpoint_from_before_the_parameter_averages_restores(tmp_path):
+    """Checkpoints written before Player had `history` and `ema` lack those fields; a run that
+    keeps neither restores them as they were."""
+    state = fresh_state(tiny_config())
+    tree = serialization.to_state_dict(jax.device_get(state))
+    for player in ("g", "d"):
+        assert tree[player].pop("history") is None and tree[player].pop("ema") is None
+    checkpointer = Checkpointer(str(tmp_path))
+    checkpointer.manager.save(0, args=ocp.args.StandardSave(tree), force=True)
+    checkpointer.manager.wait_until_finished()
+    restored = checkpointer.restore(state)
     assert jax.tree.structure(restored) == jax.tree.structure(state)
     for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)

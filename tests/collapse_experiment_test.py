@@ -36,18 +36,18 @@ def test_variants_differ_from_the_paper_in_their_own_keys_only():
         collapse.get_config("nope")
 
 
-def test_collapse_is_d_fake_below_a_thousandth_at_any_log_step_or_a_failed_member(tmp_path):
-    rows = [
-        {"step": 100, "d_fake": 0.3},
-        {"step": 200, "d_fake": 9e-4},
-        {"step": 300, "d_fake": 0.2},
-    ]
-    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert collapse.collapsed(str(tmp_path), "ok")
-    rows[1]["d_fake"] = 1e-3
-    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert not collapse.collapsed(str(tmp_path), "ok")
-    assert collapse.collapsed(str(tmp_path), "failed at step 200 (player D)")
+def test_a_dip_is_one_log_below_a_thousandth_a_collapse_three_in_a_row(tmp_path):
+    d_fake = [0.3, 9e-4, 0.2, 8e-4, 5e-4, 9.9e-4, 0.1]
+
+    def flags(values, status="ok"):
+        rows = [{"step": 100 * (i + 1), "d_fake": v} for i, v in enumerate(values)]
+        (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return collapse.collapse_flags(str(tmp_path), status)
+
+    assert flags(d_fake) == (True, True)
+    assert flags(d_fake[:5]) == (True, False)  # two in a row: a dip, not a collapse
+    assert flags([0.3, 1e-3, 0.2]) == (False, False)
+    assert flags([0.3], "failed at step 200 (player D)") == (True, True)
 
 
 @pytest.mark.parametrize("k", [0, 4, 16])
@@ -57,6 +57,8 @@ def test_rate_row_gives_the_clopper_pearson_interval(k):
     # quantile of Beta(k + 1, n - k), 0 and 1 at the ends.
     low = 0.0 if k == 0 else stats.beta.ppf(0.025, k, n - k + 1)
     high = 1.0 if k == n else stats.beta.ppf(0.975, k + 1, n - k)
-    row = collapse.rate_row("v", [True] * k + [False] * (n - k), [70.0, 80.0])
-    assert row == f"| v | {k} / 16 | {k / 16:.2f} [{low:.2f}, {high:.2f}] | 75.0 +- 7.1 |"
+    flags = [True] * k + [False] * (n - k)
+    row = collapse.rate_row("v", [True] * n, flags, [70.0, 80.0])
+    cell = f"{k} / 16 | {k / 16:.2f} [{low:.2f}, {high:.2f}]"
+    assert row == f"| v | 16 / 16 | 1.00 [0.79, 1.00] | {cell} | 75.0 +- 7.1 |"
     assert np.isclose(1 - 0.025 ** (1 / 16), 0.2059, atol=1e-4)  # k = 0's upper end, by hand
