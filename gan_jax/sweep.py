@@ -94,12 +94,14 @@ def padded_count(num_members: int, num_devices: int) -> int:
     return -(-num_members // num_devices) * num_devices
 
 
-def state_shardings(axes: GANState, mesh: Mesh):
+def state_shardings(axes: GANState, like: GANState, mesh: Mesh):
     """NamedShardings of a stacked state: the member axis split over the mesh, the shared
-    counters (axis None in `axes`) replicated."""
+    counters (axis None in `axes`) replicated; None where the state `like` holds None (a
+    Player's absent averages, whose axis is None too)."""
     return jax.tree.map(
-        lambda a: NamedSharding(mesh, P() if a is None else P(AXIS)),
+        lambda a, x: None if x is None else NamedSharding(mesh, P() if a is None else P(AXIS)),
         axes,
+        like,
         is_leaf=lambda a: a is None,
     )
 
@@ -139,7 +141,7 @@ def compile_program(spec: Spec, hparams_example, dataset, mesh: Mesh) -> Program
         dataset,
     )
     axes = engine.member_axes(shapes)
-    shardings = state_shardings(axes, mesh)
+    shardings = state_shardings(axes, shapes, mesh)
     members = NamedSharding(mesh, P(AXIS))
 
     def init(seeds_K, hparams_K, dataset):
