@@ -48,10 +48,13 @@ ITERATIONS = 2
 
 # (experiment file, variant): every file whose get_config builds a training config, each of its
 # variants where it lists them; of the toy table's rows (mixture x loss) those whose loss,
-# penalty, optimizer or data no other config here uses. The hinge row is left out: at init every
-# margin is active, so D's gradient for a last hidden bias is zero in exact arithmetic, and Adam's
-# first step turns the float32 residue (0 here, 4e-9 with XLA held to AVX) into a step of up to
-# its learning rate, which moved g_loss by 4e-4: not a number every machine reproduces.
+# penalty, optimizer or data no other config here uses; of improved_techniques_toys the VBN row
+# (a G state with its 'vbn_reference' collection; the other rows' nets and losses are checked
+# against numpy in models_test and improved_training_test, and each pin costs ~2 s of
+# compiling). The hinge row is left out: at init every margin is active, so D's gradient for a
+# last hidden bias is zero in exact arithmetic, and Adam's first step turns the float32 residue
+# (0 here, 4e-9 with XLA held to AVX) into a step of up to its learning rate, which moved g_loss
+# by 4e-4: not a number every machine reproduces.
 CONFIGS = [
     ("ring8", ""),
     ("figure1_1d", ""),
@@ -75,6 +78,7 @@ CONFIGS = [
     ("toy_mode_coverage", "ring8,dragan"),
     ("toy_mode_coverage", "ring8,r2"),
     ("toy_mode_coverage", "grid25,tuned"),
+    ("improved_techniques_toys", "ring8,vbn"),
     ("sweep_r1_grid25", ""),
 ]
 # Compiling dominates this file's time: without LLVM's optimisations and XLA's fusion emitters
