@@ -491,8 +491,9 @@ def grid_table(mixture: str, results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def picture(path: Path, mixture: str, results: dict) -> None:
-    """Rows: losses at their best point; columns: seeds; G's samples (green) over the data."""
+def picture(path: Path, mixture: str, results: dict, title: str | None = None) -> None:
+    """Rows: losses at their best point; columns: seeds; G's samples (green) over the data.
+    `title` replaces the figure's default title."""
     real = np.asarray(data.sample_toy(mixture, jax.random.PRNGKey(0), NUM_SAMPLES))
     lim = 1.5 if mixture == "ring8" else 5.5
     names = list(results)
@@ -514,8 +515,8 @@ def picture(path: Path, mixture: str, results: dict) -> None:
                 ax.set_ylabel(name, fontsize=7)
             if i == 0:
                 ax.set_title(f"seed {j}", fontsize=7)
-    fig.suptitle(f"{mixture}: each loss at its best learning rates (green) over the data (black)",
-                 fontsize=9)  # fmt: skip
+    default = f"{mixture}: each loss at its best learning rates (green) over the data (black)"
+    fig.suptitle(title or default, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the title above the seed labels
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -137,6 +137,33 @@ def upsampling_plan(size: int) -> tuple[int, int]:
     return start, n
 
 
+VBN_REFERENCE = "vbn_reference"  # the collection holding a VBN generator's fixed reference z
+FIXED_COLLECTIONS = (VBN_REFERENCE,)  # mutable collections whose values training never changes
+
+
+def reference_z(key, size: int, z_dim: int, distribution: str) -> jax.Array:
+    """z_RxZ, a VBN generator's reference batch: uniform on [-1, 1] (as the authors' reference
+    z, openai/improved-gan imagenet/generator.py) or standard normal."""
+    if distribution == "uniform":
+        return jax.random.uniform(key, (size, z_dim), minval=-1.0, maxval=1.0)
+    if distribution == "normal":
+        return jax.random.normal(key, (size, z_dim))
+    raise ValueError(f"unknown z distribution {distribution!r}; allowed: {Z_DISTRIBUTIONS}")
+
+
+def with_vbn_reference(module: nn.Module, z_BxZ, size: int, distribution: str) -> jax.Array:
+    """concat(z_ref, z)_(R+B)xZ for a VBN generator `module` (called in its compact method):
+    z_ref (R = `size` rows, `reference_z`) is drawn with the 'params' key at init and kept in
+    the 'vbn_reference' collection, so it is saved and restored with the state and never
+    changes (Salimans et al. 2016, Sec. 3.5: a reference batch fixed at the start)."""
+    z_ref = module.variable(
+        VBN_REFERENCE,
+        "z",
+        lambda: reference_z(module.make_rng("params"), size, z_BxZ.shape[-1], distribution),
+    ).value
+    return jnp.concatenate([z_ref.astype(z_BxZ.dtype), z_BxZ])
+
+
 # ----------------------------------------------------------------------------- 2014 and MLPs
 
 
@@ -202,20 +229,41 @@ class Gan2014Discriminator(nn.Module):
         return nn.Dense(1, kernel_init=uniform_init(self.init_scale))(h)[:, 0]
 
 
+MLP_GENERATOR_NORMS = ("none", "vbn")
+
+
 class MLPGenerator(nn.Module):
-    """Plain MLP G; the defaults are the Keras tutorial's 100 -> 256 -> 512 -> 1024 -> 784 tanh."""
+    """Plain MLP G; the defaults are the Keras tutorial's 100 -> 256 -> 512 -> 1024 -> 784 tanh.
+
+    `norm='vbn'` puts virtual batch norm (Salimans et al. 2016, Sec. 3.5; layers.
+    VirtualBatchNorm) after each hidden dense layer, before its ReLU (the dense layers then have
+    no bias, which the normalisation would remove): as DCGANGenerator's 'vbn', the net runs on
+    concat(z_ref, z) with z_ref (`vbn_reference_size` rows from `vbn_reference_z`) fixed at
+    init in the 'vbn_reference' collection (`with_vbn_reference`), so row i of G(z) depends on
+    z_i and z_ref alone. Raises ValueError for a norm other than MLP_GENERATOR_NORMS.
+    """
 
     output_shape: Sequence[int] = (28, 28, 1)
     hidden: Sequence[int] = (256, 512, 1024)
     output_activation: str = "tanh"  # 'tanh', 'sigmoid' or 'linear'
+    norm: str = "none"  # 'none' or 'vbn'
+    vbn_reference_size: int = 64
+    vbn_reference_z: str = "uniform"
 
     @nn.compact
     def __call__(self, z_BxZ, train: bool = True):
+        if self.norm not in MLP_GENERATOR_NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; allowed: {MLP_GENERATOR_NORMS}")
+        vbn = self.norm == "vbn"
         h = z_BxZ
+        if vbn:
+            h = with_vbn_reference(self, z_BxZ, self.vbn_reference_size, self.vbn_reference_z)
         for width in self.hidden:
-            h = nn.relu(nn.Dense(width)(h))
+            h = nn.Dense(width, use_bias=not vbn)(h)
+            h = nn.relu(layers.VirtualBatchNorm(self.vbn_reference_size)(h) if vbn else h)
         out = nn.Dense(math.prod(self.output_shape))(h)
         out = OUTPUT_ACTIVATIONS[self.output_activation](out)
+        out = out[self.vbn_reference_size :] if vbn else out
         return out.reshape((-1, *self.output_shape))
 
 
@@ -224,21 +272,38 @@ class MLPDiscriminator(nn.Module):
 
     `spectral_norm` normalises every layer (Miyato et al. 2018); `aux_classes` = K > 0 adds K
     class logits for AC-GAN (Odena et al. 2017); `num_classes` = K > 0 makes it the K+1-class D
-    of semi-supervised learning (`semi_supervised_head`).
+    of semi-supervised learning (`semi_supervised_head`). `minibatch_discrimination` = number of
+    kernels (0: off) inserts layers.MinibatchDiscrimination (Salimans et al. 2016, Sec. 3.2;
+    kernel dim `minibatch_kernel_dim`) between the last hidden layer and the output layer, as
+    the authors' models place it; its T is not spectrally normalised, and its sum over rows runs
+    over the global batch under pmap (`axis_name`). Raises ValueError for a negative number of
+    kernels.
     """
 
     hidden: Sequence[int] = (512, 256)
     spectral_norm: bool = False
     aux_classes: int = 0
     num_classes: int = 0
+    minibatch_discrimination: int = 0
+    minibatch_kernel_dim: int = 5
+    axis_name: str | None = None  # the pmap axis minibatch discrimination sums over
 
     @nn.compact
     def __call__(self, x, train: bool = True):
+        if self.minibatch_discrimination < 0:
+            raise ValueError(
+                f"minibatch_discrimination = {self.minibatch_discrimination}: must be >= 0"
+                " (the number of kernels; 0: off)"
+            )
         h = x.reshape(x.shape[0], -1)
         for width in self.hidden:
             h = sow_features(
                 self, nn.relu(normalised(nn.Dense(width), h, self.spectral_norm, train))
             )
+        if self.minibatch_discrimination:
+            h = layers.MinibatchDiscrimination(
+                self.minibatch_discrimination, self.minibatch_kernel_dim, self.axis_name
+            )(h)
         outputs = self.num_classes or 1 + self.aux_classes
         out = normalised(nn.Dense(outputs), h, self.spectral_norm, train)
         return output_head(out, self.aux_classes, self.num_classes)
@@ -248,18 +313,6 @@ class MLPDiscriminator(nn.Module):
 
 
 GENERATOR_NORMS = ("batch", "vbn", "none")
-VBN_REFERENCE = "vbn_reference"  # the collection holding a VBN generator's fixed reference z
-FIXED_COLLECTIONS = (VBN_REFERENCE,)  # mutable collections whose values training never changes
-
-
-def reference_z(key, size: int, z_dim: int, distribution: str) -> jax.Array:
-    """z_RxZ, a VBN generator's reference batch: uniform on [-1, 1] (as the authors' reference
-    z, openai/improved-gan imagenet/generator.py) or standard normal."""
-    if distribution == "uniform":
-        return jax.random.uniform(key, (size, z_dim), minval=-1.0, maxval=1.0)
-    if distribution == "normal":
-        return jax.random.normal(key, (size, z_dim))
-    raise ValueError(f"unknown z distribution {distribution!r}; allowed: {Z_DISTRIBUTIONS}")
 
 
 class DCGANGenerator(nn.Module):
@@ -306,17 +359,7 @@ class DCGANGenerator(nn.Module):
         if upsampling_plan(width) != (start, n):
             raise ValueError(f"DCGAN G needs square images; got {tuple(self.output_shape)}")
         if norm_kind == "vbn":
-            z_ref = self.variable(
-                VBN_REFERENCE,
-                "z",
-                lambda: reference_z(
-                    self.make_rng("params"),
-                    self.vbn_reference_size,
-                    z_BxZ.shape[-1],
-                    self.vbn_reference_z,
-                ),
-            ).value
-            z_BxZ = jnp.concatenate([z_ref.astype(z_BxZ.dtype), z_BxZ])
+            z_BxZ = with_vbn_reference(self, z_BxZ, self.vbn_reference_size, self.vbn_reference_z)
 
         def norm(h):
             if norm_kind == "vbn":
@@ -559,12 +602,12 @@ def rows_independent(apply_fn) -> bool:
     module = getattr(apply_fn, "__self__", None)
     if isinstance(module, ConditionalDiscriminator):
         module = module.discriminator
-    if isinstance(module, Gan2014Discriminator | MLPDiscriminator | text_nets.TextDiscriminator):
+    if isinstance(module, Gan2014Discriminator | text_nets.TextDiscriminator):
         return True
+    if isinstance(module, MLPDiscriminator | ImprovedGANMNISTDiscriminator):
+        return not module.minibatch_discrimination
     if isinstance(module, DCGANDiscriminator | PatchDiscriminator):
         return not module.use_batch_norm
-    if isinstance(module, ImprovedGANMNISTDiscriminator):
-        return not module.minibatch_discrimination
     if isinstance(module, ResNetDiscriminator):
         return True
     return False

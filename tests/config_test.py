@@ -27,15 +27,17 @@ TRAINING_EXPERIMENTS = sorted(
 
 def experiment_variants(name: str) -> list[str]:
     """The variants `get_config` of experiments/<name>.py takes ('' for a file without any): its
-    VARIANTS, or for toy_mode_coverage every 'mixture,loss' row."""
+    VARIANTS, or for the mixture tables (toy_mode_coverage's LOSSES, improved_techniques_toys's
+    TECHNIQUES) every 'mixture,row'."""
     path = EXPERIMENTS / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if hasattr(module, "VARIANTS"):
         return list(module.VARIANTS)
-    if hasattr(module, "MIXTURES") and hasattr(module, "LOSSES"):
-        return [f"{m},{loss}" for m in module.MIXTURES for loss in module.LOSSES]
+    rows = getattr(module, "LOSSES", None) or getattr(module, "TECHNIQUES", None)
+    if hasattr(module, "MIXTURES") and rows is not None:
+        return [f"{m},{row}" for m in module.MIXTURES for row in rows]
     takes = inspect.signature(module.get_config).parameters
     assert not takes, f"{path}: get_config takes {list(takes)}; list its variants in VARIANTS"
     return [""]
@@ -52,6 +54,7 @@ def test_every_variant_is_found():
         len(found["toy_mode_coverage"]) == 2 * 15 and "grid25,tuned" in found["toy_mode_coverage"]
     )
     assert found["gan2014_mnist"] == [""]
+    assert len(found["improved_techniques_toys"]) == 2 * 6
 
 
 @pytest.mark.parametrize("name, variant", EXPERIMENT_VARIANTS)
@@ -85,7 +88,7 @@ def test_every_experiment_config_and_variant_is_valid(name, variant):
         (
             "model.discriminator_kwargs",
             {"hiden": (8,)},
-            r"kwargs.hiden = \(8,\) .*\['hidden', 'num_classes'\]",
+            r"kwargs.hiden = \(8,\) .*\['hidden', 'minibatch_discrimination'",
         ),
         (
             "model.generator_kwargs",

@@ -3,7 +3,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from layers_test import np_vbn
+from layers_test import np_minibatch_features, np_vbn
 from ml_collections import ConfigDict
 
 from gan_jax import models
@@ -430,3 +430,71 @@ def test_dcgan_generator_norm_option_keeps_the_old_nets_and_names_bad_settings()
         param_shapes(norm="vbn", use_batch_norm=False)
     with pytest.raises(ValueError, match=r"unknown norm 'layer'; allowed: \('batch', 'vbn'"):
         param_shapes(norm="layer")
+
+
+def test_mlp_generator_with_vbn_gives_each_row_its_own_z_and_the_reference_only():
+    """MLP G with norm='vbn': the batch's rows equal the rows computed one at a time (so no row
+    sees another), and both equal numpy's dense -> VBN (reference rows first) -> ReLU stack;
+    z_ref is drawn once, in 'vbn_reference'. The default norm keeps the plain net's params."""
+    vbn = {"norm": "vbn", "vbn_reference_size": 4, "vbn_reference_z": "normal"}
+    g = models.MLPGenerator((2,), hidden=(6, 5), output_activation="linear", **vbn)
+    z = jax.random.normal(jax.random.PRNGKey(0), (3, 2))
+    variables = numpy_variables(g, z)
+
+    @jax.jit
+    def run(variables):
+        out, new = g.apply(variables, z, train=True, mutable=["vbn_reference"])
+        alone = jax.vmap(lambda z_1xZ: g.apply(variables, z_1xZ[None], train=False)[0])(z)
+        return out, new, alone
+
+    out, new, alone = run(variables)
+    z_ref, p = variables["vbn_reference"]["z"], variables["params"]
+    np.testing.assert_array_equal(new["vbn_reference"]["z"], z_ref)  # fixed for good
+    np.testing.assert_allclose(alone, out, rtol=1e-5, atol=1e-6)
+    h = np.concatenate([z_ref, np.asarray(z)]).astype(np.float64)
+    for i in range(2):
+        vbn = [np.asarray(p[f"VirtualBatchNorm_{i}"][k]) for k in ("scale", "bias")]
+        h = np.maximum(np_vbn(h @ np.asarray(p[f"Dense_{i}"]["kernel"]), 4, *vbn, 1e-5), 0.0)
+    expected = h @ np.asarray(p["Dense_2"]["kernel"]) + np.asarray(p["Dense_2"]["bias"])
+    np.testing.assert_allclose(out, expected[4:], rtol=1e-4, atol=1e-5)
+    assert out.shape == (3, 2) and "bias" not in p["Dense_0"]  # VBN removes a dense bias
+    plain = models.MLPGenerator((2,), hidden=(6, 5))
+    plain_shapes = jax.eval_shape(partial(plain.init, train=False), jax.random.PRNGKey(0), z)
+    assert set(plain_shapes) == {"params"} and "bias" in plain_shapes["params"]["Dense_0"]
+    with pytest.raises(ValueError, match=r"unknown norm 'batch'; allowed: \('none', 'vbn'\)"):
+        models.MLPGenerator((2,), norm="batch").init(jax.random.PRNGKey(0), z)
+
+
+def test_mlp_discriminator_minibatch_features_sit_before_the_output_and_couple_the_rows():
+    """MLP D with minibatch discrimination: numpy's hidden layers -> Sec. 3.2's features ->
+    dense logit; changing row 0 changes every other row's logit (not so without it), so the D
+    is not rows_independent; make_discriminator passes it the pmap axis."""
+    d = models.MLPDiscriminator(hidden=(6, 5), minibatch_discrimination=3, minibatch_kernel_dim=2)
+    plain = models.MLPDiscriminator(hidden=(6, 5))
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 2))
+    both = jnp.stack([x, x.at[0].set(x[0] + 1.0)])
+    variables, plain_variables = numpy_variables(d, x), numpy_variables(plain, x)
+
+    @jax.jit
+    def run(variables, plain_variables):
+        logits = jax.vmap(lambda x: d.apply(variables, x))(both)
+        return logits, jax.vmap(lambda x: plain.apply(plain_variables, x))(both)
+
+    logits, plain_logits = run(variables, plain_variables)
+    p = variables["params"]
+    h = np.asarray(x, np.float64)
+    for i in range(2):
+        h = np.maximum(h @ np.asarray(p[f"Dense_{i}"]["kernel"]) + p[f"Dense_{i}"]["bias"], 0.0)
+    h = np_minibatch_features(h, np.asarray(p["MinibatchDiscrimination_0"]["kernel"], np.float64))
+    expected = h @ np.asarray(p["Dense_2"]["kernel"]) + np.asarray(p["Dense_2"]["bias"])
+    np.testing.assert_allclose(logits[0], expected[:, 0], rtol=1e-4, atol=1e-5)
+    assert p["Dense_2"]["kernel"].shape == (5 + 3, 1)
+    assert np.all(logits[0, 1:] != logits[1, 1:])  # minibatch features couple the rows
+    np.testing.assert_array_equal(plain_logits[0, 1:], plain_logits[1, 1:])
+    assert not models.rows_independent(d.apply) and models.rows_independent(plain.apply)
+    config = ConfigDict(
+        {"discriminator": "mlp", "discriminator_kwargs": {"minibatch_discrimination": 3}}
+    )
+    assert models.make_discriminator(config, axis_name="devices").axis_name == "devices"
+    with pytest.raises(ValueError, match="minibatch_discrimination = -1: must be >= 0"):
+        models.MLPDiscriminator(minibatch_discrimination=-1).init(jax.random.PRNGKey(0), x)
