@@ -23,6 +23,8 @@ class ScriptedClock:
         return self.now
 
 
+# make test-all, like the peak-fraction test: a benchmark's arithmetic, not the engine's numbers.
+@pytest.mark.slow
 def test_ring_rates_are_member_iterations_over_median_seconds(monkeypatch):
     """Rounds alternate sweep, sequential / sequential, sweep / sweep, sequential, so windows
     of 1, 3, 5, 4, 2, 8 s give the sweep 1, 4, 2 (median 2) and the sequential runs 3, 5, 8

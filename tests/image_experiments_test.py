@@ -17,13 +17,13 @@ NARROW = {  # the nets' widths here; the papers' widths are in the experiment fi
     "resnet": ({"base_features": 4}, {"features": 4}),
 }
 # (experiment, image shape, the metrics that must be present). Each compiles a whole program
-# (~2 s here, more on a busy machine): the default run keeps the SN-GAN one (ResNets, spectral
-# norm, hinge, 5 D updates); `make test-all` runs the others.
+# (~2 s here, more on a busy machine), so all four are `make test-all`'s; the default run checks
+# their nets (resnet_models_test.py) and validates their configs (config_test.py).
 SLOW = pytest.mark.slow
 CASES = [
     pytest.param("dcgan_cifar10", (32, 32, 3), ("d_loss", "g_loss"), marks=SLOW),
     pytest.param("wgan_gp_cifar10", (32, 32, 3), ("d_loss", "g_loss", "d_penalty"), marks=SLOW),
-    ("sngan_cifar10", (32, 32, 3), ("d_loss", "g_loss")),
+    pytest.param("sngan_cifar10", (32, 32, 3), ("d_loss", "g_loss"), marks=SLOW),
     pytest.param("dcgan_celeba64", (64, 64, 3), ("d_loss", "g_loss"), marks=SLOW),
 ]
 # A smoke test needs the program, not fast code: LLVM's cheapest level halves the compile.

@@ -163,6 +163,8 @@ def test_d_test_errors_count_argmax_mistakes_with_raw_and_averaged_params():
         assert got[f"d_error{suffix}"] == got[f"d_errors{suffix}"] / 50
 
 
+# make test-all: the pmap test below draws the labelled batches by global row in the default run.
+@pytest.mark.slow
 def test_a_semi_supervised_sweep_member_depends_on_its_own_key_alone():
     # Each member draws its own labelled subset from its own key: swapping the members' order
     # swaps their results exactly (one program; the engine's tests show a member equals its

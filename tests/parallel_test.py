@@ -126,6 +126,9 @@ def test_checkpoints_move_between_pmap_and_a_single_device(tmp_path):
         assert_trees_close(straight, resumed)
 
 
+# make test-all: in the default run the sweep's two-process test (sweep_test.py) joins
+# processes with jax.distributed.
+@pytest.mark.slow
 def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path):
     flags = [
         "--config=experiments/ring8.py",
