@@ -109,3 +109,17 @@ class Checkpointer:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def require_checkpoint(workdir: str, purpose: str) -> None:
+    """Raises ValueError unless `workdir` holds a checkpoint; `purpose` ends the message ("to
+    sample from"). Only reads: no checkpoints/ folder is created in a workdir without one."""
+    checkpoints = os.path.join(workdir, "checkpoints")
+    if (
+        not os.path.isdir(checkpoints)
+        or Checkpointer(checkpoints, primary=False).latest_step() is None
+    ):
+        raise ValueError(
+            f"no checkpoint in {checkpoints} {purpose}; train first (gan-jax train"
+            f" --workdir {workdir} ...) or pass the workdir of a trained run"
+        )

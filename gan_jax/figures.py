@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from gan_jax import classifier, data, plotting, steps
-from gan_jax.checkpoint import Checkpointer
+from gan_jax.checkpoint import require_checkpoint
 from gan_jax.evaluate import load_workdir_config, restore_state
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -200,15 +200,7 @@ def check_workdir(workdir: str):
             f" toy set of points (image sets: {list(data.IMAGE_DATASETS)}, files"
             f" {list(data.FILE_DATASETS)}, 'tfds:<name>')"
         )
-    checkpoints = os.path.join(workdir, "checkpoints")
-    if (
-        not os.path.isdir(checkpoints)
-        or Checkpointer(checkpoints, primary=False).latest_step() is None
-    ):
-        raise ValueError(
-            f"no checkpoint in {checkpoints} to draw figures from; train first (gan-jax train"
-            f" --workdir {workdir} ...) or pass the workdir of a trained run"
-        )
+    require_checkpoint(workdir, "to draw figures from")
     return config
 
 

@@ -49,7 +49,7 @@ import numpy as np
 from PIL import Image
 
 from gan_jax import data, steps
-from gan_jax.checkpoint import Checkpointer
+from gan_jax.checkpoint import require_checkpoint
 from gan_jax.evaluate import load_workdir_config, restore_state
 
 BATCH_SIZE = 1000  # samples per jitted call; any size gives the same samples
@@ -252,16 +252,7 @@ def sample(
     check_whole("batch_size", batch_size, 1)
     form = check_out(out, workdir)
     config = load_workdir_config(workdir)
-    checkpoints = os.path.join(workdir, "checkpoints")
-    # primary=False: only read, so no checkpoints/ is created in a workdir that has none.
-    if (
-        not os.path.isdir(checkpoints)
-        or Checkpointer(checkpoints, primary=False).latest_step() is None
-    ):
-        raise ValueError(
-            f"no checkpoint in {checkpoints} to sample from; train first (gan-jax train"
-            f" --workdir {workdir} ...) or pass the workdir of a trained run"
-        )
+    require_checkpoint(workdir, "to sample from")
     parent = os.path.dirname(os.path.normpath(out))
     if parent:
         os.makedirs(parent, exist_ok=True)
