@@ -415,10 +415,11 @@ def g_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
     f_real = None
     if matching:
         # D in training mode on real data, as on G's samples below (the authors' code too).
+        real_inputs = batch[:2] if spec.conditioning == "concat" else batch[:1]
         (_, sown), _ = apply_player(
             state.d,
             state.d.params,
-            batch[0],
+            *real_inputs,
             train=True,
             key=key_d,
             example_ids=spec.batch_size + ids,
