@@ -511,6 +511,7 @@ def simultaneous_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
     d = state.d.apply_gradients(d_grads, d_model_state, d_hyper)
     if spec.clip_weights:
         d = d.replace(params=clip_params(d.params, hparams.clip_weights))
+    d = averaging.update(d, hparams.d_ema_decay)
     g = state.g.apply_gradients(g_grads, g_model_state, g_hyper)
     d_fake = jnp.mean(loss.d_output(fake_logits))
     metrics = {

@@ -24,6 +24,9 @@ def simultaneous_config():
 
 def test_simultaneous_step_d_half_is_d_step_and_g_half_is_the_gradient_at_the_old_d():
     config = simultaneous_config()
+    # D's historical-averaging penalty and its averages move as d_step moves them.
+    config.loss.update(historical_averaging="d", historical_averaging_weight=0.1)
+    config.train.d_ema_decay = 0.9
     spec = engine.make_spec(config)
     hp = hparams.from_config(config)
     state = fresh_state(config)
@@ -31,7 +34,8 @@ def test_simultaneous_step_d_half_is_d_step_and_g_half_is_the_gradient_at_the_ol
     new, metrics = steps.simultaneous_step(state, batch, hp, spec=spec)
 
     after_d_step, _ = steps.d_step(state, batch, hp, spec=spec)
-    assert_close(new.d.params, after_d_step.d.params)
+    for field in ("params", "history", "ema"):
+        assert_close(getattr(new.d, field), getattr(after_d_step.d, field))
 
     # G's half by hand: the z d_step drew, D at its params before the update, and the
     # non-saturating loss mean(softplus(-D(G(z)))).
