@@ -86,6 +86,9 @@ def test_eval_of_the_2014_nets_on_mnist(gan2014_workdir):
     assert record["classes_kl"] == pytest.approx(np.sum(seen * np.log(10 * seen)), abs=1e-6)
 
 
+# make test-all: in the default run test_eval_of_the_2014_nets_on_mnist covers eval end to
+# end and metrics_test the class accuracy.
+@pytest.mark.slow
 def test_eval_of_a_conditional_dcgan_scores_each_sample_against_its_label(tmp_path, mnist_dir):
     config = load_experiment("conditional_mnist")
     config.data.update(dir=mnist_dir, stop=500)
