@@ -11,10 +11,13 @@ The authors' setting (openai/improved-gan mnist_svhn_cifar10/train_mnist_feature
   generated batch (L_unsupervised, `loss.name='minimax'` with `loss.d_objective_scale` = 0.5).
 - G: the authors' net (models.ImprovedGANMNISTGenerator: z_100 -> 500 -> 500 softplus with
   batch norm -> 784 sigmoid, weight-normalised output), trained by feature matching on D's last
-  hidden layer (`loss.g_objective='feature_matching'`), on real batches of its own stream.
-- Adam(0.003, beta1 = 0.5) for both, batches of 100 (labelled, unlabelled and generated), 300
-  epochs of the 60,000 training images = 180,000 iterations; all 60,000 images unlabelled,
-  `data.labels_per_class` x 10 of them labelled, drawn by the run's key.
+  hidden layer (`loss.g_objective='feature_matching'`), on real batches of its own stream;
+  the squared differences of the feature means are averaged over the 250 features, as theirs
+  (`loss.feature_matching_reduction='mean'`).
+- Adam(0.003, beta1 = 0.5) for both, with the authors' epsilon: 1e-8 inside the square root of
+  the second moment (`eps_root`), none outside (`eps`); batches of 100 (labelled, unlabelled
+  and generated), 300 epochs of the 60,000 training images = 180,000 iterations; all 60,000
+  images unlabelled, `data.labels_per_class` x 10 of them labelled, drawn by the run's key.
 - The test error (out of 10,000) is D's, with an exponential moving average of its params
   (decay 0.9999, `train.d_ema_decay`; bias-corrected, see gan_jax.averaging), evaluated each
   epoch (`eval.metrics='d_error'`: d_errors_ema and, with the raw params, d_errors).
@@ -50,9 +53,13 @@ def get_config(variant: str = "100"):
     c.model.generator_kwargs = {}
     c.model.discriminator_kwargs = {"num_classes": 10, "data_init": True}
     c.loss.update(name="minimax", d_objective_scale=0.5, aux_weight=1.0)
-    c.loss.update(g_objective="feature_matching", feature_layer=-1)
-    c.optim.g = optimizer_config(name="adam", lr=0.003, b1=0.5, b2=0.999)
-    c.optim.d = optimizer_config(name="adam", lr=0.003, b1=0.5, b2=0.999)
+    c.loss.update(
+        g_objective="feature_matching", feature_layer=-1, feature_matching_reduction="mean"
+    )
+    # The authors' nn.adam_updates: m_hat / sqrt(v_hat + 1e-8), their epsilon inside the root.
+    adam = dict(name="adam", lr=0.003, b1=0.5, b2=0.999, eps=0.0, eps_root=1e-8)
+    c.optim.g = optimizer_config(**adam)
+    c.optim.d = optimizer_config(**adam)
     c.train.update(batch_size=100, num_steps=300 * EPOCH, scan_steps=100, d_ema_decay=0.9999)
     c.train.update(log_every=EPOCH, sample_every=30 * EPOCH, checkpoint_every=10 * EPOCH)
     c.train.num_samples = 100

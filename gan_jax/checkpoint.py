@@ -35,7 +35,11 @@ def _in_current_layout(restored, target):
       a function of that count, so dropping them restores the same run;
     - with the fields `target` holds as None and `restored` lacks (a Player's `history` and
       `ema`, added with historical averaging and D's moving average) set to None: a run that
-      keeps neither has None there, so its old checkpoints restore as they were.
+      keeps neither has None there, so its old checkpoints restore as they were;
+    - with the injected hyperparameters `target` has and `restored` lacks (Adam's `eps` and
+      `eps_root`, injected since they became Hparams) taken from `target`: the steps write
+      every injected value (optim.hyperparams_at) before each update, so the stored ones are
+      never read.
     """
     if not isinstance(restored, dict) or not isinstance(target, dict):
         return restored
@@ -43,6 +47,8 @@ def _in_current_layout(restored, target):
     for key, value in restored.items():
         if key == "hyperparams_states" and isinstance(value, dict) and key in target:
             out[key] = {k: v for k, v in value.items() if k in target[key]}
+        elif key == "hyperparams" and isinstance(value, dict) and isinstance(target.get(key), dict):
+            out[key] = {**target[key], **value}
         else:
             out[key] = _in_current_layout(value, target.get(key))
     return out

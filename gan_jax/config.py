@@ -41,7 +41,10 @@ def optimizer_config(**overrides) -> ml_collections.ConfigDict:
             "lr_decay": 1.0,
             "min_lr": 0.0,
             "decay": 0.9,
+            # Adam and RMSProp: eps is added outside the square root of the second moment,
+            # eps_root inside it (Adam only; the 2016 authors' Adam: eps 0, eps_root 1e-8).
             "eps": 1e-8,
+            "eps_root": 0.0,
         }
     )
     cfg.update(overrides)
@@ -114,6 +117,9 @@ def default_config() -> ml_collections.ConfigDict:
             # et al. 2016, Sec. 3.1) on D's hidden layer `feature_layer` (-1: the last).
             "g_objective": "adversarial",
             "feature_layer": -1,
+            # 'sum': the paper's squared L2 norm; 'mean': divided by the feature count, as the
+            # authors' code (which matters under Adam only through its epsilon).
+            "feature_matching_reduction": "sum",
             # Historical averaging (Salimans et al. 2016, Sec. 3.3) for 'none', 'd', 'g' or
             # 'both': weight x ||theta - the mean of theta's past values||^2.
             "historical_averaging": "none",
@@ -282,6 +288,11 @@ def _validate_improved_techniques(config) -> None:
     and the semi-supervised setting (labelled examples for a D with class logits)."""
     loss, model = config.loss, config.model
     _check_choice("loss.g_objective", loss.g_objective, G_OBJECTIVES)
+    _check_choice(
+        "loss.feature_matching_reduction",
+        loss.get("feature_matching_reduction", "sum"),
+        losses.FEATURE_MATCHING_REDUCTIONS,
+    )
     if isinstance(loss.feature_layer, bool) or not isinstance(loss.feature_layer, int):
         _fail(
             "loss.feature_layer", loss.feature_layer, "a whole number (-1: D's last hidden layer)"
@@ -406,6 +417,7 @@ def _validate_optimizer(path: str, opt) -> None:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
             _fail(f"{path}.{key}", value, "a number in [0, 1)")
     _check_positive(f"{path}.eps", opt.eps, allow_zero=True)
+    _check_positive(f"{path}.eps_root", opt.get("eps_root", 0.0), allow_zero=True)
     if opt.final_momentum is not None:
         if isinstance(opt.final_momentum, bool) or not 0 <= opt.final_momentum < 1:
             _fail(f"{path}.final_momentum", opt.final_momentum, "None or a number in [0, 1)")

@@ -33,7 +33,8 @@ class OptHparams:
     momentum: jax.Array  # SGD: the momentum, or the ramp's start value
     final_momentum: jax.Array  # SGD: the ramp's end value (= momentum without a ramp)
     decay: jax.Array  # RMSProp
-    eps: jax.Array  # RMSProp
+    eps: jax.Array  # Adam and RMSProp: added outside the square root
+    eps_root: jax.Array  # Adam: added inside the square root (optax's eps_root)
 
 
 @struct.dataclass
@@ -67,6 +68,7 @@ def _opt_hparams(opt) -> OptHparams:
         final_momentum=_scalar(opt.momentum if final is None else final),
         decay=_scalar(opt.get("decay", 0.9)),
         eps=_scalar(opt.get("eps", 1e-8)),
+        eps_root=_scalar(opt.get("eps_root", 0.0)),
     )
 
 

@@ -19,7 +19,7 @@ OPTIMIZERS = ("sgd", "adam", "rmsprop")
 # The optimizer state's injected hyperparameters per optimizer, and the Hparams field of each.
 INJECTED = {
     "sgd": {"learning_rate": "lr", "momentum": "momentum"},
-    "adam": {"learning_rate": "lr", "b1": "b1", "b2": "b2"},
+    "adam": {"learning_rate": "lr", "b1": "b1", "b2": "b2", "eps": "eps", "eps_root": "eps_root"},
     "rmsprop": {"learning_rate": "lr", "decay": "decay", "eps": "eps"},
 }
 _FACTORIES = {"sgd": optax.sgd, "adam": optax.adam, "rmsprop": optax.rmsprop}
@@ -85,6 +85,7 @@ def hyperparams_at(spec: OptSpec, opt_hp, count) -> dict:
         "b2": opt_hp.b2,
         "decay": opt_hp.decay,
         "eps": opt_hp.eps,
+        "eps_root": opt_hp.eps_root,
     }
     # Copies: a value passed through unchanged (b1, a constant momentum) would otherwise be
     # forwarded by jit as the Hparams' own buffer into the state, which the steps donate.

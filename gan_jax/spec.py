@@ -43,6 +43,7 @@ class Spec:
     output_bias_from_data: bool
     g_objective: str  # 'adversarial' or 'feature_matching' (config.G_OBJECTIVES)
     feature_layer: int  # D's hidden layer feature matching matches (-1: the last)
+    feature_matching_reduction: str  # losses.feature_matching's 'sum' or 'mean'
     historical_averaging: str  # the players with the penalty: 'none', 'd', 'g' or 'both'
     labels_per_class: int  # > 0: semi-supervised, D's class logits see these many per class
     d_ema: bool  # keep an exponential moving average of D's params (Hparams.d_ema_decay)
@@ -101,6 +102,7 @@ def make_spec(
         output_bias_from_data=model.output_bias_from_data,
         g_objective=loss.g_objective,
         feature_layer=loss.feature_layer,
+        feature_matching_reduction=loss.get("feature_matching_reduction", "sum"),
         historical_averaging=loss.historical_averaging,
         labels_per_class=config.data.labels_per_class,
         d_ema=config.train.d_ema_decay > 0,

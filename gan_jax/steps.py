@@ -451,7 +451,9 @@ def g_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
                 jnp.mean(hidden_features(sown, spec.feature_layer), 0), spec.axis_name
             )
             # The means are already the global batch's: each passed as a batch of one row.
-            value = feature_matching(f_real[None], f_fake[None])
+            value = feature_matching(
+                f_real[None], f_fake[None], reduction=spec.feature_matching_reduction
+            )
         fake_logits, fake_classes = split_outputs(out)
         if not matching:
             value = loss.g_loss(fake_logits)

@@ -29,6 +29,7 @@ _OPT_KEYS = (
     "final_momentum",
     "decay",
     "eps",
+    "eps_root",
 )
 _LOSS_KEYS = (
     "penalty_weight",

@@ -109,3 +109,32 @@ def test_a_checkpoint_from_before_the_parameter_averages_restores(tmp_path):
     assert jax.tree.structure(restored) == jax.tree.structure(state)
     for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def _drop_injected(tree, names):
+    """`tree` less the optimizer states' injected entries `names`, as a checkpoint of the code
+    before those were injected has it. Returns how many it dropped."""
+    dropped = 0
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key == "hyperparams" and isinstance(value, dict):
+                dropped += sum(value.pop(name, None) is not None for name in names)
+            else:
+                dropped += _drop_injected(value, names)
+    return dropped
+
+
+def test_a_checkpoint_from_before_adams_epsilons_were_injected_restores_and_trains_on(tmp_path):
+    """Adam's eps and eps_root became Hparams (injected into the optimizer state); checkpoints
+    written before lack them, restore, and the resumed run equals an unbroken one."""
+    config = tiny_config(num_steps=8, checkpoint_every=4)
+    straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
+    train.train_and_evaluate(tiny_config(num_steps=4, checkpoint_every=4), str(tmp_path / "b"))
+    checkpointer = Checkpointer(str(tmp_path / "b" / "checkpoints"))
+    tree = checkpointer.manager.restore(4)
+    assert _drop_injected(tree, ("eps", "eps_root")) == 4  # two per player
+    checkpointer.manager.delete(4)
+    checkpointer.manager.save(4, args=ocp.args.StandardSave(tree), force=True)
+    checkpointer.manager.wait_until_finished()
+    checkpointer.close()
+    assert_bit_identical(straight, train.train_and_evaluate(config, str(tmp_path / "b")))

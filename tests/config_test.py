@@ -80,6 +80,7 @@ def test_every_experiment_config_and_variant_is_valid(name, variant):
         ("optim.d.lr_decay", 0.999, r"config.optim.d.lr_decay = 0.999 .*>= 1"),
         ("optim.g.min_lr", 0.5, r"config.optim.g.min_lr = 0.5 .*<= optim.g.lr=0.001"),
         ("optim.d.b1", 2.0, r"config.optim.d.b1 = 2.0 .*\[0, 1\)"),
+        ("optim.d.eps_root", -1e-8, r"config.optim.d.eps_root = -1e-08 .*>= 0"),
         ("optim.g.momentum", 1.5, r"config.optim.g.momentum = 1.5 .*\[0, 1\)"),
         ("optim.d.nesterov", True, r"config.optim.d.nesterov = True .*no such key.*lr_decay"),
         ("train.sample_every", 6, r"config.train.sample_every = 6 .*multiple of log_every=4"),

@@ -66,8 +66,12 @@ def test_the_labelled_subset_holds_per_class_examples_of_each_class_visited_once
     assert sorted(other[:12].reshape(12, -1).sum(1)) != sorted(x[:12].sum(1))
 
 
-def test_feature_matching_is_g_loss_on_the_chosen_layer_and_a_bad_layer_is_named():
+@pytest.mark.parametrize("reduction, divisor", [("sum", 1), ("mean", 8)])
+def test_feature_matching_is_g_loss_on_the_chosen_layer_and_a_bad_layer_is_named(
+    reduction, divisor
+):
     config, dataset = ssl_config(), labelled_images()
+    config.loss.feature_matching_reduction = reduction  # 'mean': the authors' T.mean over F = 8
     state, hp, compiled = init(config, dataset)
     spec = compiled.spec
     _, metrics = compiled.g_update(state, dataset, hp)
@@ -82,7 +86,8 @@ def test_feature_matching_is_g_loss_on_the_chosen_layer_and_a_bad_layer_is_named
         (_, sown), _ = steps.apply_player(state.d, state.d.params, x, train=True, features=True)
         assert [f.shape for f in sown] == [(12, 16), (12, 8)]
         means.append(np.asarray(sown[-1]).mean(0))
-    np.testing.assert_allclose(metrics["g_loss"], np.sum((means[0] - means[1]) ** 2), rtol=1e-5)
+    expected = np.sum((means[0] - means[1]) ** 2) / divisor
+    np.testing.assert_allclose(metrics["g_loss"], expected, rtol=1e-5)
     config.loss.feature_layer = 2
     with pytest.raises(ValueError, match=r"config.loss.feature_layer = 2 .* -2..1"):
         engine.g_update(state, dataset, hp, spec=engine.make_spec(config, 120))
@@ -187,6 +192,7 @@ def test_a_semi_supervised_sweep_member_depends_on_its_own_key_alone():
     [
         ({"loss.g_objective": "fm"}, r"loss.g_objective = 'fm'"),
         ({"loss.historical_averaging": "x"}, r"loss.historical_averaging = 'x'"),
+        ({"loss.feature_matching_reduction": "max"}, r"reduction = 'max' .*'mean', 'sum'"),
         ({"train.d_ema_decay": 1.0}, r"train.d_ema_decay = 1.0 .* \[0, 1\)"),
         ({"data.labels_per_class": 5}, r"data.labels_per_class = 5 .* no labels"),
         ({"train.update_rule": "simultaneous", "loss.g_objective": "feature_matching"}, "simult"),
