@@ -3,7 +3,7 @@
 gan-jax train --config experiments/<name>.py[:VARIANT] --workdir DIR [--config.key=value ...]
 gan-jax sweep --config experiments/<name>.py --workdir DIR [--sweep key=v1,v2,...] [--seeds S]
 gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_dir DIR]
-gan-jax sample --workdir DIR --num N [--seed S] --out FILE.npz|OUTDIR/
+gan-jax sample --workdir DIR --num N [--seed S] --out FILE.npz|FILE.txt|OUTDIR/
 gan-jax figures --workdir DIR [--out OUTDIR] [--data_dir DIR] [--seed S]
 
 The commands are argparse subcommands, built with absl's `argparse_flags` so that absl runs
@@ -170,8 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write --num samples of the newest checkpoint in --workdir, latent codes"
         " drawn from --seed (the same seed gives the same samples), for outside tools. FILE.npz"
         " holds x (N, *data shape; [0, 1] or [-1, 1] as data.scale, any value for the toys),"
-        " y (labels i mod K, conditional G only), value_range, step and seed. OUTDIR/ gets one"
-        " PNG per sample for images (and labels.csv), samples.csv for the toys.",
+        " y (labels i mod K, conditional G only), value_range, step and seed; for text x is G's"
+        " softmax (N, L, V) and tokens its argmax. OUTDIR/ gets one PNG per sample for images"
+        " (and labels.csv), samples.csv for the toys, samples.txt for text. FILE.txt (text"
+        " runs): one sample per line, decoded by the workdir's vocab.json.",
         allow_abbrev=False,
     )
     sample_parser.add_argument(
@@ -186,8 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample_parser.add_argument(
         "--out",
         required=True,
-        metavar="FILE.npz|OUTDIR/",
-        help="a .npz file, or a new or empty directory (a path ending in '/'). Required.",
+        metavar="FILE.npz|FILE.txt|OUTDIR/",
+        help="a .npz file, a .txt file (text runs), or a new or empty directory (a path ending"
+        " in '/'). Required.",
     )
     sample_parser.set_defaults(run=run_sample)
 

@@ -23,7 +23,11 @@ Outputs (`--out`):
   sample, `<i>.png` zero-padded so that name order is sample order, 8-bit grey or RGB with the
   value range mapped onto 0..255 (what FID/KID tools that read a folder of images expect), plus
   `labels.csv` (file,label) for a conditional G; for the toys `samples.csv`, a header
-  `x0,x1[,y]` and one row per sample.
+  `x0,x1[,y]` and one row per sample; for text `samples.txt`, as FILE.txt.
+- Text runs (data.name 'text' or 'tfds:lm1b'): in the .npz, `x` is G's softmax float32
+  [N, L, V] and `tokens` int32 [N, L] its argmax, the token ids of the workdir's vocab.json;
+  FILE.txt holds one sample per line, decoded by that vocabulary as training writes
+  `samples/step_<N>.txt` (`text_data.sample_lines`).
 Each output appears complete or not at all: it is written under a hidden temporary name in the
 same directory and renamed into place (os.replace), so an interrupted run leaves no partial
 file at the given path.
@@ -48,14 +52,16 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from gan_jax import data, steps
+from gan_jax import data, steps, text_data
 from gan_jax.checkpoint import require_checkpoint
 from gan_jax.evaluate import load_workdir_config, restore_state
 
 BATCH_SIZE = 1000  # samples per jitted call; any size gives the same samples
 MAX_SEED = 2**32 - 1  # jax.random.PRNGKey keeps 32 bits without x64: 2**32 would act as 0
 NPZ_SUFFIX = ".npz"
+TXT_SUFFIX = ".txt"
 OUT_FORMS = "FILE.npz, or a directory OUTDIR/ (a path ending in '/' or an existing empty one)"
+TEXT_OUT_FORMS = "FILE.txt, " + OUT_FORMS
 
 
 def is_conditional(config) -> bool:
@@ -131,8 +137,20 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
-def write_npz(path: str, x, y, step: int, seed: int, x_range) -> None:
-    """Writes the .npz of the module docstring atomically."""
+def _write_atomically(path: str, write) -> None:
+    """Calls write(f) on a new binary file under a hidden name, then renames it to `path`."""
+    tmp = _temporary_path(path)
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_npz(path: str, x, y, step: int, seed: int, x_range, text: bool = False) -> None:
+    """Writes the .npz of the module docstring atomically (with `tokens` for text)."""
     arrays = {
         "x": x,
         "value_range": np.asarray(x_range, np.float32),
@@ -141,14 +159,16 @@ def write_npz(path: str, x, y, step: int, seed: int, x_range) -> None:
     }
     if y is not None:
         arrays["y"] = y
-    tmp = _temporary_path(path)
-    try:
-        with open(tmp, "xb") as f:  # a file object: np.savez would add '.npz' to a name
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
+    if text:
+        arrays["tokens"] = np.argmax(x, axis=-1).astype(np.int32)
+    # A file object: np.savez would add '.npz' to a name.
+    _write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def write_text(path: str, x, vocab: text_data.Vocabulary) -> None:
+    """Writes FILE.txt of the module docstring atomically: one decoded sample per line."""
+    lines = text_data.sample_lines(vocab, x)
+    _write_atomically(path, lambda f: f.write(lines.encode("utf-8")))
 
 
 def _write_images(directory: str, x, y, x_range) -> None:
@@ -180,13 +200,15 @@ def _write_points(directory: str, x, y) -> None:
     )
 
 
-def write_directory(path: str, x, y, config) -> None:
+def write_directory(path: str, x, y, config, vocab=None) -> None:
     """Writes the OUTDIR/ of the module docstring: built in a hidden directory beside `path`,
-    then renamed onto it (`path` is new or empty, see `check_out`)."""
+    then renamed onto it (`path` is new or empty, see `check_out`). `vocab`: a text run's."""
     tmp = _temporary_path(path)
     try:
         os.mkdir(tmp)
-        if config.data.name in data.TOY_DATASETS:
+        if vocab is not None:
+            write_text(os.path.join(tmp, "samples.txt"), x, vocab)
+        elif config.data.name in data.TOY_DATASETS:
             _write_points(tmp, x, y)
         else:
             _write_images(tmp, x, y, value_range(config))
@@ -196,28 +218,33 @@ def write_directory(path: str, x, y, config) -> None:
         raise
 
 
-def check_out(out: str, workdir: str) -> str:
-    """'npz' or 'dir', the form `out` asks for; ValueError for any other path, an existing
-    non-empty directory, or a path under the workdir's checkpoints/."""
+def check_out(out: str, workdir: str, text: bool = False) -> str:
+    """'npz', 'dir' or, for a `text` run, 'txt': the form `out` asks for; ValueError for any
+    other path, an existing non-empty directory, or a path under the workdir's checkpoints/."""
+    forms = TEXT_OUT_FORMS if text else OUT_FORMS
     checkpoints = os.path.realpath(os.path.join(workdir, "checkpoints"))
     target = os.path.realpath(out)
     if os.path.commonpath([checkpoints, target]) == checkpoints:
         raise ValueError(
             f"--out {out!r} lies under {checkpoints}, where orbax reads every entry as a"
-            f" checkpoint; expected {OUT_FORMS} elsewhere"
+            f" checkpoint; expected {forms} elsewhere"
         )
     if out.endswith(("/", os.sep)) or os.path.isdir(out):
         if os.path.isdir(out) and os.listdir(out):
             raise ValueError(
                 f"--out {out!r} is a directory that is not empty, and new samples would mix with"
-                " its files; expected a new or empty directory, or FILE.npz"
+                " its files; expected a new or empty directory, or FILE.npz (or FILE.txt for text)"
             )
         if os.path.lexists(out.rstrip("/" + os.sep)) and not os.path.isdir(out):
-            raise ValueError(f"--out {out!r} names an existing file; expected {OUT_FORMS}")
+            raise ValueError(f"--out {out!r} names an existing file; expected {forms}")
         return "dir"
     if out.endswith(NPZ_SUFFIX):
         return "npz"
-    raise ValueError(f"--out {out!r} is not allowed; expected {OUT_FORMS}")
+    if text and out.endswith(TXT_SUFFIX):
+        return "txt"
+    if out.endswith(TXT_SUFFIX):
+        raise ValueError(f"--out {out!r}: FILE.txt is for text runs; expected {forms}")
+    raise ValueError(f"--out {out!r} is not allowed; expected {forms}")
 
 
 def check_whole(name: str, value, lowest: int, highest: int | None = None) -> None:
@@ -238,21 +265,23 @@ def sample(
     """Writes `num` samples of the newest checkpoint in `workdir` (latent codes from `seed`) to
     `out`, FILE.npz or OUTDIR/ (see the module docstring for the files and value ranges).
 
-    Returns {"out", "format" ('npz', 'png' or 'csv'), "num", "seed", "step"}.
+    Returns {"out", "format" ('npz', 'png', 'csv' or 'txt'), "num", "seed", "step"}.
 
     Raises:
       ValueError, before any compute: `num` < 1, `seed` outside [0, 2**32 - 1], `batch_size` < 1
         (or any of them not a whole number), an `out` of another form, an existing non-empty
         OUTDIR, an `out` under the workdir's checkpoints/, a workdir without config.json or
-        without a checkpoint.
+        without a checkpoint, a text run's workdir without its vocab.json (DataError).
       checkpoint.CheckpointError (a ValueError): a checkpoint that does not fit the config.
     """
     check_whole("--num", num, 1)
     check_whole("--seed", seed, 0, MAX_SEED)
     check_whole("batch_size", batch_size, 1)
-    form = check_out(out, workdir)
     config = load_workdir_config(workdir)
+    text = text_data.is_text(config.data.name)
+    form = check_out(out, workdir, text)
     require_checkpoint(workdir, "to sample from")
+    vocab = text_data.workdir_vocab(workdir) if text else None
     parent = os.path.dirname(os.path.normpath(out))
     if parent:
         os.makedirs(parent, exist_ok=True)
@@ -260,8 +289,10 @@ def sample(
     x, y = draw_samples(config, state, num, seed, batch_size)
     step = int(state.step)
     if form == "npz":
-        write_npz(out, x, y, step, seed, value_range(config))
+        write_npz(out, x, y, step, seed, value_range(config), text)
+    elif form == "txt":
+        write_text(out, x, vocab)
     else:
-        write_directory(out, x, y, config)
-        form = "csv" if config.data.name in data.TOY_DATASETS else "png"
+        write_directory(out, x, y, config, vocab)
+        form = "txt" if text else "csv" if config.data.name in data.TOY_DATASETS else "png"
     return {"out": out, "format": form, "num": num, "seed": seed, "step": step}

@@ -302,16 +302,27 @@ def keep_vocab(workdir: str, vocab: Vocabulary) -> None:
         f.write(vocab.to_json() + "\n")
 
 
-def write_samples(workdir: str, step: int, probs_NxLxV) -> str:
-    """Writes `samples/step_<step>.txt`: G's samples (softmax rows [N, L, V]) decoded by
-    argmax, as the authors decode theirs, through the workdir's vocab.json, one per line.
-    Raises DataError when the workdir has no vocabulary."""
+def workdir_vocab(workdir: str) -> Vocabulary:
+    """The vocabulary of a text run's workdir; DataError when it saved none."""
     vocab = read_vocab(workdir)
     if vocab is None:
         raise DataError(f"{workdir!r} has no {VOCAB_FILE} to decode text samples with")
+    return vocab
+
+
+def sample_lines(vocab: Vocabulary, probs_NxLxV) -> str:
+    """G's samples (softmax rows [N, L, V]) decoded by argmax, as the authors decode theirs:
+    one sample per line (a decoded newline becomes a space), each line ending in a newline."""
+    lines = vocab.decode(np.argmax(probs_NxLxV, axis=-1))
+    return "".join(line.replace("\n", " ") + "\n" for line in lines)
+
+
+def write_samples(workdir: str, step: int, probs_NxLxV) -> str:
+    """Writes `samples/step_<step>.txt`: `sample_lines` through the workdir's vocab.json.
+    Raises DataError when the workdir has no vocabulary."""
+    vocab = workdir_vocab(workdir)
     path = os.path.join(workdir, "samples", f"step_{step}.txt")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    lines = vocab.decode(np.argmax(probs_NxLxV, axis=-1))
     with open(path, "w", encoding="utf-8") as f:
-        f.write("".join(line.replace("\n", " ") + "\n" for line in lines))
+        f.write(sample_lines(vocab, probs_NxLxV))
     return path

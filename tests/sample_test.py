@@ -156,6 +156,7 @@ def test_bad_input_stops_with_its_value_before_any_work(ring_workdir, tmp_path, 
         ((ring_workdir, 5, -1, out), r"--seed -1 is not allowed; expected a whole number from 0"),
         ((ring_workdir, 5, 2**32, out), r"--seed 4294967296 .* from 0 to 4294967295"),
         ((ring_workdir, 5, 0, "s.png"), r"--out 's.png' is not allowed; expected FILE.npz, or"),
+        ((ring_workdir, 5, 0, "s.txt"), r"--out 's.txt': FILE.txt is for text runs; expected"),
         ((ring_workdir, 5, 0, str(tmp_path / "full")), r"is a directory that is not empty"),
         (
             (ring_workdir, 5, 0, os.path.join(ring_workdir, "checkpoints", "x.npz")),
@@ -223,7 +224,7 @@ def test_the_command_line_writes_the_samples_and_reports_bad_input_in_one_line(
     sample.sample(ring_workdir, 6, 0, str(tmp_path / "api.npz"))
     # --seed defaults to 0
     np.testing.assert_array_equal(np.load(out)["x"], np.load(tmp_path / "api.npz")["x"])
-    status, _ = gan_jax("sample", f"--workdir={ring_workdir}", "--num=6", "--out=s.txt")
-    assert status == "error: --out 's.txt' is not allowed; expected FILE.npz, or a directory" + (
+    status, _ = gan_jax("sample", f"--workdir={ring_workdir}", "--num=6", "--out=s.csv")
+    assert status == "error: --out 's.csv' is not allowed; expected FILE.npz, or a directory" + (
         " OUTDIR/ (a path ending in '/' or an existing empty one)"
     )

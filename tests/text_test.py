@@ -2,13 +2,14 @@
 
 import collections
 import math
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import data, data_sources, models, text_data, text_metrics
+from gan_jax import data, data_sources, models, sample, text_data, text_metrics, train
 from gan_jax.config import default_config, validate
 
 
@@ -154,3 +155,38 @@ def test_word_shares():
     samples = np.array([[5, 6, pad], [5, 5, 5], [6, pad, pad], [7, pad, pad]])
     shares = text_metrics.word_shares(samples, word_list, train)
     assert shares == {"words_in_list": 0.75, "words_novel": 0.5}
+
+
+def test_a_text_run_resumes_exactly_and_its_samples_decode_through_the_saved_vocabulary(
+    corpus, tmp_path
+):
+    def run(num_steps, workdir):
+        c = text_config(corpus)
+        c.train.update(batch_size=8, num_steps=num_steps, scan_steps=2, log_every=2)
+        c.train.update(sample_every=2, checkpoint_every=2)
+        return train.train_and_evaluate(c, str(workdir))
+
+    straight = run(4, tmp_path / "straight")
+    run(2, tmp_path / "resumed")
+    resumed = run(4, tmp_path / "resumed")
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    workdir = str(tmp_path / "resumed")
+    logged = (tmp_path / "resumed" / "samples" / "step_4.txt").read_text().splitlines()
+    assert len(logged) == 100 and all(len(line) == 8 for line in logged)
+    # gan-jax sample: the .npz's tokens are the argmax of its softmax x; FILE.txt and
+    # OUTDIR/samples.txt decode them with the workdir's vocab.json, one sample per line.
+    sample.sample(workdir, 5, 3, str(tmp_path / "s.npz"))
+    sample.sample(workdir, 5, 3, str(tmp_path / "s.txt"))
+    record = sample.sample(workdir, 5, 3, str(tmp_path / "dir") + "/")
+    saved = np.load(tmp_path / "s.npz")
+    assert saved["x"].shape == (5, 8, 12) and record["format"] == "txt"
+    np.testing.assert_allclose(saved["x"].sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(saved["tokens"], saved["x"].argmax(-1))
+    vocab = text_data.read_vocab(workdir)
+    expected = vocab.decode(saved["tokens"])
+    assert (tmp_path / "s.txt").read_text(encoding="utf-8").splitlines() == expected
+    assert (tmp_path / "dir" / "samples.txt").read_text(encoding="utf-8").splitlines() == expected
+    os.remove(os.path.join(workdir, text_data.VOCAB_FILE))
+    with pytest.raises(data_sources.DataError, match="has no vocab.json"):
+        sample.sample(workdir, 5, 3, str(tmp_path / "again.txt"))
