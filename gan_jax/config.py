@@ -68,7 +68,7 @@ def default_config() -> ml_collections.ConfigDict:
             "image_size": placeholder(int),  # S: center crop to a square, resize to S x S
             "channels": placeholder(int),  # 1 or 3 (converted); None: as stored
             "flip": False,  # random horizontal flips of each drawn batch
-            "cache_dir": "",  # decoded image sets; '': data_cache.default_cache_dir()
+            "cache_dir": "",  # decoded image sets, encoded text; "": data_cache.default_cache_dir()
             # > 0: semi-supervised (Salimans et al. 2016, Sec. 5): this many labelled examples
             # per class, drawn by the run's key, train D's class logits (a D with
             # discriminator_kwargs.num_classes); every example is used unlabelled.

@@ -1,9 +1,11 @@
-"""A disk cache of decoded image sets, so that only a source's first run pays for decoding.
+"""A disk cache of decoded data sets, so that only a source's first run pays for decoding.
 
-An entry holds the uint8 images [N, H, W, C], the labels and a small `meta.json`, under a key
-that hashes the source (its name, its path and each file's size and modification time, or the
-TFDS name and data dir) and the preprocessing (`data.image_size`, `data.channels`): change a
-file or an option and the key changes. The cache lives in `data.cache_dir`, by default
+An entry holds arrays as .npy files and a small `meta.json`, under a key that hashes the source
+(its name, its path and each file's size and modification time, or the TFDS name and data dir)
+and the preprocessing: change a file or an option and the key changes. Image sets
+(`image_sets`) store the uint8 images [N, H, W, C] and the labels, keyed with
+`data.image_size` and `data.channels`; text (`text_data`) stores its token ids and vocabulary,
+keyed with its data options. The cache lives in `data.cache_dir`, by default
 $GAN_JAX_DATA_CACHE, else $XDG_CACHE_HOME/gan_jax/datasets, else ~/.cache/gan_jax/datasets: one
 place per user, shared by every workdir and sweep member. Entries are written to a temporary
 folder and renamed into place, so a reader never sees half an entry.
@@ -35,7 +37,8 @@ def default_cache_dir() -> str:
     return os.path.join(base, "gan_jax", "datasets")
 
 
-def _file_stamps(paths, root: str) -> list:
+def file_stamps(paths, root: str) -> list:
+    """[relative path, size, mtime in ns] of each file: what a key hashes of a source."""
     stamps = []
     for path in paths:
         stat = os.stat(path)
@@ -43,23 +46,29 @@ def _file_stamps(paths, root: str) -> list:
     return stamps
 
 
+def tfds_stamps(tfds_name: str) -> list:
+    """The TFDS data dir and the stamps of the set's prepared copies' metadata, so that a
+    re-prepared or new version makes a new entry."""
+    root = data_sources.tfds_data_dir()
+    infos = glob.glob(
+        os.path.join(root, tfds_name.partition(":")[0], "**", "dataset_info.json"), recursive=True
+    )
+    return [root, *file_stamps(sorted(infos), root)]
+
+
 def fingerprint(name: str, path: str, image_size: int | None, channels: int | None) -> dict:
-    """What an entry depends on (see the module docstring). Lists the source's files (no
-    decoding), so a missing path or an empty folder raises its DataError here."""
+    """What an image set's entry depends on (see the module docstring). Lists the source's
+    files (no decoding), so a missing path or an empty folder raises its DataError here."""
     if name == "folder":
         paths, _, _ = data_sources.folder_files(path)
-        files = _file_stamps(paths, path)
+        files = file_stamps(paths, path)
     elif name == "idx":
-        files = _file_stamps([f for f in data_sources.idx_files(path) if f], path)
+        files = file_stamps([f for f in data_sources.idx_files(path) if f], path)
     elif name == "npz":
         data_sources.npz_image_shape(path)  # names a missing file or x now
-        files = _file_stamps([path], os.path.dirname(path))
-    else:  # the prepared copies' metadata: a re-prepared or new version makes a new entry
-        root = data_sources.tfds_data_dir()
-        infos = glob.glob(
-            os.path.join(root, path.partition(":")[0], "**", "dataset_info.json"), recursive=True
-        )
-        files = [root, *_file_stamps(sorted(infos), root)]
+        files = file_stamps([path], os.path.dirname(path))
+    else:
+        files = tfds_stamps(path)
     return {
         "version": CACHE_VERSION,
         "source": name,
@@ -86,32 +95,24 @@ def read_meta(entry: str) -> dict | None:
         return None
 
 
-def load(entry: str) -> RawImages | None:
-    """The cached image set of an entry, None when there is none."""
+def load_arrays(entry: str, names) -> tuple[dict, dict] | None:
+    """(the arrays `names` -> ndarray, meta) of an entry, None when there is none."""
     meta = read_meta(entry)
     if meta is None:
         return None
-    images = np.load(os.path.join(entry, "images.npy"))
-    labels = np.load(os.path.join(entry, "labels.npy")) if meta["labelled"] else None
-    return RawImages(images, labels, meta["num_classes"])
+    return {name: np.load(os.path.join(entry, f"{name}.npy")) for name in names}, meta
 
 
-def store(entry: str, raw: RawImages, print_: dict) -> None:
-    """Writes an entry atomically; when another process wrote it first, keeps theirs."""
+def store_arrays(entry: str, arrays: dict, meta: dict) -> None:
+    """Writes an entry (each array as NAME.npy, and meta.json) atomically; when another process
+    wrote it first, keeps theirs."""
     parent = os.path.dirname(entry)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide a shared cache dir's entries
-        np.save(os.path.join(tmp, "images.npy"), raw.images)
-        if raw.labels is not None:
-            np.save(os.path.join(tmp, "labels.npy"), raw.labels)
-        meta = {
-            "shape": list(raw.images.shape),
-            "num_classes": raw.num_classes,
-            "labelled": raw.labels is not None,
-            "fingerprint": print_,
-        }
+        for name, array in arrays.items():
+            np.save(os.path.join(tmp, f"{name}.npy"), array)
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump(meta, f)
         os.rename(tmp, entry)
@@ -120,3 +121,28 @@ def store(entry: str, raw: RawImages, print_: dict) -> None:
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load(entry: str) -> RawImages | None:
+    """The cached image set of an entry, None when there is none."""
+    meta = read_meta(entry)
+    if meta is None:
+        return None
+    names = ["images", "labels"] if meta["labelled"] else ["images"]
+    arrays, _ = load_arrays(entry, names)
+    return RawImages(arrays["images"], arrays.get("labels"), meta["num_classes"])
+
+
+def store(entry: str, raw: RawImages, print_: dict) -> None:
+    """Writes an image set's entry atomically; when another process wrote it first, keeps
+    theirs."""
+    arrays = {"images": raw.images}
+    if raw.labels is not None:
+        arrays["labels"] = raw.labels
+    meta = {
+        "shape": list(raw.images.shape),
+        "num_classes": raw.num_classes,
+        "labelled": raw.labels is not None,
+        "fingerprint": print_,
+    }
+    store_arrays(entry, arrays, meta)

@@ -26,7 +26,7 @@ import re
 
 import numpy as np
 
-from gan_jax import data_sources
+from gan_jax import data_cache, data_sources
 from gan_jax.data_sources import DataError
 
 TEXT_SOURCES = ("text",)  # data.name values that read data.dir as text
@@ -38,6 +38,7 @@ RESERVED = 2
 # padding character (their loader pads lines with '`').
 UNK_TEXT, PAD_TEXT = "\ufffd", "`"
 HELDOUT_SEED = 0  # the held-out examples are one fixed draw for every run of a source
+CACHE_VERSION = 1  # bump when reading, the vocabulary or the encoding changes the token ids
 VOCAB_FILE = "vocab.json"
 TFDS_LOCAL_HINT = (
     "save the sentences one per line in a text file and pass --config.data.name=text"
@@ -222,46 +223,70 @@ def make_text_data(codepoints_NxL: np.ndarray, vocab_size: int, heldout_fraction
     return TextData(tokens[train_rows], tokens[held_rows], vocab)
 
 
-def _source_stamp(name: str, path: str) -> tuple:
+def fingerprint(data_config) -> dict:
+    """What the config's text depends on, the key of its disk cache entry (`data_cache`): the
+    source (its files' sizes and modification times, or the TFDS set's prepared copies) and
+    every data option that changes the token ids. Lists the files only; raises DataError for
+    a missing or empty path."""
+    name, path = data_config.name, data_config.get("dir", "")
     if name in TEXT_SOURCES:
-        files = text_files(path)
-        return tuple((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files)
-    return (data_sources.tfds_data_dir(),)
+        if not path:
+            raise DataError("data.name='text' reads data.dir, which is empty; pass a text file")
+        root = path if os.path.isdir(path) else os.path.dirname(path)
+        files = data_cache.file_stamps(text_files(path), root)
+    else:
+        files = data_cache.tfds_stamps(name.removeprefix(data_sources.TFDS_PREFIX))
+    return {
+        "version": CACHE_VERSION,
+        "source": name,
+        "path": os.path.abspath(path) if path else "",
+        "files": files,
+        "seq_len": data_config.seq_len,
+        "text_mode": data_config.text_mode,
+        "vocab_size": data_config.vocab_size,
+        "heldout_fraction": data_config.heldout_fraction,
+        "start": data_config.get("start", 0),
+        "stop": data_config.get("stop"),
+    }
 
 
 def load_text(data_config) -> TextData:
-    """The config's text as `TextData`, read once per process for the same source files and
-    options (`data_shape`, the dataset and the evaluator all ask for it).
+    """The config's text as `TextData`: read and encoded once, then from the disk cache
+    (`data.cache_dir`, as image sets; an entry per `fingerprint`), and once per process from
+    memory (`data_shape`, the dataset and the evaluator all ask for it).
 
-    Raises DataError for a missing path, an empty source or an unreachable TFDS set."""
-    name, path = data_config.name, data_config.get("dir", "")
-    if name in TEXT_SOURCES and not path:
-        raise DataError("data.name='text' reads data.dir, which is empty; pass a text file")
-    return _load_text(
-        name,
-        path,
-        _source_stamp(name, path),
-        data_config.seq_len,
-        data_config.text_mode,
-        data_config.vocab_size,
-        data_config.heldout_fraction,
-        data_config.get("start", 0),
-        data_config.get("stop"),
-    )
+    Raises DataError for a missing path, an empty source, a bad text_mode or an unreachable
+    TFDS set."""
+    if data_config.text_mode not in TEXT_MODES:
+        raise DataError(f"data.text_mode={data_config.text_mode!r}; allowed: {TEXT_MODES}")
+    print_ = json.dumps(fingerprint(data_config), sort_keys=True)
+    return _load_text(print_, data_config.get("cache_dir", ""))
 
 
 @functools.lru_cache(maxsize=4)
-def _load_text(name, path, stamp, seq_len, mode, vocab_size, heldout_fraction, start, stop):
-    del stamp  # part of the cache key only: a changed file is read again
-    if mode not in TEXT_MODES:
-        raise DataError(f"data.text_mode={mode!r}; allowed: {TEXT_MODES}")
-    if mode == "lines":
-        points = line_codepoints(source_lines(name, path, start, stop), seq_len)
+def _load_text(print_json: str, cache_dir: str) -> TextData:
+    print_ = json.loads(print_json)
+    entry = data_cache.entry_dir(cache_dir, print_)
+    cached = data_cache.load_arrays(entry, ("train", "heldout"))
+    if cached is not None:
+        arrays, meta = cached
+        return TextData(arrays["train"], arrays["heldout"], Vocabulary.from_json(meta["vocab"]))
+    text = read_source(print_)
+    meta = {"fingerprint": print_, "vocab": text.vocab.to_json(), "shape": list(text.train.shape)}
+    data_cache.store_arrays(entry, {"train": text.train, "heldout": text.heldout}, meta)
+    return text
+
+
+def read_source(print_: dict) -> TextData:
+    """The text a `fingerprint` describes, read and encoded (no cache)."""
+    name, path, start, stop = print_["source"], print_["path"], print_["start"], print_["stop"]
+    if print_["text_mode"] == "lines":
+        points = line_codepoints(source_lines(name, path, start, stop), print_["seq_len"])
     else:
         text = "\n".join(source_lines(name, path, 0, None)) if name not in TEXT_SOURCES else None
-        points = window_codepoints(text if text is not None else read_text(path), seq_len)
+        points = window_codepoints(text if text is not None else read_text(path), print_["seq_len"])
         points = points[start:stop]
-    return make_text_data(points, vocab_size, heldout_fraction)
+    return make_text_data(points, print_["vocab_size"], print_["heldout_fraction"])
 
 
 def sequence_shape(data_config) -> tuple[int, int]:

@@ -17,6 +17,12 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     OWN_CACHE_DIR = tempfile.mkdtemp(prefix="gan_jax_test_cache_")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = OWN_CACHE_DIR
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# Decoded data sets that tests do not direct elsewhere go to a folder of this run's, never to the
+# user's cache (gan_jax.data_cache.default_cache_dir), removed at the end the same way.
+OWN_DATA_CACHE_DIR = None
+if "GAN_JAX_DATA_CACHE" not in os.environ:
+    OWN_DATA_CACHE_DIR = tempfile.mkdtemp(prefix="gan_jax_test_data_cache_")
+    os.environ["GAN_JAX_DATA_CACHE"] = OWN_DATA_CACHE_DIR
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import jax  # noqa: E402
@@ -92,5 +98,6 @@ def run_two_processes(args: list[str], log_dir, devices_each: int = 4) -> None:
 
 
 def pytest_sessionfinish(session):
-    if OWN_CACHE_DIR:
-        shutil.rmtree(OWN_CACHE_DIR, ignore_errors=True)
+    for own in (OWN_CACHE_DIR, OWN_DATA_CACHE_DIR):
+        if own:
+            shutil.rmtree(own, ignore_errors=True)

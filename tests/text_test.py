@@ -190,3 +190,32 @@ def test_a_text_run_resumes_exactly_and_its_samples_decode_through_the_saved_voc
     os.remove(os.path.join(workdir, text_data.VOCAB_FILE))
     with pytest.raises(data_sources.DataError, match="has no vocab.json"):
         sample.sample(workdir, 5, 3, str(tmp_path / "again.txt"))
+
+
+def test_text_is_encoded_once_then_read_from_the_disk_cache(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat\non the mat\nzebra\n" * 4)
+    c = text_config(corpus, cache_dir=str(tmp_path / "cache"))
+    text_data._load_text.cache_clear()  # the in-process copy would hide the disk's
+    first = text_data.load_text(c.data)
+    assert len(os.listdir(tmp_path / "cache")) == 1
+
+    def no_reading(print_):
+        raise AssertionError("read the source despite a cache entry")
+
+    monkeypatch.setattr(text_data, "read_source", no_reading)
+    text_data._load_text.cache_clear()
+    again = text_data.load_text(c.data)
+    assert again.vocab == first.vocab
+    np.testing.assert_array_equal(again.train, first.train)
+    np.testing.assert_array_equal(again.heldout, first.heldout)
+    # Another option or a changed file is another entry, read from the source.
+    for change in ("option", "file"):
+        if change == "option":
+            other = text_config(corpus, cache_dir=str(tmp_path / "cache"), seq_len=6)
+        else:
+            corpus.write_text("a new line\n" * 5)
+            other = c
+        with pytest.raises(AssertionError, match="read the source"):
+            text_data.load_text(other.data)
+    text_data._load_text.cache_clear()
