@@ -1,7 +1,7 @@
 """DCGAN on CelebA at 64x64 (Radford et al. 2016, Sec. 3 and Fig. 1's 64x64 G).
 
 Data: `tfds:celeb_a` (162,770 training faces, 218x178), the central 178x178 square resized to
-64x64 (`data.image_size=64`, PIL bilinear), pixels in [-1, 1]. Nets (`models.DCGANGenerator` /
+64x64 (`data.image_size=64`, PIL bilinear), pixels in [-1, 1]. Nets (`conv_nets.DCGANGenerator` /
 `DCGANDiscriminator`, sized from the data): G z (100-d, uniform on [-1, 1]) -> 4x4x512 ->
 8x8x256 -> 16x16x128 -> 32x32x64 -> 64x64x3 tanh (batch norm + ReLU); D the mirror image, 64 ->
 128 -> 256 -> 512 features (LeakyReLU 0.2, batch norm but at the input) -> 1 logit. Weights

@@ -1,6 +1,6 @@
 """DCGAN on CIFAR-10 (Radford et al. 2016): the all-convolutional G and D of Sec. 3 on 32x32x3.
 
-Nets (`models.DCGANGenerator` / `DCGANDiscriminator`, sized from the data): G z (100-d, uniform
+Nets (`conv_nets.DCGANGenerator` / `DCGANDiscriminator`, sized from the data): G z (100-d, uniform
 on [-1, 1]) -> 4x4x256 -> 8x8x128 -> 16x16x64 -> 32x32x3 tanh, 4x4 fractionally-strided convs,
 batch norm + ReLU; D 32x32x3 -> conv 64 -> 128 -> 256 (4x4, stride 2, LeakyReLU 0.2, batch norm
 but at the input layer) -> 1 logit. Weights N(0, 0.02), the non-saturating loss, Adam(2e-4,

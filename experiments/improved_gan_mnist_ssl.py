@@ -2,14 +2,14 @@
 a K+1-class D, 100 labelled examples.
 
 The authors' setting (openai/improved-gan mnist_svhn_cifar10/train_mnist_feature_matching.py):
-- D: the authors' net (models.ImprovedGANMNISTDiscriminator: Gaussian noise 0.3 on the input,
+- D: the authors' net (dense_nets.ImprovedGANMNISTDiscriminator: Gaussian noise 0.3 on the input,
   1000-500-250-250-250 weight-normalised ReLU layers each followed by noise 0.5, 10 class
   logits; data-dependent init on the first 500 training images); D(x) = Z / (Z + 1) with
-  Z = sum_k exp l_k, the fake class's logit fixed at 0 (models.semi_supervised_head).
+  Z = sum_k exp l_k, the fake class's logit fixed at 0 (net_parts.semi_supervised_head).
 - D's loss: the cross-entropy of the class logits on a labelled batch (L_supervised, weight
   `loss.aux_weight` = 1) plus 1/2 [-E log D(x) - E log(1 - D(G(z)))] on an unlabelled and a
   generated batch (L_unsupervised, `loss.name='minimax'` with `loss.d_objective_scale` = 0.5).
-- G: the authors' net (models.ImprovedGANMNISTGenerator: z_100 -> 500 -> 500 softplus with
+- G: the authors' net (dense_nets.ImprovedGANMNISTGenerator: z_100 -> 500 -> 500 softplus with
   batch norm -> 784 sigmoid, weight-normalised output), trained by feature matching on D's last
   hidden layer (`loss.g_objective='feature_matching'`), on real batches of its own stream;
   the squared differences of the feature means are averaged over the 250 features, as theirs

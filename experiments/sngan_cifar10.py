@@ -1,7 +1,7 @@
 """SN-GAN with ResNets on CIFAR-10 (Miyato et al. 2018, Sec. 4 and appendix): hinge loss,
 spectral norm on every layer of D.
 
-Nets (`models.ResNetGenerator` / `ResNetDiscriminator`, the authors' pfnet-research/
+Nets (`resnet_nets.ResNetGenerator` / `ResNetDiscriminator`, the authors' pfnet-research/
 sngan_projection gen_models/resnet_32.py and dis_models/snresnet_32.py with 0 classes): G z
 (128-d normal) -> dense 4x4x256 -> 3 residual up-blocks of 256 features (batch norm) ->
 BN-ReLU-conv3x3 -> 32x32x3 tanh; D: 4 residual blocks of 128 features (the first two halving

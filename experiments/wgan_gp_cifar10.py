@@ -1,6 +1,6 @@
 """WGAN-GP with ResNets on CIFAR-10 (Gulrajani et al. 2017, Sec. 6 and appendix).
 
-Nets (`models.ResNetGenerator` / `ResNetDiscriminator`, igul222/improved_wgan_training
+Nets (`resnet_nets.ResNetGenerator` / `ResNetDiscriminator`, igul222/improved_wgan_training
 gan_cifar_resnet.py): G z (128-d normal) -> dense 4x4x128 -> 3 residual up-blocks of 128
 features (batch norm) -> BN-ReLU-conv3x3 -> 32x32x3 tanh; critic: 4 residual blocks of 128
 features (the first two halving the size, no normalisation), ReLU, mean over positions, one

@@ -18,7 +18,17 @@ import os
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from gan_jax import data, image_prep, image_sets, losses, models, optim, penalties, text_data
+from gan_jax import (
+    data,
+    image_prep,
+    image_sets,
+    losses,
+    models,
+    net_parts,
+    optim,
+    penalties,
+    text_data,
+)
 
 PARALLEL_MODES = ("none", "pmap")
 UPDATE_RULES = ("alternating", "simultaneous")  # train.update_rule
@@ -280,7 +290,9 @@ def _validate_post_2014(config) -> None:
             if key not in allowed:
                 _fail(f"model.{player}_kwargs.{key}", value, f"an option of {allowed}")
     activation = output_activation(model)
-    _check_choice("model.generator_kwargs.output_activation", activation, models.OUTPUT_ACTIVATIONS)
+    _check_choice(
+        "model.generator_kwargs.output_activation", activation, net_parts.OUTPUT_ACTIVATIONS
+    )
 
 
 def _validate_improved_techniques(config) -> None:
@@ -336,7 +348,7 @@ def _validate_improved_techniques(config) -> None:
 
 
 def output_activation(model_config) -> str:
-    """The name of G's last activation (a key of models.OUTPUT_ACTIVATIONS): the
+    """The name of G's last activation (a key of net_parts.OUTPUT_ACTIVATIONS): the
     `output_activation` G's kwargs set, else the net's default for it, else the fixed one of a
     net without the option (the 2014 G's sigmoid). Raises KeyError for a generator name not in
     models.GENERATORS (validate names that first)."""
@@ -367,14 +379,14 @@ def _validate_output_range(config) -> None:
     (the toy data's Gaussian samples). Blames data.scale for images, G's activation otherwise."""
     model, d = config.model, config.data
     activation = output_activation(model)
-    g_range = models.OUTPUT_RANGES[activation]
+    g_range = net_parts.OUTPUT_RANGES[activation]
     toy = d.name in data.TOY_DATASETS
     data_range = data.TOY_RANGE if toy else data.SCALE_RANGES[d.scale]
     if _suits(g_range, data_range):
         return
     # softmax is the text G's own (over each position's vocabulary), no option for images.
     suiting = [
-        a for a, r in models.OUTPUT_RANGES.items() if _suits(r, data_range) and a != "softmax"
+        a for a, r in net_parts.OUTPUT_RANGES.items() if _suits(r, data_range) and a != "softmax"
     ]
     other_g = f"a G output activation for data in {_interval(data_range)}: {suiting}"
     g_range_text = f"range {_interval(g_range)}"
@@ -517,7 +529,7 @@ def _validate_data(config) -> None:
             True,
             f"False for data.name={d.name!r} (the bias comes from image pixel marginals)",
         )
-    sigmoid_range = models.OUTPUT_RANGES["sigmoid"]
+    sigmoid_range = net_parts.OUTPUT_RANGES["sigmoid"]
     if config.model.output_bias_from_data and data.SCALE_RANGES.get(d.scale) != sigmoid_range:
         # The bias is the inverse sigmoid of each pixel's mean, which models clips into (0, 1):
         # every negative mean would become the same bias of about -6.9.
@@ -551,7 +563,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _validate_data(config)
     _check_choice("model.generator", config.model.generator, models.GENERATORS)
     _check_choice("model.discriminator", config.model.discriminator, models.DISCRIMINATORS)
-    _check_choice("model.z_dist", config.model.z_dist, models.Z_DISTRIBUTIONS)
+    _check_choice("model.z_dist", config.model.z_dist, net_parts.Z_DISTRIBUTIONS)
     _check_positive("model.z_dim", config.model.z_dim, numbers.Integral)
     _check_choice("loss.name", config.loss.name, losses.LOSSES)
     _check_choice("loss.penalty", config.loss.penalty, penalties.PENALTIES)

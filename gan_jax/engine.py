@@ -28,7 +28,7 @@ from gan_jax.hparams import Hparams
 from gan_jax.spec import Spec, make_spec
 from gan_jax.state import GANState, init_state
 
-# A D with a data-dependent init (e.g. models.ImprovedGANMNISTDiscriminator(data_init=True))
+# A D with a data-dependent init (e.g. dense_nets.ImprovedGANMNISTDiscriminator(data_init=True))
 # is initialised on the first this many training examples, as openai/improved-gan's
 # `init_param(trainx[:500])`.
 DATA_INIT_EXAMPLES = 500

@@ -7,7 +7,7 @@ Restores the newest checkpoint of a training workdir with the workdir's own conf
 inference mode. Sample i is G(z_i), or G(z_i, y_i) for a conditional G, where
 
     z_i = steps.sample_z(jax.random.fold_in(jax.random.PRNGKey(S), i), 1, z_dim, z_dist)[0]
-    y_i = i mod K   (K = model.num_classes; the `models.default_labels` convention)
+    y_i = i mod K   (K = model.num_classes; the `conditional_nets.default_labels` convention)
 
 so a sample depends only on the checkpoint, S and i: the same seed gives the same samples, the
 first n samples of a larger draw are a draw of n, and the batch size (samples are made in jitted

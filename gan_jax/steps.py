@@ -13,10 +13,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import averaging, data, models, optim, penalties
+from gan_jax import averaging, data, models, net_parts, optim, penalties
 from gan_jax.hparams import Hparams, gan_loss
 from gan_jax.losses import class_cross_entropy, feature_matching
-from gan_jax.models import Z_DISTRIBUTIONS
+from gan_jax.net_parts import Z_DISTRIBUTIONS
 from gan_jax.spec import Spec
 from gan_jax.state import GANState, Player
 
@@ -76,7 +76,7 @@ def apply_player(
     )
     collections = dict(collections)
     if features:
-        out = (out, models.sown_features(collections.pop("intermediates", {})))
+        out = (out, net_parts.sown_features(collections.pop("intermediates", {})))
     return out, (collections if train else player.model_state)
 
 
@@ -113,8 +113,8 @@ def average_updates(grads, model_state, axis_name: str | None):
     """(grads, model_state) averaged over the pmap axis, except the collections that never
     change (a VBN G's reference z: equal on every device, and a float mean of equal values
     need not give the value back exactly)."""
-    fixed = {k: v for k, v in model_state.items() if k in models.FIXED_COLLECTIONS}
-    moving = {k: v for k, v in model_state.items() if k not in models.FIXED_COLLECTIONS}
+    fixed = {k: v for k, v in model_state.items() if k in net_parts.FIXED_COLLECTIONS}
+    moving = {k: v for k, v in model_state.items() if k not in net_parts.FIXED_COLLECTIONS}
     grads, moving = average_over_devices((grads, moving), axis_name)
     return grads, {**moving, **fixed}
 
@@ -140,7 +140,8 @@ def fake_inputs(key_z, batch_size, z_dim, z_dist, conditioning, num_classes, off
 
 def generate(state: GANState, z_BxZ, y_B=None, *, train: bool = False, key=None):
     """G(z) (or G(z, y) for a conditional G) with the state's generator, inference mode unless
-    `train`. A conditional G given no labels uses y_i = i mod K (`models.default_labels`)."""
+    `train`. A conditional G given no labels uses y_i = i mod K
+    (`conditional_nets.default_labels`)."""
     inputs = (z_BxZ,) if y_B is None else (z_BxZ, y_B)
     return apply_player(state.g, state.g.params, *inputs, train=train, key=key)[0]
 

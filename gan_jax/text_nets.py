@@ -54,7 +54,7 @@ class TextGenerator(nn.Module):
 class TextDiscriminator(nn.Module):
     """The critic: x_BxLxV -> width-1 conv to `dim` -> `num_blocks` residual blocks -> flatten
     -> dense to one raw output per row (logits_B). Each block's output is sown as a hidden
-    feature (`models.sow_features`' collection, for feature matching)."""
+    feature (`net_parts.sow_features`' collection, for feature matching)."""
 
     dim: int = 512
     num_blocks: int = 5

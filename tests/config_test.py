@@ -16,7 +16,7 @@ from experiments_loader import EXPERIMENTS, load_experiment
 from ml_collections import config_flags
 from ml_collections.config_dict import FieldReference
 
-from gan_jax import data, evaluate, models
+from gan_jax import data, dense_nets, evaluate, models, net_parts
 from gan_jax import workdir as workdir_lib
 from gan_jax.config import default_config, load_experiment_file, output_activation, validate
 
@@ -231,7 +231,7 @@ def test_which_g_output_activations_suit_which_data(generator):
     if generator in models.TEXT_ONLY_NETS:
         pytest.skip("a text G is refused on images and vectors (tests/text_test.py)")
     # softmax is the text G's own, over each position's vocabulary (tests/text_test.py).
-    image_activations = [a for a in models.OUTPUT_ACTIVATIONS if a != "softmax"]
+    image_activations = [a for a in net_parts.OUTPUT_ACTIVATIONS if a != "softmax"]
     options = [None] if generator in models.FIXED_OUTPUT_ACTIVATIONS else image_activations
     for activation in options:
         for where in ("unit", "symmetric", "toy"):
@@ -254,8 +254,8 @@ def test_which_g_output_activations_suit_which_data(generator):
 
 def test_the_activation_ranges_are_the_activations_own():
     logits_N = jnp.array([-60.0, -1.0, 0.0, 1.0, 60.0])
-    for name, (lo, hi) in models.OUTPUT_RANGES.items():
-        out_N = np.asarray(models.OUTPUT_ACTIVATIONS[name](logits_N))
+    for name, (lo, hi) in net_parts.OUTPUT_RANGES.items():
+        out_N = np.asarray(net_parts.OUTPUT_ACTIVATIONS[name](logits_N))
         bounded_lo, bounded_hi = np.isfinite(lo), np.isfinite(hi)
         # A bounded end is reached (to float32) at a large logit; an unbounded one is passed.
         assert out_N[0] == pytest.approx(lo, abs=1e-6) if bounded_lo else out_N[0] <= -60.0
@@ -268,16 +268,16 @@ def test_every_generator_has_a_known_output_activation():
         option = "output_activation" in cls.__dataclass_fields__
         assert option != (name in models.FIXED_OUTPUT_ACTIVATIONS), name
         model = ml_collections.ConfigDict({"generator": name, "generator_kwargs": {}})
-        assert output_activation(model) in models.OUTPUT_RANGES
+        assert output_activation(model) in net_parts.OUTPUT_RANGES
 
 
 def test_the_2014_generator_ends_in_the_sigmoid_the_table_names():
-    g = models.Gan2014Generator(output_shape=(6,), hidden=5, init_scale=3.0)
+    g = dense_nets.Gan2014Generator(output_shape=(6,), hidden=5, init_scale=3.0)
     z_BxZ = jax.random.uniform(jax.random.PRNGKey(0), (4, 3), minval=-1.0, maxval=1.0)
     params = g.init(jax.random.PRNGKey(1), z_BxZ)
     x_Bx6, state = g.apply(params, z_BxZ, capture_intermediates=True)
     (logits_Bx6,) = state["intermediates"]["output"]["__call__"]
-    fixed = models.OUTPUT_ACTIVATIONS[models.FIXED_OUTPUT_ACTIVATIONS["gan2014"]]
+    fixed = net_parts.OUTPUT_ACTIVATIONS[models.FIXED_OUTPUT_ACTIVATIONS["gan2014"]]
     np.testing.assert_allclose(x_Bx6, fixed(logits_Bx6), rtol=1e-6)
     assert fixed is nn.sigmoid
 

@@ -6,7 +6,7 @@ import numpy as np
 from layers_test import np_minibatch_features, np_vbn
 from ml_collections import ConfigDict
 
-from gan_jax import models
+from gan_jax import conditional_nets, conv_nets, dense_nets, models, net_parts
 
 
 def count(params):
@@ -14,7 +14,7 @@ def count(params):
 
 
 def test_gan2014_shapes_and_parameter_counts():
-    g, d = models.Gan2014Generator(), models.Gan2014Discriminator()
+    g, d = dense_nets.Gan2014Generator(), dense_nets.Gan2014Discriminator()
     key = jax.random.PRNGKey(0)
     g_params = g.init(key, jnp.zeros((1, 100)))["params"]
     d_params = d.init(key, jnp.zeros((1, 28, 28, 1)))["params"]
@@ -27,7 +27,7 @@ def test_gan2014_shapes_and_parameter_counts():
 
 
 def test_maxout_is_max_over_pieces():
-    layer = models.Maxout(units=3, pieces=4, init_scale=1.0)
+    layer = dense_nets.Maxout(units=3, pieces=4, init_scale=1.0)
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 5))
     params = layer.init(jax.random.PRNGKey(0), x)["params"]["Dense_0"]
     affine = np.asarray(x @ params["kernel"] + params["bias"]).reshape(2, 3, 4)
@@ -37,7 +37,7 @@ def test_maxout_is_max_over_pieces():
 
 
 def test_dropout_only_in_training():
-    d = models.Gan2014Discriminator()
+    d = dense_nets.Gan2014Discriminator()
     x = jax.random.uniform(jax.random.PRNGKey(0), (8, 28, 28, 1))
     params = d.init(jax.random.PRNGKey(1), x, train=False)
     eval_a = d.apply(params, x, train=False)
@@ -49,7 +49,7 @@ def test_dropout_only_in_training():
 
 
 def test_output_bias_from_marginals_reproduces_pixel_means():
-    g = models.Gan2014Generator(output_shape=(4,))
+    g = dense_nets.Gan2014Generator(output_shape=(4,))
     params = g.init(jax.random.PRNGKey(0), jnp.zeros((1, 10)))["params"]
     x = jnp.array([[0.0, 0.2, 0.5, 1.0], [0.0, 0.4, 0.5, 1.0]])
     bias = models.sigmoid_bias_from_marginals(x)
@@ -87,22 +87,27 @@ def shapes(tree):
 
 
 def test_upsampling_plan():
-    assert [models.upsampling_plan(s) for s in (28, 32, 64, 16)] == [(7, 2), (4, 3), (4, 4), (4, 2)]
-    assert models.upsampling_plan(30) == (15, 1)
+    assert [net_parts.upsampling_plan(s) for s in (28, 32, 64, 16)] == [
+        (7, 2),
+        (4, 3),
+        (4, 4),
+        (4, 2),
+    ]
+    assert net_parts.upsampling_plan(30) == (15, 1)
     for size in (7, 27):
         with pytest.raises(ValueError, match=f"image size {size} is not"):
-            models.upsampling_plan(size)
+            net_parts.upsampling_plan(size)
 
 
 @pytest.mark.parametrize("image_shape", [(28, 28, 1), (28, 28, 3), (32, 32, 3)])
 def test_dcgan_layer_shapes(image_shape):
     # Radford et al. 2016: project z, then fractionally-strided convs doubling the size and
     # halving the features; D mirrors it with strided convs and batch norm after the first.
-    g = models.DCGANGenerator(output_shape=image_shape, base_features=8)
-    d = models.DCGANDiscriminator(base_features=8)
+    g = conv_nets.DCGANGenerator(output_shape=image_shape, base_features=8)
+    d = conv_nets.DCGANDiscriminator(base_features=8)
     key, z = jax.random.PRNGKey(0), jnp.zeros((2, 10))
     g_vars = jax.eval_shape(lambda: g.init(key, z, train=False))
-    start, n = models.upsampling_plan(image_shape[0])
+    start, n = net_parts.upsampling_plan(image_shape[0])
     widths = [8 * 2 ** (n - 1 - i) for i in range(n)] + [image_shape[2]]
     assert shapes(g_vars["params"])["Dense_0"]["kernel"] == (10, start * start * widths[0])
     convs = [shapes(g_vars["params"])[f"ConvTranspose_{i}"]["kernel"] for i in range(n)]
@@ -117,7 +122,7 @@ def test_dcgan_layer_shapes(image_shape):
 
 
 def test_batch_norm_uses_batch_statistics_only_in_training():
-    g = models.DCGANGenerator(output_shape=(16, 16, 1), base_features=2)
+    g = conv_nets.DCGANGenerator(output_shape=(16, 16, 1), base_features=2)
     z = jax.random.normal(jax.random.PRNGKey(0), (4, 3))
     variables = g.init(jax.random.PRNGKey(1), z, train=False)
     apply = jax.jit(g.apply, static_argnames=("train", "mutable"))
@@ -136,7 +141,7 @@ def test_batch_norm_uses_batch_statistics_only_in_training():
 class _OneLayer(nn.Module):
     @nn.compact
     def __call__(self, x, train=True):
-        return models.normalised(nn.Dense(4, use_bias=False), x, True, train)
+        return net_parts.normalised(nn.Dense(4, use_bias=False), x, True, train)
 
 
 def test_spectral_norm_divides_the_weight_by_its_largest_singular_value():
@@ -144,19 +149,21 @@ def test_spectral_norm_divides_the_weight_by_its_largest_singular_value():
     layer, eye = _OneLayer(), jnp.eye(6)
     variables = layer.init(jax.random.PRNGKey(0), eye, train=False)
     kernel = np.asarray(variables["params"]["Dense_0"]["kernel"])
-    step = jax.jit(lambda v: layer.apply(v, eye, train=True, mutable=[models.SPECTRAL]))
+    step = jax.jit(lambda v: layer.apply(v, eye, train=True, mutable=[net_parts.SPECTRAL]))
     for _ in range(30):
         _, updates = step(variables)
         variables = {**variables, **updates}
     out = layer.apply(variables, eye, train=False)  # rows of W / sigma
     np.testing.assert_allclose(out, kernel / np.linalg.svd(kernel)[1][0], rtol=1e-4)
     assert np.linalg.svd(np.asarray(out))[1][0] == pytest.approx(1.0, abs=1e-4)
-    frozen = layer.apply(variables, eye, train=False, mutable=[models.SPECTRAL])[1]
-    jax.tree.map(np.testing.assert_array_equal, frozen, {models.SPECTRAL: variables["spectral"]})
+    frozen = layer.apply(variables, eye, train=False, mutable=[net_parts.SPECTRAL])[1]
+    jax.tree.map(np.testing.assert_array_equal, frozen, {net_parts.SPECTRAL: variables["spectral"]})
 
 
 def test_conditional_nets_take_one_hot_labels():
-    g = models.ConditionalGenerator(models.MLPGenerator(output_shape=(2,), hidden=(8,)), 3)
+    g = conditional_nets.ConditionalGenerator(
+        dense_nets.MLPGenerator(output_shape=(2,), hidden=(8,)), 3
+    )
     z = jnp.zeros((6, 4))
     variables = g.init(jax.random.PRNGKey(0), z, train=False)
     assert variables["params"]["generator"]["Dense_0"]["kernel"].shape == (4 + 3, 8)
@@ -185,7 +192,7 @@ def test_acgan_head_patch_logits_and_spectral_state_from_config():
     assert d.aux_classes == 10 and d.spectral_norm and d.axis_name == "devices"
     x = jnp.zeros((3, 28, 28, 1))
     variables = jax.eval_shape(lambda: d.init(jax.random.PRNGKey(0), x, train=False))
-    assert set(variables) == {"params", "batch_stats", models.SPECTRAL}
+    assert set(variables) == {"params", "batch_stats", net_parts.SPECTRAL}
     logits, classes = jax.eval_shape(lambda v: d.apply(v, x, train=False), variables)
     assert logits.shape == (3,) and classes.shape == (3, 10)
     cfg.update(discriminator="patch", conditioning="none", spectral_norm=False)
@@ -200,7 +207,9 @@ def test_acgan_head_patch_logits_and_spectral_state_from_config():
 
 
 def test_output_bias_reaches_a_wrapped_generator():
-    g = models.ConditionalGenerator(models.Gan2014Generator(output_shape=(4,), hidden=3), 10)
+    g = conditional_nets.ConditionalGenerator(
+        dense_nets.Gan2014Generator(output_shape=(4,), hidden=3), 10
+    )
     params = g.init(jax.random.PRNGKey(0), jnp.zeros((1, 5)))["params"]
     bias = jnp.arange(4.0)
     new = models.with_output_bias(params, bias)
@@ -213,12 +222,14 @@ def test_only_nets_known_to_be_per_row_may_see_real_and_fake_rows_in_one_call():
     def answer(module):
         return models.rows_independent(module.apply)
 
-    assert answer(models.Gan2014Discriminator()) and answer(models.MLPDiscriminator())
-    assert answer(models.ConditionalDiscriminator(models.MLPDiscriminator(), num_classes=10))
-    assert answer(models.DCGANDiscriminator(use_batch_norm=False))
-    assert not answer(models.DCGANDiscriminator())  # batch norm couples the rows
-    assert not answer(models.PatchDiscriminator())
-    assert not answer(models.ConditionalDiscriminator(models.DCGANDiscriminator(), 10))
+    assert answer(dense_nets.Gan2014Discriminator()) and answer(dense_nets.MLPDiscriminator())
+    assert answer(
+        conditional_nets.ConditionalDiscriminator(dense_nets.MLPDiscriminator(), num_classes=10)
+    )
+    assert answer(conv_nets.DCGANDiscriminator(use_batch_norm=False))
+    assert not answer(conv_nets.DCGANDiscriminator())  # batch norm couples the rows
+    assert not answer(conv_nets.PatchDiscriminator())
+    assert not answer(conditional_nets.ConditionalDiscriminator(conv_nets.DCGANDiscriminator(), 10))
 
     class BatchMeanD(nn.Module):  # an unlisted net, coupling rows like minibatch features
         @nn.compact
@@ -229,10 +240,12 @@ def test_only_nets_known_to_be_per_row_may_see_real_and_fake_rows_in_one_call():
 
 
 def test_example_ids_reach_the_2014_d_through_the_conditional_wrapper():
-    wrapped = models.ConditionalDiscriminator(models.Gan2014Discriminator(units=4, pieces=2), 10)
+    wrapped = conditional_nets.ConditionalDiscriminator(
+        dense_nets.Gan2014Discriminator(units=4, pieces=2), 10
+    )
     assert models.takes_example_ids(wrapped.apply)
     assert not models.takes_example_ids(
-        models.ConditionalDiscriminator(models.DCGANDiscriminator(), 10).apply
+        conditional_nets.ConditionalDiscriminator(conv_nets.DCGANDiscriminator(), 10).apply
     )
     x_4xN, y_4, key = jnp.ones((4, 6)), jnp.zeros(4, jnp.int32), jax.random.PRNGKey(1)
     params = wrapped.init(key, x_4xN, y_4)
@@ -252,7 +265,7 @@ def test_improved_gan_mnist_nets_have_the_authors_sizes():
     key = jax.random.PRNGKey(0)
     d_shapes = shapes(
         jax.eval_shape(
-            partial(models.ImprovedGANMNISTDiscriminator().init, train=False),
+            partial(dense_nets.ImprovedGANMNISTDiscriminator().init, train=False),
             key,
             np.zeros((2, 28, 28, 1), np.float32),
         )["params"]
@@ -261,7 +274,7 @@ def test_improved_gan_mnist_nets_have_the_authors_sizes():
     assert [d_shapes[f"WeightNormDense_{i}"]["kernel"] for i in range(6)] == list(
         zip(widths[:-1], widths[1:], strict=True)
     )
-    mbd = models.ImprovedGANMNISTDiscriminator(minibatch_discrimination=100)
+    mbd = dense_nets.ImprovedGANMNISTDiscriminator(minibatch_discrimination=100)
     mbd_shapes = shapes(
         jax.eval_shape(partial(mbd.init, train=False), key, np.zeros((2, 784), np.float32))
     )
@@ -269,7 +282,7 @@ def test_improved_gan_mnist_nets_have_the_authors_sizes():
     assert mbd_shapes["MinibatchDiscrimination_0"]["kernel"] == (250, 100, 5)
     assert mbd_shapes["WeightNormDense_5"]["kernel"] == (350, 10)  # MBD right before the output
     g_vars = jax.eval_shape(
-        models.ImprovedGANMNISTGenerator().init, key, np.zeros((2, 100), np.float32)
+        dense_nets.ImprovedGANMNISTGenerator().init, key, np.zeros((2, 100), np.float32)
     )
     g_shapes = shapes(g_vars["params"])
     assert g_shapes["Dense_0"] == {"kernel": (100, 500)} and g_shapes["BatchNorm_0"] == {
@@ -277,12 +290,14 @@ def test_improved_gan_mnist_nets_have_the_authors_sizes():
     }
     assert g_shapes["output"] == {"kernel": (500, 784), "scale": (784,), "bias": (784,)}
     config = ConfigDict({"generator": "improved_gan_mnist", "discriminator": "improved_gan_mnist"})
-    assert isinstance(models.make_generator(config, (28, 28, 1)), models.ImprovedGANMNISTGenerator)
+    assert isinstance(
+        models.make_generator(config, (28, 28, 1)), dense_nets.ImprovedGANMNISTGenerator
+    )
     d = models.make_discriminator(config, axis_name="devices")
-    assert isinstance(d, models.ImprovedGANMNISTDiscriminator) and d.axis_name == "devices"
+    assert isinstance(d, dense_nets.ImprovedGANMNISTDiscriminator) and d.axis_name == "devices"
     assert models.rows_independent(d.apply)
     assert not models.rows_independent(mbd.apply)  # minibatch features couple the rows
-    plain = models.ImprovedGANMNISTDiscriminator(num_classes=0)
+    plain = dense_nets.ImprovedGANMNISTDiscriminator(num_classes=0)
     variables = jax.eval_shape(
         partial(plain.init, train=False), key, np.zeros((2, 784), np.float32)
     )
@@ -319,8 +334,8 @@ def test_improved_gan_mnist_d_is_the_k_plus_one_class_d_and_sows_its_hidden_laye
     alone in training mode (noise drawn per row) without minibatch discrimination, not with it."""
     # No input noise: the first hidden layer's sown output is then the same in training mode,
     # if it is sown before that layer's noise, as the authors' feature layer is.
-    d = models.ImprovedGANMNISTDiscriminator(hidden=(8, 6), num_classes=3, input_noise=0.0)
-    mbd = models.ImprovedGANMNISTDiscriminator(hidden=(8, 6), minibatch_discrimination=2)
+    d = dense_nets.ImprovedGANMNISTDiscriminator(hidden=(8, 6), num_classes=3, input_noise=0.0)
+    mbd = dense_nets.ImprovedGANMNISTDiscriminator(hidden=(8, 6), minibatch_discrimination=2)
     x = np.random.default_rng(0).uniform(size=(4, 5)).astype(np.float32)
     x_other = x.copy()
     x_other[0] = 1.0 - x[0]
@@ -365,7 +380,7 @@ def test_improved_gan_mnist_d_is_the_k_plus_one_class_d_and_sows_its_hidden_laye
 def test_improved_gan_mnist_g_ignores_z_offset_and_scale_in_training():
     """Batch norm after the bias-free first layer: the authors' z ~ U[0, 1] and our U[-1, 1]
     (2u - 1) give the same samples, which lie in (0, 1)."""
-    g = models.ImprovedGANMNISTGenerator(hidden=(16, 16))
+    g = dense_nets.ImprovedGANMNISTGenerator(hidden=(16, 16))
     u = np.random.default_rng(0).uniform(size=(8, 100)).astype(np.float32)
 
     @jax.jit
@@ -383,7 +398,7 @@ def test_vbn_generator_rows_depend_on_their_own_z_and_the_reference_only():
     """DCGAN G with norm='vbn': G(z) row i is G(z_i) alone, equals a reference computation
     (flax layers and a numpy VBN on concat(z_ref, z)), and z_ref lives in 'vbn_reference',
     drawn once at init and never updated."""
-    g = models.DCGANGenerator((16, 16, 1), base_features=4, norm="vbn", vbn_reference_size=5)
+    g = conv_nets.DCGANGenerator((16, 16, 1), base_features=4, norm="vbn", vbn_reference_size=5)
     z = np.random.default_rng(0).uniform(-1.0, 1.0, (3, 8)).astype(np.float32)
     variables = numpy_variables(g, z)
 
@@ -398,7 +413,7 @@ def test_vbn_generator_rows_depend_on_their_own_z_and_the_reference_only():
     assert z_ref.shape == (5, 8)
     np.testing.assert_array_equal(new["vbn_reference"]["z"], z_ref)  # fixed for good
     np.testing.assert_allclose(alone, out, rtol=1e-5, atol=1e-6)
-    drawn = models.reference_z(jax.random.PRNGKey(1), 64, 8, "uniform")
+    drawn = net_parts.reference_z(jax.random.PRNGKey(1), 64, 8, "uniform")
     assert drawn.shape == (64, 8) and -1 <= drawn.min() < -0.9 and 0.9 < drawn.max() <= 1
 
     p = variables["params"]
@@ -420,7 +435,7 @@ def test_dcgan_generator_norm_option_keeps_the_old_nets_and_names_bad_settings()
     key, z = jax.random.PRNGKey(0), np.zeros((2, 10), np.float32)
 
     def param_shapes(**kwargs):
-        g = models.DCGANGenerator(base_features=4, **kwargs)
+        g = conv_nets.DCGANGenerator(base_features=4, **kwargs)
         return shapes(jax.eval_shape(partial(g.init, train=False), key, z))
 
     assert param_shapes() == param_shapes(norm="batch")
@@ -437,7 +452,7 @@ def test_mlp_generator_with_vbn_gives_each_row_its_own_z_and_the_reference_only(
     sees another), and both equal numpy's dense -> VBN (reference rows first) -> ReLU stack;
     z_ref is drawn once, in 'vbn_reference'. The default norm keeps the plain net's params."""
     vbn = {"norm": "vbn", "vbn_reference_size": 4, "vbn_reference_z": "normal"}
-    g = models.MLPGenerator((2,), hidden=(6, 5), output_activation="linear", **vbn)
+    g = dense_nets.MLPGenerator((2,), hidden=(6, 5), output_activation="linear", **vbn)
     z = jax.random.normal(jax.random.PRNGKey(0), (3, 2))
     variables = numpy_variables(g, z)
 
@@ -458,19 +473,21 @@ def test_mlp_generator_with_vbn_gives_each_row_its_own_z_and_the_reference_only(
     expected = h @ np.asarray(p["Dense_2"]["kernel"]) + np.asarray(p["Dense_2"]["bias"])
     np.testing.assert_allclose(out, expected[4:], rtol=1e-4, atol=1e-5)
     assert out.shape == (3, 2) and "bias" not in p["Dense_0"]  # VBN removes a dense bias
-    plain = models.MLPGenerator((2,), hidden=(6, 5))
+    plain = dense_nets.MLPGenerator((2,), hidden=(6, 5))
     plain_shapes = jax.eval_shape(partial(plain.init, train=False), jax.random.PRNGKey(0), z)
     assert set(plain_shapes) == {"params"} and "bias" in plain_shapes["params"]["Dense_0"]
     with pytest.raises(ValueError, match=r"unknown norm 'batch'; allowed: \('none', 'vbn'\)"):
-        models.MLPGenerator((2,), norm="batch").init(jax.random.PRNGKey(0), z)
+        dense_nets.MLPGenerator((2,), norm="batch").init(jax.random.PRNGKey(0), z)
 
 
 def test_mlp_discriminator_minibatch_features_sit_before_the_output_and_couple_the_rows():
     """MLP D with minibatch discrimination: numpy's hidden layers -> Sec. 3.2's features ->
     dense logit; changing row 0 changes every other row's logit (not so without it), so the D
     is not rows_independent; make_discriminator passes it the pmap axis."""
-    d = models.MLPDiscriminator(hidden=(6, 5), minibatch_discrimination=3, minibatch_kernel_dim=2)
-    plain = models.MLPDiscriminator(hidden=(6, 5))
+    d = dense_nets.MLPDiscriminator(
+        hidden=(6, 5), minibatch_discrimination=3, minibatch_kernel_dim=2
+    )
+    plain = dense_nets.MLPDiscriminator(hidden=(6, 5))
     x = jax.random.normal(jax.random.PRNGKey(0), (4, 2))
     both = jnp.stack([x, x.at[0].set(x[0] + 1.0)])
     variables, plain_variables = numpy_variables(d, x), numpy_variables(plain, x)
@@ -497,4 +514,4 @@ def test_mlp_discriminator_minibatch_features_sit_before_the_output_and_couple_t
     )
     assert models.make_discriminator(config, axis_name="devices").axis_name == "devices"
     with pytest.raises(ValueError, match="minibatch_discrimination = -1: must be >= 0"):
-        models.MLPDiscriminator(minibatch_discrimination=-1).init(jax.random.PRNGKey(0), x)
+        dense_nets.MLPDiscriminator(minibatch_discrimination=-1).init(jax.random.PRNGKey(0), x)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import models
+from gan_jax import net_parts, resnet_nets
 
 KEY = jax.random.PRNGKey(0)
 
@@ -51,14 +51,18 @@ def up_ref_block(p, x):
 
 
 BLOCKS = {  # name: (block, its input shape, the reference)
-    "down": (models.ResBlockDown(5), (2, 8, 8, 3), lambda p, x: down_ref(p, x, False)),
-    "first": (models.ResBlockDown(5, first=True), (2, 8, 8, 3), lambda p, x: down_ref(p, x, True)),
+    "down": (resnet_nets.ResBlockDown(5), (2, 8, 8, 3), lambda p, x: down_ref(p, x, False)),
+    "first": (
+        resnet_nets.ResBlockDown(5, first=True),
+        (2, 8, 8, 3),
+        lambda p, x: down_ref(p, x, True),
+    ),
     "plain": (
-        models.ResBlockDown(6, downsample=False),
+        resnet_nets.ResBlockDown(6, downsample=False),
         (2, 4, 4, 6),
         lambda p, x: down_ref(p, x, False, False),
     ),
-    "up": (models.ResBlockUp(4, norm=False), (2, 4, 4, 3), up_ref_block),
+    "up": (resnet_nets.ResBlockUp(4, norm=False), (2, 4, 4, 3), up_ref_block),
 }
 
 
@@ -104,13 +108,13 @@ def count(variables):
 
 @pytest.mark.parametrize("g_width", [128, 256])  # Gulrajani et al. / Miyato et al.
 def test_cifar_nets_have_the_papers_sizes(g_width):
-    g = models.ResNetGenerator((32, 32, 3), base_features=g_width)
+    g = resnet_nets.ResNetGenerator((32, 32, 3), base_features=g_width)
     g_vars = jax.eval_shape(g.init, KEY, jnp.zeros((2, 128)))
     f = g_width
     up_block = 2 * (9 * f * f + f) + (f * f + f) + 2 * 2 * f  # two 3x3 convs, 1x1, two BNs
     g_expected = (128 * 16 * f + 16 * f) + 3 * up_block + 2 * f + (9 * f * 3 + 3)
     assert count(g_vars) == g_expected  # 1,204,483 and 4,276,739
-    d = models.ResNetDiscriminator(features=128)
+    d = resnet_nets.ResNetDiscriminator(features=128)
     d_vars = jax.eval_shape(d.init, KEY, jnp.zeros((2, 32, 32, 3)))
     c = 128
     conv3 = 9 * c * c + c
@@ -125,8 +129,8 @@ def test_cifar_nets_have_the_papers_sizes(g_width):
 
 def test_sum_pooling_is_hw_times_mean_pooling_and_blocks_are_sown():
     x = jax.random.normal(KEY, (3, 16, 16, 3))
-    mean_d = models.ResNetDiscriminator(features=4, pooling="mean", output_bias=False)
-    sum_d = models.ResNetDiscriminator(features=4, pooling="sum", output_bias=False)
+    mean_d = resnet_nets.ResNetDiscriminator(features=4, pooling="mean", output_bias=False)
+    sum_d = resnet_nets.ResNetDiscriminator(features=4, pooling="sum", output_bias=False)
     params = random_like(jax.eval_shape(mean_d.init, KEY, x))
 
     @jax.jit
@@ -136,12 +140,12 @@ def test_sum_pooling_is_hw_times_mean_pooling_and_blocks_are_sown():
 
     logits, sown, sum_logits = both(params, x)
     np.testing.assert_allclose(sum_logits, 4 * 4 * logits, rtol=1e-5)
-    features = models.sown_features(sown["intermediates"])
+    features = net_parts.sown_features(sown["intermediates"])
     assert [f.shape for f in features] == [(3, 8, 8, 4), (3, 4, 4, 4)] + [(3, 4, 4, 4)] * 2
 
 
 def test_spectral_norm_covers_every_layer_and_64_pixels_get_a_fourth_up_block():
-    d = models.ResNetDiscriminator(features=4, spectral_norm=True, aux_classes=3)
+    d = resnet_nets.ResNetDiscriminator(features=4, spectral_norm=True, aux_classes=3)
     variables = jax.eval_shape(d.init, KEY, jnp.zeros((2, 64, 64, 3)))
     kernels = [p for p in jax.tree_util.tree_leaves_with_path(variables["params"])]
     kernels = [p for p, _ in kernels if jax.tree_util.keystr(p).endswith("['kernel']")]
@@ -149,15 +153,15 @@ def test_spectral_norm_covers_every_layer_and_64_pixels_get_a_fourth_up_block():
     assert len(sigmas) == 2 * len(kernels) == 2 * (3 + 3 + 2 + 2 + 1)  # u and sigma per layer
     out = jax.eval_shape(lambda v: d.apply(v, jnp.zeros((2, 64, 64, 3)), train=False), variables)
     assert out[0].shape == (2,) and out[1].shape == (2, 3)
-    g = models.ResNetGenerator((64, 64, 3), base_features=4)
+    g = resnet_nets.ResNetGenerator((64, 64, 3), base_features=4)
     g_vars = jax.eval_shape(g.init, KEY, jnp.zeros((2, 8)))
     assert sum(name.startswith("ResBlockUp") for name in g_vars["params"]) == 4
 
 
 def test_bad_options_are_named():
     with pytest.raises(ValueError, match="pooling 'max'.*'mean', 'sum'"):
-        models.ResNetDiscriminator(pooling="max").init(KEY, jnp.zeros((1, 8, 8, 3)))
+        resnet_nets.ResNetDiscriminator(pooling="max").init(KEY, jnp.zeros((1, 8, 8, 3)))
     with pytest.raises(ValueError, match=r"images \(6, 6\) cannot be halved 2 times"):
-        models.ResNetDiscriminator().init(KEY, jnp.zeros((1, 6, 6, 3)))
+        resnet_nets.ResNetDiscriminator().init(KEY, jnp.zeros((1, 6, 6, 3)))
     with pytest.raises(ValueError, match="norm 'layer'"):
-        models.ResNetGenerator(norm="layer").init(KEY, jnp.zeros((1, 8)))
+        resnet_nets.ResNetGenerator(norm="layer").init(KEY, jnp.zeros((1, 8)))

@@ -149,7 +149,7 @@ import dataclasses  # noqa: E402
 import optax  # noqa: E402
 import pytest  # noqa: E402
 
-from gan_jax import data, models, steps  # noqa: E402
+from gan_jax import conv_nets, data, dense_nets, models, steps  # noqa: E402
 from gan_jax import state as state_lib  # noqa: E402
 from gan_jax.config import default_config  # noqa: E402
 
@@ -268,8 +268,8 @@ def test_new_losses_reach_the_steps_with_raw_outputs():
 @pytest.mark.parametrize(
     "discriminator",
     [
-        models.Gan2014Discriminator(units=8, pieces=3),  # dropout drawn per row
-        models.MLPDiscriminator(hidden=(8,), aux_classes=3),  # AC-GAN: (logits, classes)
+        dense_nets.Gan2014Discriminator(units=8, pieces=3),  # dropout drawn per row
+        dense_nets.MLPDiscriminator(hidden=(8,), aux_classes=3),  # AC-GAN: (logits, classes)
     ],
 )
 def test_a_per_row_d_sees_real_and_fake_stacked_with_the_same_outputs_and_gradients(
@@ -310,7 +310,7 @@ def test_a_per_row_d_sees_real_and_fake_stacked_with_the_same_outputs_and_gradie
 
 
 def test_a_batch_norm_d_sees_real_and_fake_apart_and_threads_its_statistics():
-    discriminator = models.DCGANDiscriminator(base_features=2)
+    discriminator = conv_nets.DCGANDiscriminator(base_features=2)
     player = state_lib.init_player(
         discriminator, optax.sgd(0.1), jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1))
     )
