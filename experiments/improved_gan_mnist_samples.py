@@ -8,7 +8,9 @@ setting of experiments/improved_gan_mnist_ssl.py (the authors' MNIST nets, 100 l
 0.003 with beta1 0.5, batch 100) with G trained on the GAN loss itself (the non-saturating
 -log D(G(z)); feature matching, which the paper finds better for classification but worse for
 samples, is off) and, in `:mbd`, a minibatch-discrimination layer of 100 kernels of dimension 5
-(the authors' CIFAR-10 setting) before D's output layer; `:plain` is the same without it.
+(the authors' CIFAR-10 setting, their parametrisation of T: weight-normalised with a learned
+log-scale and a bias per kernel, set from data at init) before D's output layer; `:plain` is
+the same without it.
 
 Train both for the same number of steps, then compare (10,000 samples each: the classifier
 score of gan_jax's MNIST classifier, the authors' 10-split convention, FD and precision/recall
@@ -51,7 +53,9 @@ def get_config(variant: str = "mbd"):
     c.loss.update(name="non_saturating", g_objective="adversarial")
     if variant == "mbd":
         c.model.discriminator_kwargs = dict(
-            c.model.discriminator_kwargs, minibatch_discrimination=MBD_KERNELS
+            c.model.discriminator_kwargs,
+            minibatch_discrimination=MBD_KERNELS,
+            minibatch_parametrisation="authors",
         )
     c.train.update(num_steps=3000, sample_every=3000, checkpoint_every=3000)
     c.eval.update(every=3000, metrics="d_error")

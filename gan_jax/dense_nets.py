@@ -130,10 +130,10 @@ class MLPDiscriminator(nn.Module):
     class logits for AC-GAN (Odena et al. 2017); `num_classes` = K > 0 makes it the K+1-class D
     of semi-supervised learning (`semi_supervised_head`). `minibatch_discrimination` = number of
     kernels (0: off) inserts layers.MinibatchDiscrimination (Salimans et al. 2016, Sec. 3.2;
-    kernel dim `minibatch_kernel_dim`) between the last hidden layer and the output layer, as
-    the authors' models place it; its T is not spectrally normalised, and its sum over rows runs
-    over the global batch under pmap (`axis_name`). Raises ValueError for a negative number of
-    kernels.
+    kernel dim `minibatch_kernel_dim`, T parametrised as `minibatch_parametrisation` says:
+    'paper' or 'authors') between the last hidden layer and the output layer, as the authors'
+    models place it; its T is not spectrally normalised, and its sum over rows runs over the
+    global batch under pmap (`axis_name`). Raises ValueError for a negative number of kernels.
     """
 
     hidden: Sequence[int] = (512, 256)
@@ -142,6 +142,7 @@ class MLPDiscriminator(nn.Module):
     num_classes: int = 0
     minibatch_discrimination: int = 0
     minibatch_kernel_dim: int = 5
+    minibatch_parametrisation: str = "paper"  # layers.MINIBATCH_PARAMETRISATIONS
     axis_name: str | None = None  # the pmap axis minibatch discrimination sums over
 
     @nn.compact
@@ -158,7 +159,10 @@ class MLPDiscriminator(nn.Module):
             )
         if self.minibatch_discrimination:
             h = layers.MinibatchDiscrimination(
-                self.minibatch_discrimination, self.minibatch_kernel_dim, self.axis_name
+                self.minibatch_discrimination,
+                self.minibatch_kernel_dim,
+                self.axis_name,
+                parametrisation=self.minibatch_parametrisation,
             )(h)
         outputs = self.num_classes or 1 + self.aux_classes
         out = normalised(nn.Dense(outputs), h, self.spectral_norm, train)
@@ -225,7 +229,9 @@ class ImprovedGANMNISTDiscriminator(nn.Module):
     MinibatchDiscrimination` (kernel dim `minibatch_kernel_dim`, 5 as the authors') just before
     the output layer, where the authors' minibatch-discrimination models put it (train_cifar_
     and train_svhn_minibatch_discrimination.py; their repository has no MNIST one). Its sum
-    runs over the global batch under pmap (`axis_name`).
+    runs over the global batch under pmap (`axis_name`). `minibatch_parametrisation='authors'`
+    is their layer's T (weight-normalised, a learned log-scale and a bias per kernel), set from
+    data at init along with the rest of the net when `data_init`.
     """
 
     hidden: Sequence[int] = (1000, 500, 250, 250, 250)
@@ -234,6 +240,7 @@ class ImprovedGANMNISTDiscriminator(nn.Module):
     num_classes: int = 10
     minibatch_discrimination: int = 0
     minibatch_kernel_dim: int = 5
+    minibatch_parametrisation: str = "paper"  # layers.MINIBATCH_PARAMETRISATIONS
     data_init: bool = False
     axis_name: str | None = None
 
@@ -251,8 +258,13 @@ class ImprovedGANMNISTDiscriminator(nn.Module):
             h = sow_features(self, nn.relu(dense(h)))
             h = layers.GaussianNoise(self.hidden_noise)(h, not train, example_ids)
         if self.minibatch_discrimination:
+            authors = self.minibatch_parametrisation == "authors"
             h = layers.MinibatchDiscrimination(
-                self.minibatch_discrimination, self.minibatch_kernel_dim, self.axis_name
+                self.minibatch_discrimination,
+                self.minibatch_kernel_dim,
+                self.axis_name,
+                parametrisation=self.minibatch_parametrisation,
+                data_init=self.data_init and authors,
             )(h)
         out = layers.WeightNormDense(max(self.num_classes, 1), data_init=self.data_init)(h)
         return output_head(out, 0, self.num_classes)

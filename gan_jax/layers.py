@@ -269,6 +269,9 @@ class WeightNormDense(nn.Module):
         return pre_BxF * g_F + b_F
 
 
+MINIBATCH_PARAMETRISATIONS = ("paper", "authors")  # MinibatchDiscrimination's T
+
+
 class MinibatchDiscrimination(nn.Module):
     """Minibatch discrimination (Salimans et al. 2016, Sec. 3.2): features f_BxA ->
     concat(f, o)_Bx(A+num_kernels).
@@ -278,20 +281,31 @@ class MinibatchDiscrimination(nn.Module):
     the authors' `nn.MinibatchLayer` does (it adds 1e6 to the diagonal's distances): that term
     is exp(0) = 1 for every row whatever the input, so it carries no information and would only
     shift o by one; without it o counts how close the *other* rows are. T starts as N(0, 0.05),
-    the authors' init of its direction; their layer also weight-normalises T, adds a bias per
-    kernel (-1) and rescales T from data at init, which are reparametrisations left out here.
+    the authors' init of its direction.
+
+    `parametrisation`: 'paper' learns T itself, as above. 'authors' is the authors' layer
+    (openai/improved-gan mnist_svhn_cifar10/nn.py `MinibatchLayer`): T = theta * exp(s) /
+    ||theta||, each kernel row (b, c) of theta normalised over the A inputs and scaled by a
+    learned log-scale s_BxC (init 0), and o(x_i)_b + bias_b with a learned bias (init -1).
+    With `data_init` (which needs 'authors'), the module's `init` on a real batch sets them from
+    it, as the authors' init pass: s_b = -log(m_b), m_b half the batch mean of each row's
+    smallest L1 distance to another row under kernel b, and bias_b = -(batch mean of o_b), so
+    the initial o + bias has zero batch mean.
 
     With `axis_name` (pmap, or a mapped axis), j runs over the global batch: M of every device
     is gathered (`jax.lax.all_gather`), so a sharded batch gives the outputs of the whole batch
     on one device; gradients reach the gathered rows' owners through the gather's transpose.
     Inputs with more than 2 dims are flattened. Raises ValueError for num_kernels or kernel_dim
-    < 1, or an input with fewer than 2 dims.
+    < 1, an input with fewer than 2 dims, an unknown parametrisation, or `data_init` with
+    'paper' or at init on fewer than 2 rows.
     """
 
     num_kernels: int
     kernel_dim: int = 5
     axis_name: str | None = None
     kernel_init: Callable = nn.initializers.normal(0.05)
+    parametrisation: str = "paper"
+    data_init: bool = False
 
     @nn.compact
     def __call__(self, f_BxA):
@@ -301,11 +315,43 @@ class MinibatchDiscrimination(nn.Module):
             raise ValueError(
                 f"MinibatchDiscrimination needs features of shape [B, ...]; got {f_BxA.shape}"
             )
+        if self.parametrisation not in MINIBATCH_PARAMETRISATIONS:
+            raise ValueError(
+                f"MinibatchDiscrimination: parametrisation = {self.parametrisation!r} is not"
+                f" allowed; expected one of {MINIBATCH_PARAMETRISATIONS}"
+            )
+        initialising = self.data_init and self.is_initializing()
+        if self.data_init and (self.parametrisation != "authors" or f_BxA.shape[0] < 2):
+            raise ValueError(
+                "MinibatchDiscrimination: data_init needs parametrisation='authors' and a batch"
+                f" of >= 2 rows at init; got {self.parametrisation!r} and {f_BxA.shape[0]} rows"
+            )
         f_BxA = f_BxA.reshape(f_BxA.shape[0], -1)
-        t_AxBxC = self.param(
-            "kernel", self.kernel_init, (f_BxA.shape[1], self.num_kernels, self.kernel_dim)
-        )
-        m_NxBxC = jnp.einsum("na,abc->nbc", f_BxA, t_AxBxC)
+        shape = (f_BxA.shape[1], self.num_kernels, self.kernel_dim)
+        t_AxBxC = self.param("kernel", self.kernel_init, shape)
+        if self.parametrisation == "authors":
+            direction_AxBxC = t_AxBxC / jnp.sqrt(jnp.sum(t_AxBxC**2, axis=0))
+            scale_init = nn.initializers.zeros
+            if initialising:  # the distances at s = 0 set s
+                l1_NxGxB, is_self_NxG = self._l1_distances(f_BxA, direction_AxBxC)
+                masked = jnp.where(is_self_NxG[..., None], jnp.inf, l1_NxGxB)
+                half_mean_B = 0.5 * jnp.mean(jnp.min(masked, axis=1), axis=0)
+                scale_init = _constant(jnp.broadcast_to(-jnp.log(half_mean_B)[:, None], shape[1:]))
+            log_scale_BxC = self.param("log_scale", scale_init, shape[1:])
+            t_AxBxC = direction_AxBxC * jnp.exp(log_scale_BxC)
+        l1_NxGxB, is_self_NxG = self._l1_distances(f_BxA, t_AxBxC)
+        o_NxB = jnp.sum(jnp.where(is_self_NxG[..., None], 0.0, jnp.exp(-l1_NxGxB)), axis=1)
+        if self.parametrisation == "authors":
+            bias_init = nn.initializers.constant(-1.0)
+            if initialising:
+                bias_init = _constant(-jnp.mean(o_NxB, axis=0))
+            o_NxB = o_NxB + self.param("bias", bias_init, shape[1:2])
+        return jnp.concatenate([f_BxA, o_NxB], axis=-1)
+
+    def _l1_distances(self, f_NxA, t_AxBxC):
+        """(||M_i,b - M_j,b||_L1 [N, G, B] for the N local rows against all G rows of the batch,
+        the mask [N, G] of each row's own column)."""
+        m_NxBxC = jnp.einsum("na,abc->nbc", f_NxA, t_AxBxC)
         local = m_NxBxC.shape[0]
         if self.axis_name is None:
             all_m_GxBxC, offset = m_NxBxC, 0
@@ -314,8 +360,7 @@ class MinibatchDiscrimination(nn.Module):
             offset = jax.lax.axis_index(self.axis_name) * local
         l1_NxGxB = jnp.sum(jnp.abs(m_NxBxC[:, None] - all_m_GxBxC[None]), axis=-1)
         is_self_NxG = (offset + jnp.arange(local))[:, None] == jnp.arange(all_m_GxBxC.shape[0])
-        c_NxGxB = jnp.where(is_self_NxG[..., None], 0.0, jnp.exp(-l1_NxGxB))
-        return jnp.concatenate([f_BxA, jnp.sum(c_NxGxB, axis=1)], axis=-1)
+        return l1_NxGxB, is_self_NxG
 
 
 def _vbn_scale_init(key, shape, dtype=jnp.float32):

@@ -99,6 +99,54 @@ def test_minibatch_discrimination_matches_numpy_without_the_self_term():
     np.testing.assert_allclose(out, expected, rtol=1e-5)
 
 
+def np_authors_minibatch_layer(f_BxA, theta_AxBxC, log_scale_BxC, bias_B, init=False):
+    """openai/improved-gan nn.MinibatchLayer in numpy: (output, log_scale, bias) after the call,
+    which with init=True is their data-dependent init pass."""
+    w = theta_AxBxC * (np.exp(log_scale_BxC) / np.sqrt(np.sum(theta_AxBxC**2, axis=0)))[None]
+    act_NxBxC = np.tensordot(f_BxA, w, [[1], [0]])
+    n = f_BxA.shape[0]
+    abs_dif_NxBxN = (
+        np.sum(np.abs(act_NxBxC[:, :, :, None] - act_NxBxC.transpose(1, 2, 0)[None]), axis=2)
+        + 1e6 * np.eye(n)[:, None, :]
+    )
+    if init:
+        mean_min_B = 0.5 * np.mean(np.min(abs_dif_NxBxN, axis=2), axis=0)
+        abs_dif_NxBxN = abs_dif_NxBxN / mean_min_B[None, :, None]
+        log_scale_BxC = log_scale_BxC - np.log(mean_min_B)[:, None]
+    f_NxB = np.sum(np.exp(-abs_dif_NxBxN), axis=2)
+    if init:
+        bias_B = -np.mean(f_NxB, axis=0)
+        f_NxB = f_NxB + bias_B
+    else:
+        f_NxB = f_NxB + bias_B
+    return np.concatenate([f_BxA, f_NxB], axis=1), log_scale_BxC, bias_B
+
+
+@pytest.mark.parametrize("data_init", [False, True])
+def test_minibatch_discrimination_with_the_authors_parametrisation_matches_their_layer(data_init):
+    rng = np.random.default_rng(0)
+    f_init, f = (rng.normal(size=(6, 10)).astype(np.float32) for _ in range(2))
+    layer = layers.MinibatchDiscrimination(3, 2, parametrisation="authors", data_init=data_init)
+    variables = jax.jit(layer.init)(jax.random.PRNGKey(1), f_init)
+    params = {k: np.asarray(v, np.float64) for k, v in variables["params"].items()}
+    theta = params["kernel"]
+    zero_scale, start_bias = np.zeros((3, 2)), np.full(3, -1.0)
+    init_out, log_scale, bias = np_authors_minibatch_layer(
+        f_init, theta, zero_scale, start_bias, init=data_init
+    )
+    np.testing.assert_allclose(params["log_scale"], log_scale, rtol=1e-5)
+    np.testing.assert_allclose(params["bias"], bias, rtol=1e-5)
+    # The init pass returns what the set params give on that batch (zero-mean o with data init).
+    np.testing.assert_allclose(layer.apply(variables, f_init), init_out, rtol=1e-4, atol=1e-6)
+    if data_init:
+        np.testing.assert_allclose(init_out[:, 10:].mean(0), 0.0, atol=1e-6)
+    # A later call, with a learned scale that differs per kernel column (b, c).
+    trained = dict(params, log_scale=params["log_scale"] + rng.normal(0, 0.3, (3, 2)))
+    out = layer.apply({"params": trained}, f)
+    expected, _, _ = np_authors_minibatch_layer(f, theta, trained["log_scale"], trained["bias"])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_minibatch_discrimination_sums_over_the_global_batch_under_pmap():
     """pmap over 2 devices: each device's rows see all 8 rows, outputs and summed parameter
     gradients equal one device's on the same global batch."""
@@ -233,6 +281,10 @@ def test_salimans_layers_name_their_bad_settings():
     key = jax.random.PRNGKey(0)
     with pytest.raises(ValueError, match="num_kernels = 0 is not allowed; expected an int >= 1"):
         jax.eval_shape(layers.MinibatchDiscrimination(0).init, key, x)
+    with pytest.raises(ValueError, match=r"parametrisation = 'tf' is not allowed; .*'authors'"):
+        jax.eval_shape(layers.MinibatchDiscrimination(2, parametrisation="tf").init, key, x)
+    with pytest.raises(ValueError, match=r"data_init needs parametrisation='authors'"):
+        jax.eval_shape(layers.MinibatchDiscrimination(2, data_init=True).init, key, x)
     with pytest.raises(ValueError, match=r"reference_size 5 needs .* B >= 5 .*got \(4, 3\)"):
         jax.eval_shape(layers.VirtualBatchNorm(5).init, key, x)
     with pytest.raises(ValueError, match="std = -0.1 is not allowed"):
