@@ -59,16 +59,15 @@ def get_config(variant: str = "lm1b"):
     c.loss.update(name="wgan", penalty="gp", penalty_weight=10.0)
     c.optim.g = optimizer_config(name="adam", lr=1e-4, b1=0.5, b2=0.9)
     c.optim.d = optimizer_config(name="adam", lr=1e-4, b1=0.5, b2=0.9)
-    # scan_steps=0: on CPU, a scan of iterations around the critic's own scan compiled for
-    # minutes with these convolutions; one dispatch per iteration costs little at this size.
-    c.train.update(batch_size=64, num_steps=200_000, d_steps=10, scan_steps=0)
+    c.train.update(batch_size=64, num_steps=200_000, d_steps=10, scan_steps=100)
     c.train.update(log_every=100, sample_every=1000, checkpoint_every=1000)
     c.eval.update(every=100, metrics="ngram_js", num_samples=EVAL_SAMPLES)
     if variant == "local":
         c.data.update(name="text", dir=LOCAL_CORPUS, text_mode="windows", vocab_size=256)
         c.model.generator_kwargs = {"dim": 64}
         c.model.discriminator_kwargs = {"dim": 64}
-        c.train.update(num_steps=400, log_every=25, sample_every=100, checkpoint_every=100)
+        c.train.update(num_steps=400, scan_steps=25, log_every=25, sample_every=100)
+        c.train.update(checkpoint_every=100)
         c.eval.update(every=25)
     return c
 

@@ -146,6 +146,32 @@ class Conv(_SameConv):
         return y
 
 
+class Conv1D(nn.Module):
+    """flax.linen.Conv(features, (kernel_size,), padding='SAME') on x_BxLxC, the same parameters
+    (kernel [k, C, F] initialised as flax's, bias [F]), computed as one matmul of the k shifted
+    copies of x (im2col): [B, L, k*C] @ [k*C, F]. XLA's CPU convolution runs many times slower
+    inside a lax.scan than dispatched alone, which made the text nets' scanned training chunks
+    crawl; a matmul does not. Shapes: x_BxLxC -> y_BxLxF."""
+
+    features: int
+    kernel_size: int
+    use_bias: bool = True
+    kernel_init: Callable = nn.linear.default_kernel_init
+    bias_init: Callable = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x_BxLxC):
+        k, (_, length, c) = self.kernel_size, x_BxLxC.shape
+        kernel = self.param("kernel", self.kernel_init, (k, c, self.features))
+        before = (k - 1) // 2  # 'SAME' for stride 1, as lax pads it
+        padded = jnp.pad(x_BxLxC, ((0, 0), (before, k - 1 - before), (0, 0)))
+        cols_BxLxKC = jnp.concatenate([padded[:, t : t + length] for t in range(k)], axis=-1)
+        y = cols_BxLxKC @ kernel.reshape(k * c, self.features)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,))
+        return y
+
+
 class ConvTranspose(_SameConv):
     """flax.linen.ConvTranspose(features, kernel_size, strides, 'SAME') (kernel not flipped),
     same parameters: one stride-1 conv with s*s*features outputs, a group per output phase

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 
+from gan_jax.layers import Conv1D
+
 
 class ResBlock1D(nn.Module):
     """x + scale * conv(ReLU(conv(ReLU(x)))): two width-`kernel_size` 'same' convolutions of
@@ -26,8 +28,9 @@ class ResBlock1D(nn.Module):
 
     @nn.compact
     def __call__(self, x_BxLxD):
-        h = nn.Conv(self.dim, (self.kernel_size,), padding="SAME")(nn.relu(x_BxLxD))
-        h = nn.Conv(self.dim, (self.kernel_size,), padding="SAME")(nn.relu(h))
+        # Named as flax names nn.Conv layers, so checkpoints of either form restore.
+        h = Conv1D(self.dim, self.kernel_size, name="Conv_0")(nn.relu(x_BxLxD))
+        h = Conv1D(self.dim, self.kernel_size, name="Conv_1")(nn.relu(h))
         return x_BxLxD + self.scale * h
 
 
@@ -47,7 +50,7 @@ class TextGenerator(nn.Module):
         h = nn.Dense(length * self.dim)(z_BxZ).reshape(-1, length, self.dim)
         for _ in range(self.num_blocks):
             h = ResBlock1D(self.dim, self.kernel_size, self.residual_scale)(h)
-        logits_BxLxV = nn.Conv(vocab, (1,), name="output")(h)
+        logits_BxLxV = Conv1D(vocab, 1, name="output")(h)
         return jax.nn.softmax(logits_BxLxV, axis=-1)
 
 
@@ -63,7 +66,7 @@ class TextDiscriminator(nn.Module):
 
     @nn.compact
     def __call__(self, x_BxLxV, train: bool = True):
-        h = nn.Conv(self.dim, (1,))(x_BxLxV)
+        h = Conv1D(self.dim, 1, name="Conv_0")(x_BxLxV)
         for _ in range(self.num_blocks):
             h = ResBlock1D(self.dim, self.kernel_size, self.residual_scale)(h)
             self.sow("intermediates", "features", h)

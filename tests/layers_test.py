@@ -99,6 +99,22 @@ def test_minibatch_discrimination_matches_numpy_without_the_self_term():
     np.testing.assert_allclose(out, expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kernel_size", [1, 4, 5])
+def test_conv1d_is_flax_conv_same_with_the_same_parameters(kernel_size):
+    x = np.random.default_rng(0).normal(size=(3, 7, 6)).astype(np.float32)
+    flax_conv = nn.Conv(4, (kernel_size,), padding="SAME")
+    ours = layers.Conv1D(4, kernel_size)
+    key = jax.random.PRNGKey(2)
+    params = flax_conv.init(key, x)
+    assert jax.tree.map(np.shape, ours.init(key, x)) == jax.tree.map(np.shape, params)
+    np.testing.assert_array_equal(ours.init(key, x)["params"]["kernel"], params["params"]["kernel"])
+    bias = {"bias": np.linspace(-1, 1, 4).astype(np.float32)}
+    params = {"params": dict(params["params"], **bias)}
+    np.testing.assert_allclose(
+        ours.apply(params, x), flax_conv.apply(params, x), rtol=1e-5, atol=1e-6
+    )
+
+
 def np_authors_minibatch_layer(f_BxA, theta_AxBxC, log_scale_BxC, bias_B, init=False):
     """openai/improved-gan nn.MinibatchLayer in numpy: (output, log_scale, bias) after the call,
     which with init=True is their data-dependent init pass."""
