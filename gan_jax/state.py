@@ -55,11 +55,12 @@ class GANState:
     d: Player
 
 
-def init_player(module: nn.Module, tx, key, example_input) -> Player:
-    """Initialises a network on one example input and its optimizer."""
+def init_player(module: nn.Module, tx, key, example_input, train: bool = False) -> Player:
+    """Initialises a network on an example input (in training mode when `train`: dropout and
+    noise on, as a data-dependent init pass runs) and its optimizer."""
     key_params, key_dropout = jax.random.split(key)
     variables = module.init(
-        {"params": key_params, "dropout": key_dropout}, example_input, train=False
+        {"params": key_params, "dropout": key_dropout}, example_input, train=train
     )
     variables = dict(variables)
     params = variables.pop("params")
@@ -76,7 +77,10 @@ def init_state(
     key, generator, discriminator, g_tx, d_tx, z_dim: int, data_shape, d_examples=None
 ) -> GANState:
     """A fresh state: G and D initialised from independent keys derived from `key`; D on
-    `d_examples` x_Nx... when given (a data-dependent init), else on one example of zeros."""
+    `d_examples` x_Nx... when given (a data-dependent init), else on one example of zeros.
+    The data-dependent init runs D in training mode, its noise layers on, as the 2016 authors'
+    init pass does (openai/improved-gan train_mnist_feature_matching.py: `deterministic=False,
+    init=True`): the scales it fixes are those of the noisy activations D trains with."""
     key_g, key_d, key_run = jax.random.split(key, 3)
     z_1xZ = jnp.zeros((1, z_dim), jnp.float32)
     x_1x = jnp.zeros((1, *data_shape), jnp.float32) if d_examples is None else d_examples
@@ -85,5 +89,5 @@ def init_state(
         d_updates=jnp.zeros((), jnp.int32),
         rng=key_run,
         g=init_player(generator, g_tx, key_g, z_1xZ),
-        d=init_player(discriminator, d_tx, key_d, x_1x),
+        d=init_player(discriminator, d_tx, key_d, x_1x, train=d_examples is not None),
     )
