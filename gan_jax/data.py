@@ -5,7 +5,9 @@ text (`text_data`), on-device batching.
 Every dataset ends up as a `Dataset` pytree of device arrays, and batches are gathered (and, with
 `data.flip`, mirrored) inside the compiled step from `(key, batch_index)` alone, so the data
 position is a function of the step counter and a resumed run draws exactly the batches an
-uninterrupted one would.
+uninterrupted one would. A set streamed from host memory (`stream`, data.placement='host')
+reaches the step as `StreamedRows` of the same batches, which `real_batch` scales and flips
+exactly as in-device batching does.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from gan_jax.spec import Spec
 READ_THREADS = 2  # grain's reader threads: the reads are memory copies, not decoding
 PREFETCH_CHUNKS = 2  # chunks read ahead on the host (one more waits on the device)
 FLOAT_BYTES = 4  # an in-device set is float32
+DEFAULT_DEVICE_BYTES = 2 * 2**30  # config.data.device_bytes's default
 
 
 # ----------------------------------------------------------------------------- the host's set
@@ -125,13 +126,14 @@ def resolve_placement(config) -> str:
     if placement != "auto":
         logging.info("data.placement=%r: the training set is on the %s", placement, placement)
         return placement
+    limit = d.get("device_bytes", DEFAULT_DEVICE_BYTES)  # configs written before it: the default
     needed = None if host_unsupported(config) else device_bytes_needed(d)
-    chosen = "host" if needed is not None and needed > d.device_bytes else "device"
+    chosen = "host" if needed is not None and needed > limit else "device"
     logging.info(
         "data.placement='auto' chose %r: the set takes %s bytes as float32, data.device_bytes=%d",
         chosen,
         "n/a" if needed is None else needed,
-        d.device_bytes,
+        limit,
     )
     return chosen
 

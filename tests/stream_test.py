@@ -2,12 +2,15 @@
 in-device draw's, and a streamed run equals an in-device one, resumed or not, on one device or
 under pmap on 8 fake ones."""
 
+import os
+
 import jax
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import fresh_state, run_two_processes, tiny_config
 
 from gan_jax import data, engine, stream, train
+from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
 
 N, SHAPE = 40, (6, 6, 3)  # batches of 8: 5 per epoch, so 8 steps x 2 D updates span 4 epochs
@@ -59,7 +62,7 @@ def runs(tmp_path_factory):
 def test_host_indices_equal_the_in_device_draw():
     key = jax.random.PRNGKey(3)
     permutation = jax.jit(data.shuffled_index, static_argnums=2)
-    for n in (7, 4096, 4097):  # cycle walking on (7, 4097: ranges 16, 16384) and off (4**6)
+    for n in (7, 4097):  # permuting [0, 16) and [0, 16384), cycle walking into range
         rows = np.arange(n)
         on_device = permutation(jax.random.fold_in(key, 0), rows, n)
         on_host = stream.shuffled_index_np(stream.epoch_round_keys(key, 1)[0], rows, n)
@@ -99,6 +102,36 @@ def test_streamed_pmap_equals_one_device(tmp_path):
         jax.tree.leaves(params_of(pmapped)), jax.tree.leaves(params_of(single)), strict=True
     )
     for x, y in pairs:
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+# Two processes start, import JAX and compile: ~40 s here, `make test-all`'s.
+@pytest.mark.slow
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (fake) devices")
+def test_streamed_two_processes_equal_one_process(tmp_path):
+    """2 processes of 4 devices, each reading only its devices' rows (half of every batch),
+    against 1 process of 8 reading all of them."""
+    write_set(tmp_path)
+    config = stream_config(tmp_path, "host", checkpoint_every=4)
+    config.parallel = "pmap"
+    d = config.data
+    flags = [
+        "--config=experiments/ring8.py",
+        "--config.parallel=pmap",
+        "--config.model.generator_kwargs.hidden=(16,)",
+        "--config.model.generator_kwargs.output_activation=tanh",
+        "--config.model.discriminator_kwargs.hidden=(16,)",
+        "--config.loss.g_objective=feature_matching",
+        "--config.alarm.action=off",
+        *[f"--config.data.{k}={d[k]}" for k in ("name", "dir", "cache_dir", "flip", "scale")],
+        "--config.data.placement=host",
+        *[f"--config.train.{k}={v}" for k, v in config.train.items() if k != "num_samples"],
+    ]
+    workdir = str(tmp_path / "two")
+    run_two_processes(["train", f"--workdir={workdir}", *flags], tmp_path)
+    one = params_of(train.train_and_evaluate(config, str(tmp_path / "one")))
+    two = Checkpointer(os.path.join(workdir, "checkpoints")).restore(fresh_state(config))
+    for x, y in zip(jax.tree.leaves(params_of(two)), jax.tree.leaves(one), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
