@@ -176,7 +176,7 @@ def epoch_round_keys(key, num_epochs: int) -> np.ndarray:
     data.batch_from_dataset draws them (from fold_in(key, epoch)); computed on the CPU, for a
     power-of-two count of epochs so that runs of any length share a few compiles."""
     padded = 1 << max(4, (num_epochs - 1).bit_length())
-    with jax.default_device(jax.devices("cpu")[0]):
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
         key = jax.device_put(np.asarray(key))
         keys = np.asarray(_epoch_round_keys(key, jnp.arange(padded, dtype=jnp.int32)))
     return keys[:num_epochs]
@@ -200,7 +200,7 @@ def batch_examples(round_keys_Ex4, index_M: np.ndarray, n: int, batch_size: int)
 def stream_keys(rng) -> tuple[jax.Array, jax.Array]:
     """(the D batches' key, G's feature-matching batches' key) of a run's base key, as
     steps.d_batch and steps.g_batch derive them."""
-    with jax.default_device(jax.devices("cpu")[0]):
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
         data_key = steps.stream_key(jax.device_put(np.asarray(rng)), steps.DATA_STREAM)
         return data_key, jax.random.fold_in(data_key, steps.G_DATA_STREAM)
 

@@ -20,7 +20,7 @@ def stream_config(tmp, placement, **train_options):
     """A tiny run on the npz set in `tmp`: MLP nets, 2 D updates per G update, flips, and G's
     feature-matching stream, so every streamed input is exercised."""
     c = tiny_config(batch_size=8, num_steps=8, scan_steps=2, log_every=4, d_steps=2)
-    c.train.update(checkpoint_every=0, **train_options)
+    c.train.update(**{"checkpoint_every": 0, **train_options})
     c.data.update(name="npz", dir=f"{tmp}/set.npz", cache_dir=f"{tmp}/cache", flip=True)
     c.data.update(scale="symmetric", placement=placement)
     c.model.generator_kwargs = {"hidden": (16,), "output_activation": "tanh"}
