@@ -120,21 +120,21 @@ def device_bytes_needed(data_config) -> int | None:
 def resolve_placement(config) -> str:
     """'device' or 'host' for the config's training set: `data.placement`, where 'auto' streams
     only a set that can stream (config.host_unsupported) and whose float32 bytes exceed
-    `data.device_bytes`. Logs the choice and why."""
+    `data.device_bytes`. Logs the choice and why (as a warning when streaming, the unusual
+    case, so that it shows in a run's output)."""
     d = config.data
     placement = d.get("placement", "auto")
     if placement != "auto":
-        logging.info("data.placement=%r: the training set is on the %s", placement, placement)
-        return placement
-    limit = d.get("device_bytes", DEFAULT_DEVICE_BYTES)  # configs written before it: the default
-    needed = None if host_unsupported(config) else device_bytes_needed(d)
-    chosen = "host" if needed is not None and needed > limit else "device"
-    logging.info(
-        "data.placement='auto' chose %r: the set takes %s bytes as float32, data.device_bytes=%d",
-        chosen,
-        "n/a" if needed is None else needed,
-        limit,
-    )
+        why = f"data.placement={placement!r}"
+        chosen = placement
+    else:
+        limit = d.get("device_bytes", DEFAULT_DEVICE_BYTES)  # configs from before: the default
+        needed = None if host_unsupported(config) else device_bytes_needed(d)
+        chosen = "host" if needed is not None and needed > limit else "device"
+        size = "cannot stream" if needed is None else f"takes {needed:,} bytes as float32"
+        why = f"data.placement='auto' (the set {size}; data.device_bytes={limit:,})"
+    where = "streamed from host memory" if chosen == "host" else "held on the device"
+    (logging.warning if chosen == "host" else logging.info)("training set %s: %s", where, why)
     return chosen
 
 
