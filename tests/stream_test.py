@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import fresh_state, run_two_processes, tiny_config
 
-from gan_jax import data, engine, stream, train
+from gan_jax import alarm, data, engine, stream, train
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
 
@@ -146,6 +146,15 @@ def test_host_images_map_the_cache_entry(tmp_path):
     assert stream.resolve_placement(config) == "device"
     config.data.device_bytes -= 1
     assert stream.resolve_placement(config) == "host"
+
+
+def test_collapse_alarm_reference_of_a_streamed_set(tmp_path):
+    config = stream_config(write_set(tmp_path), "host")
+    config.alarm.num_samples = 16
+    on_device = alarm.Reference(config, data.load_dataset(config.data))
+    streamed = alarm.Reference(config, stream.load_host_images(config.data))
+    # The same 16 rows, in another order: their mean pairwise distance up to rounding.
+    np.testing.assert_allclose(streamed.real_spread, on_device.real_spread, rtol=1e-6)
 
 
 @pytest.mark.parametrize(
