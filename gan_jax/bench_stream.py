@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -54,7 +55,16 @@ def cache_times(data_config) -> dict:
 
 
 def bench(num_images: int, iterations: int, scan_steps: int, rounds: int, base_features: int):
+    """The JSON object of the module docstring; the npz and its cache live in a temporary
+    folder, removed at the end."""
     folder = tempfile.mkdtemp(prefix="gan_jax_bench_stream_")
+    try:
+        return _bench(folder, num_images, iterations, scan_steps, rounds, base_features)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _bench(folder, num_images, iterations, scan_steps, rounds, base_features) -> dict:
     config = load_config("dcgan_cifar10")
     config.data.update(name="npz", dir=write_set(folder, num_images), cache_dir=folder)
     config.model.generator_kwargs = {"base_features": base_features, "output_activation": "tanh"}
