@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/ring8
 
-.PHONY: install train test test-all lint format bench bench-sweep clean
+.PHONY: install train test test-all lint format bench bench-sweep bench-stream clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(STAMP)
 
 bench-sweep: $(STAMP)
 	$(BIN)/python -m gan_jax.bench_sweep
+
+bench-stream: $(STAMP)
+	$(BIN)/python -m gan_jax.bench_stream
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

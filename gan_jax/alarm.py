@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gan_jax import classifier, data, losses, steps
 
@@ -86,9 +87,14 @@ def _draws(key, x_Mx, *, toy: str, num_samples: int, z_dim: int, z_dist: str):
     if toy:
         real = data.sample_toy(toy, key_real, num_samples)
     else:
-        size = x_Mx.shape[0]
-        real = x_Mx[jax.random.choice(key_real, size, (min(num_samples, size),), replace=False)]
+        real = x_Mx[reference_rows(key_real, x_Mx.shape[0], num_samples)]
     return z_NxZ, mean_pairwise_distance(real)
+
+
+def reference_rows(key_real, size: int, num_samples: int) -> jax.Array:
+    """The rows of a real set of `size` examples whose spread `Reference` measures:
+    min(num_samples, size) of them, drawn without replacement by `key_real`."""
+    return jax.random.choice(key_real, size, (min(num_samples, size),), replace=False)
 
 
 class Reference:
@@ -99,9 +105,16 @@ class Reference:
 
     def __init__(self, config, dataset):
         toy = config.data.name if dataset is None else ""
+        key = jax.random.PRNGKey(ALARM_SEED)
+        x = None if dataset is None else dataset.x
+        if x is not None and not isinstance(x, jax.Array | np.ndarray):
+            # A set streamed from the host (stream.ScaledRows): only the drawn rows are read;
+            # _draws then sees them in another order, which leaves their spread as it was.
+            rows = reference_rows(jax.random.split(key)[1], x.shape[0], config.alarm.num_samples)
+            x = jnp.asarray(x[np.asarray(rows)])
         self.z_NxZ, self.real_spread = _draws(
-            jax.random.PRNGKey(ALARM_SEED),
-            None if dataset is None else dataset.x,
+            key,
+            x,
             toy=toy,
             num_samples=config.alarm.num_samples,
             z_dim=config.model.z_dim,

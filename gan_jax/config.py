@@ -79,6 +79,11 @@ def default_config() -> ml_collections.ConfigDict:
             "channels": placeholder(int),  # 1 or 3 (converted); None: as stored
             "flip": False,  # random horizontal flips of each drawn batch
             "cache_dir": "",  # decoded image sets, encoded text; "": data_cache.default_cache_dir()
+            # Where the training set lives: 'device' (batched inside the compiled step), 'host'
+            # (rows streamed from host memory into each scan chunk: gan_jax/stream.py) or
+            # 'auto': 'host' when the set as float32 would exceed device_bytes.
+            "placement": "auto",
+            "device_bytes": 2 * 2**30,
             # > 0: semi-supervised (Salimans et al. 2016, Sec. 5): this many labelled examples
             # per class, drawn by the run's key, train D's class logits (a D with
             # discriminator_kwargs.num_classes); every example is used unlabelled.
@@ -506,10 +511,43 @@ def _validate_text(config) -> None:
         _fail("model.conditioning", model.conditioning, "'none' for text (it has no labels)")
 
 
+def host_unsupported(config) -> str | None:
+    """Why the config's data cannot be streamed from the host (data.placement='host'), or None.
+    Streaming reads the real rows of each D update (and of G's feature-matching stream); data
+    made inside the step or options that need the whole set on the device are not covered."""
+    d, model = config.data, config.model
+    if d.name in data.TOY_DATASETS:
+        return f"data.name={d.name!r} is drawn inside the step (nothing to stream)"
+    if text_data.is_text(d.name):
+        return f"data.name={d.name!r} is text, which is kept on the device as token ids"
+    if d.name == "stacked_mnist":
+        return "data.name='stacked_mnist' is built in memory from MNIST"
+    if d.labels_per_class:
+        return (
+            f"data.labels_per_class={d.labels_per_class} draws its labelled batches on the device"
+        )
+    if model.output_bias_from_data:
+        return "model.output_bias_from_data=True reads every pixel of the set at init"
+    if config.model.discriminator_kwargs.get("data_init", False):
+        return "model.discriminator_kwargs.data_init=True initialises D on the set's first rows"
+    return None
+
+
+def _validate_placement(config) -> None:
+    placement = config.data.get("placement", "auto")  # configs written before it: 'auto'
+    _check_choice("data.placement", placement, data.PLACEMENTS)
+    device_bytes = config.data.get("device_bytes", 1)
+    _check_positive("data.device_bytes", device_bytes, numbers.Integral)
+    reason = host_unsupported(config) if placement == "host" else None
+    if reason:
+        _fail("data.placement", placement, f"'device' or 'auto' here ({reason})")
+
+
 def _validate_data(config) -> None:
     d = config.data
     _validate_text(config)
     _validate_image_options(d)
+    _validate_placement(config)
     _check_positive("data.start", d.start, numbers.Integral, allow_zero=True)
     if d.stop is not None:
         _check_positive("data.stop", d.stop, numbers.Integral)

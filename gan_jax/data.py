@@ -5,7 +5,9 @@ text (`text_data`), on-device batching.
 Every dataset ends up as a `Dataset` pytree of device arrays, and batches are gathered (and, with
 `data.flip`, mirrored) inside the compiled step from `(key, batch_index)` alone, so the data
 position is a function of the step counter and a resumed run draws exactly the batches an
-uninterrupted one would.
+uninterrupted one would. A set streamed from host memory (`stream`, data.placement='host')
+reaches the step as `StreamedRows` of the same batches, which `real_batch` scales and flips
+exactly as in-device batching does.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ TFDS_PREFIX = data_sources.TFDS_PREFIX
 # Character sequences from text (see text_data); 'tfds:lm1b' is one too.
 TEXT_DATASETS = text_data.TEXT_SOURCES
 DATASETS = TOY_DATASETS + IMAGE_DATASETS + FILE_DATASETS + TEXT_DATASETS
+# data.placement: the training set on the device, streamed from the host, or chosen by size.
+PLACEMENTS = ("auto", "device", "host")
 SCALES = ("unit", "symmetric")  # pixels in [0, 1] or in [-1, 1]
 # The closed interval `scale_images` maps uint8 pixels 0..255 onto, per scale.
 SCALE_RANGES = {"unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}
@@ -310,13 +314,60 @@ def labelled_batch(dataset: Dataset, key, index, batch_size: int, per_class: int
     return dataset.x[examples_b], dataset.y[examples_b]
 
 
-def real_batch(name: str, dataset: Dataset | None, key, index, batch_size: int, rows_b=None):
+# ----------------------------------------------------------------------------- streamed rows
+
+
+@struct.dataclass
+class StreamedRows:
+    """Real rows read on the host (`stream.HostStream`) and passed into the compiled step: one
+    batch's rows for this device, or a stack of them (leading axes first). Pixels stay uint8
+    until the step, which scales and flips them as `batch_from_dataset` would."""
+
+    images: jax.Array  # uint8 [..., b, H, W, C]
+    labels: jax.Array  # int32 [..., b] (zeros where the data has none)
+    scale: str = struct.field(pytree_node=False, default="unit")  # one of SCALES
+    flip: bool = struct.field(pytree_node=False, default=False)
+
+
+@struct.dataclass
+class StreamedChunk:
+    """The real rows of whole iterations: `d` for the D updates, leading axes [T, d_steps] (one
+    iteration's: [d_steps]), `g` for G's feature-matching stream, leading [T] (or []), or None
+    when G sees no real data. What `engine.run_chunk` scans over when the data is streamed."""
+
+    d: StreamedRows
+    g: StreamedRows | None = None
+
+
+def scale_table(scale: str) -> np.ndarray:
+    """float32 [256]: `scale_images` of each uint8 value. Looking pixels up in this table on the
+    device gives bit for bit the floats `scale_images` gives on the host, whatever the backend
+    does with a division or a fused multiply-add."""
+    return scale_images(np.arange(256, dtype=np.uint8), scale)
+
+
+def streamed_batch(rows: StreamedRows, key, index, batch_size: int, rows_b=None):
+    """(x_b..., y_b) of streamed rows: batch `index`'s rows `rows_b` (default all; they are
+    the rows `rows` holds), scaled and flipped exactly as `batch_from_dataset` does in-device
+    (the flips are drawn on the device from `flip_bits`, which needs no data)."""
+    x_b = jnp.asarray(scale_table(rows.scale))[rows.images.astype(jnp.int32)]
+    if rows.flip:
+        rows_b = jnp.arange(batch_size) if rows_b is None else rows_b
+        flip_b = flip_bits(key, index, batch_size)[rows_b]
+        x_b = jnp.where(flip_b[:, None, None, None], x_b[:, :, ::-1], x_b)
+    return x_b, rows.labels
+
+
+def real_batch(name: str, dataset, key, index, batch_size: int, rows_b=None):
     """Rows `rows_b` (default all) of real batch `index`: drawn fresh for toy data, gathered on
-    device otherwise. The rows of a batch do not depend on how it is split across devices."""
+    device from a `Dataset`, or decoded from the `StreamedRows` the host read for it. The rows
+    of a batch do not depend on how it is split across devices."""
     if name in TOY_DATASETS:
         x = sample_toy(name, jax.random.fold_in(key, index), batch_size)
         x = x if rows_b is None else x[rows_b]
         return x, jnp.zeros(x.shape[0], jnp.int32)
+    if isinstance(dataset, StreamedRows):
+        return streamed_batch(dataset, key, index, batch_size, rows_b)
     return batch_from_dataset(dataset, key, index, batch_size, rows_b)
 
 

@@ -95,14 +95,6 @@ def read_meta(entry: str) -> dict | None:
         return None
 
 
-def load_arrays(entry: str, names) -> tuple[dict, dict] | None:
-    """(the arrays `names` -> ndarray, meta) of an entry, None when there is none."""
-    meta = read_meta(entry)
-    if meta is None:
-        return None
-    return {name: np.load(os.path.join(entry, f"{name}.npy")) for name in names}, meta
-
-
 def store_arrays(entry: str, arrays: dict, meta: dict) -> None:
     """Writes an entry (each array as NAME.npy, and meta.json) atomically; when another process
     wrote it first, keeps theirs."""
@@ -123,13 +115,27 @@ def store_arrays(entry: str, arrays: dict, meta: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load(entry: str) -> RawImages | None:
-    """The cached image set of an entry, None when there is none."""
+def load_arrays(entry: str, names, mmap_mode: str | None = None) -> tuple[dict, dict] | None:
+    """(the arrays `names` -> ndarray, meta) of an entry, None when there is none; with
+    `mmap_mode='r'` the arrays are read-only memory maps of the .npy files (nothing is read
+    until indexed)."""
+    meta = read_meta(entry)
+    if meta is None:
+        return None
+    arrays = {
+        name: np.load(os.path.join(entry, f"{name}.npy"), mmap_mode=mmap_mode) for name in names
+    }
+    return arrays, meta
+
+
+def load(entry: str, mmap_mode: str | None = None) -> RawImages | None:
+    """The cached image set of an entry, None when there is none; `mmap_mode='r'` maps the
+    arrays instead of reading them (what `stream` reads rows from)."""
     meta = read_meta(entry)
     if meta is None:
         return None
     names = ["images", "labels"] if meta["labelled"] else ["images"]
-    arrays, _ = load_arrays(entry, names)
+    arrays, _ = load_arrays(entry, names, mmap_mode)
     return RawImages(arrays["images"], arrays.get("labels"), meta["num_classes"])
 
 

@@ -7,6 +7,7 @@ evaluated at a few rows (data.shuffled_index).
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 
 def mix32(x):
@@ -16,3 +17,12 @@ def mix32(x):
     x = x ^ (x >> 13)
     x = x * jnp.uint32(0xC2B2AE35)
     return x ^ (x >> 16)
+
+
+def mix32_np(x_u32: np.ndarray) -> np.ndarray:
+    """`mix32` in numpy on uint32 arrays, bit for bit (the host's twin for `stream`)."""
+    x_u32 = x_u32 ^ (x_u32 >> np.uint32(16))
+    x_u32 = x_u32 * np.uint32(0x85EBCA6B)
+    x_u32 = x_u32 ^ (x_u32 >> np.uint32(13))
+    x_u32 = x_u32 * np.uint32(0xC2B2AE35)
+    return x_u32 ^ (x_u32 >> np.uint32(16))

@@ -248,6 +248,13 @@ class _DataCache:
         self._loaded = {}
 
     def get(self, config):
+        """The in-device dataset of a member's config: sweeps do not stream (data.placement
+        'auto' keeps the set on the device here; 'host' raises ValueError)."""
+        if config.data.get("placement", "auto") == "host":
+            raise ValueError(
+                "config.data.placement = 'host' is not allowed in a sweep; expected 'device' or"
+                " 'auto' (the members share one in-device training set)"
+            )
         key = json.dumps(config.data.to_dict(), sort_keys=True, default=repr)
         if key not in self._loaded:
             self._loaded[key] = train.load_data(config)

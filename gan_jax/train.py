@@ -18,13 +18,14 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gan_jax import alarm, data, engine, evaluate, losses, parallel, plotting, steps, workdir_lock
+from gan_jax import alarm, data, engine, evaluate, losses, parallel, plotting, steps, stream
 from gan_jax import hparams as hparams_lib
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import validate
 from gan_jax.state import GANState
 from gan_jax.text_data import is_text, keep_vocab, load_text, write_samples
 from gan_jax.workdir import resolve_config, write_config
+from gan_jax.workdir_lock import hold
 from gan_jax.writers import MetricWriter
 
 
@@ -103,9 +104,14 @@ def plotting_bounds(*arrays, margin: float = 0.25):
     return lo - margin * span, hi + margin * span
 
 
-def load_data(config):
-    """The dataset (None for toy data), checked against the batch size before any compile."""
-    dataset = data.load_dataset(config.data)
+def load_data(config, placement: str = "device"):
+    """The dataset, checked against the batch size before any compile: the in-device
+    data.Dataset (None for toy data), or with `placement='host'` the set to stream
+    (stream.HostImages; see stream.resolve_placement)."""
+    if placement == "host":
+        dataset = stream.load_host_images(config.data)
+    else:
+        dataset = data.load_dataset(config.data)
     if dataset is not None and config.train.batch_size > dataset.x.shape[0]:
         raise ValueError(
             f"config.train.batch_size = {config.train.batch_size} is larger than the dataset"
@@ -211,7 +217,7 @@ def train_and_evaluate(
     """
     validate(config)
     primary = jax.process_index() == 0  # one process writes files in a multi-host run
-    with workdir_lock.hold(workdir, "train") if primary else contextlib.nullcontext():
+    with hold(workdir, "train") if primary else contextlib.nullcontext():
         return run_in_workdir(config, workdir, override_config, primary)
 
 
@@ -221,7 +227,8 @@ def run_in_workdir(config, workdir: str, override_config: bool, primary: bool) -
     validate(config)
     if config.eval.every:
         evaluate.check_metrics(config, config.eval.metrics)  # before any data or compile
-    dataset = load_data(config)
+    dataset = load_data(config, stream.resolve_placement(config))
+    streamed = isinstance(dataset, stream.HostImages)
     if primary and is_text(config.data.name):  # before any compile: a changed vocabulary stops
         keep_vocab(workdir, load_text(config.data).vocab)
     size = None if dataset is None else dataset.x.shape[0]
@@ -238,25 +245,29 @@ def run_in_workdir(config, workdir: str, override_config: bool, primary: bool) -
     checkpointer = Checkpointer(
         os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints, primary=primary
     )
-    state = to_devices(restore_or_init(compiled, checkpointer, config, hparams, dataset))
+    on_device = None if streamed else dataset
+    state = to_devices(restore_or_init(compiled, checkpointer, config, hparams, on_device))
     step = checked = int(one_copy(state).step)
     if t.scan_steps and step % t.scan_steps:
         raise ValueError(
             f"config.train.scan_steps = {t.scan_steps} is not allowed for the checkpoint at step"
             f" {step} in {workdir}; expected a divisor of {step} (the run dispatches whole chunks)"
         )
-    dataset = to_devices(dataset)
+    if streamed:  # from the restored position on
+        feed = stream.HostStream(dataset, compiled.spec, one_copy(state), t.num_steps)
+    else:
+        feed = dataset = to_devices(dataset)
     if primary:
         write_config(config, workdir)
     evaluator = make_evaluator(config) if primary else None
-    watch = Watch(config, one_copy(dataset))
+    watch = Watch(config, dataset if streamed else one_copy(dataset))
     writer = MetricWriter(workdir, t.num_steps, initial_step=step, enabled=primary)
     start = time.perf_counter()
     try:
         with StopRequested() as stop:
             while step < t.num_steps and not stop.requested:
                 num = min(t.log_every - step % t.log_every, t.num_steps - step)
-                state, metrics = engine.advance(compiled, state, dataset, hparams, num)
+                state, metrics = engine.advance(compiled, state, feed, hparams, num)
                 step += num
                 writer.advance(num)
                 if step % t.log_every == 0 or step == t.num_steps:

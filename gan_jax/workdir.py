@@ -16,7 +16,10 @@ from gan_jax.config import default_config
 
 CONFIG_FILE = "config.json"
 # Extending a run is the usual reason to resume, and no schedule depends on the total length.
-RESUMABLE_CHANGES = ("train.num_steps",)
+# Where the training set lives changes no number (a streamed run equals an in-device one), so a
+# run may resume on a machine with less device memory, and workdirs from before these keys
+# resume with the given ones.
+RESUMABLE_CHANGES = ("train.num_steps", "data.placement", "data.device_bytes")
 
 
 def write_config(config, workdir: str) -> None:
