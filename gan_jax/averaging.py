@@ -22,10 +22,11 @@ def init(player: Player, history: bool, ema: bool) -> Player:
     )
 
 
-def update(player: Player, ema_decay) -> Player:
+def update(player: Player, ema_decay=None) -> Player:
     """The averages after an update that produced `player.params`, the player's
     `player.opt_state.count`-th (counted after the update): the mean then covers the initial
-    params and every update's. `ema_decay` (float32 []) is Hparams.d_ema_decay."""
+    params and every update's. `ema_decay` (float32 [], Hparams.d_ema_decay) is needed only by
+    a player that keeps an EMA (D's; G keeps none)."""
     history, ema = player.history, player.ema
     if history is not None:
         history = penalties.update_historical_average(

@@ -470,7 +470,7 @@ def g_step(state: GANState, batch, hparams: Hparams, *, spec: Spec):
     )
     grads, model_state = average_updates(grads, model_state, spec.axis_name)
     hyper = optim.hyperparams_at(spec.g_opt, hparams.g, state.g.opt_state.count)
-    g = averaging.update(state.g.apply_gradients(grads, model_state, hyper), hparams.d_ema_decay)
+    g = averaging.update(state.g.apply_gradients(grads, model_state, hyper))  # G keeps no EMA
     metrics = {"g_loss": value, "d_fake_for_g": jnp.mean(loss.d_output(fake_logits))}
     metrics = average_over_devices(metrics, spec.axis_name)
     metrics["g_grad_norm"] = optax.tree.norm(grads)
