@@ -86,7 +86,13 @@ def test_each_command_lists_its_flags_with_defaults(monkeypatch, capsys):
     status, out, _ = run_cli(monkeypatch, capsys, "sample", "--help")
     assert status == 0
     assert "usage: gan-jax sample" in out
-    for flag in ("--workdir", "--num N", "--seed S", "--out FILE.npz|FILE.txt|OUTDIR/", "(default: 0)"):
+    for flag in (
+        "--workdir",
+        "--num N",
+        "--seed S",
+        "--out FILE.npz|FILE.txt|OUTDIR/",
+        "(default: 0)",
+    ):
         assert flag in out
 
 
