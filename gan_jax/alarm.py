@@ -80,14 +80,12 @@ sample_stats = jax.jit(sample_stats_fn, static_argnames=("value_range",))
 
 
 @functools.partial(jax.jit, static_argnames=("toy", "num_samples", "z_dim", "z_dist"))
-def _draws(key, x_Mx, *, toy: str, num_samples: int, z_dim: int, z_dist: str):
-    """(z_NxZ, real spread) of `Reference`, in one compiled call (op by op it took ~1 s)."""
+def _draws(key, real_Nx, *, toy: str, num_samples: int, z_dim: int, z_dist: str):
+    """(z_NxZ, real spread) of `Reference`, in one compiled call (op by op it took ~1 s):
+    the spread of `real_Nx`, the drawn real rows, or for a `toy` of its own samples."""
     key_z, key_real = jax.random.split(key)
     z_NxZ = steps.sample_z(key_z, num_samples, z_dim, z_dist)
-    if toy:
-        real = data.sample_toy(toy, key_real, num_samples)
-    else:
-        real = x_Mx[reference_rows(key_real, x_Mx.shape[0], num_samples)]
+    real = data.sample_toy(toy, key_real, num_samples) if toy else real_Nx
     return z_NxZ, mean_pairwise_distance(real)
 
 
@@ -106,15 +104,16 @@ class Reference:
     def __init__(self, config, dataset):
         toy = config.data.name if dataset is None else ""
         key = jax.random.PRNGKey(ALARM_SEED)
-        x = None if dataset is None else dataset.x
-        if x is not None and not isinstance(x, jax.Array | np.ndarray):
-            # A set streamed from the host (stream.ScaledRows): only the drawn rows are read;
-            # _draws then sees them in another order, which leaves their spread as it was.
-            rows = reference_rows(jax.random.split(key)[1], x.shape[0], config.alarm.num_samples)
-            x = jnp.asarray(x[np.asarray(rows)])
+        real = None
+        if dataset is not None:
+            # The drawn rows alone, in the drawn order, so a set streamed from the host
+            # (stream.ScaledRows) reads only them and gives the in-device spread bit for bit.
+            size = dataset.x.shape[0]
+            rows = reference_rows(jax.random.split(key)[1], size, config.alarm.num_samples)
+            real = jnp.asarray(dataset.x[np.asarray(rows)])
         self.z_NxZ, self.real_spread = _draws(
             key,
-            x,
+            real,
             toy=toy,
             num_samples=config.alarm.num_samples,
             z_dim=config.model.z_dim,

@@ -128,6 +128,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--base-features", type=int, default=16, help="the papers': 64")
     args = parser.parse_args()
+    if args.iterations % args.scan_steps:
+        parser.error(
+            f"--iterations {args.iterations} is not a multiple of --scan-steps {args.scan_steps}"
+        )
     result = bench(args.images, args.iterations, args.scan_steps, args.rounds, args.base_features)
     print(json.dumps(result, indent=1))
 

@@ -435,6 +435,8 @@ def _validate_optimizer(path: str, opt) -> None:
             _fail(f"{path}.{key}", value, "a number in [0, 1)")
     _check_positive(f"{path}.eps", opt.eps, allow_zero=True)
     _check_positive(f"{path}.eps_root", opt.get("eps_root", 0.0), allow_zero=True)
+    if opt.get("eps_root", 0.0) and opt.name != "adam":
+        _fail(f"{path}.eps_root", opt.eps_root, f"0 for {opt.name!r} (Adam alone has eps_root)")
     if opt.final_momentum is not None:
         if isinstance(opt.final_momentum, bool) or not 0 <= opt.final_momentum < 1:
             _fail(f"{path}.final_momentum", opt.final_momentum, "None or a number in [0, 1)")

@@ -347,10 +347,15 @@ class MinibatchDiscrimination(nn.Module):
                 f" allowed; expected one of {MINIBATCH_PARAMETRISATIONS}"
             )
         initialising = self.data_init and self.is_initializing()
-        if self.data_init and (self.parametrisation != "authors" or f_BxA.shape[0] < 2):
+        if self.data_init and self.parametrisation != "authors":
             raise ValueError(
-                "MinibatchDiscrimination: data_init needs parametrisation='authors' and a batch"
-                f" of >= 2 rows at init; got {self.parametrisation!r} and {f_BxA.shape[0]} rows"
+                "MinibatchDiscrimination: data_init needs parametrisation='authors'; got"
+                f" {self.parametrisation!r}"
+            )
+        if initialising and f_BxA.shape[0] < 2:  # later calls may see any batch
+            raise ValueError(
+                "MinibatchDiscrimination: data_init needs a batch of >= 2 rows at init; got"
+                f" {f_BxA.shape[0]}"
             )
         f_BxA = f_BxA.reshape(f_BxA.shape[0], -1)
         shape = (f_BxA.shape[1], self.num_kernels, self.kernel_dim)

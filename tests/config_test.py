@@ -411,3 +411,12 @@ def test_optional_fields_survive_config_json_and_resume(tmp_path):
         assert evaluate.load_workdir_config(str(tmp_path / "again")).data.stop == expected_stop
         overridden = workdir_lib.resolve_config(other, workdir, override=True)
         assert overridden.data.stop == other.data.stop
+
+
+def test_eps_root_is_adams_alone():
+    config = tiny_config()
+    config.optim.d.update(name="sgd", momentum=0.5, eps_root=1e-8)
+    with pytest.raises(ValueError, match=r"optim.d.eps_root = 1e-08 .*0 for 'sgd'"):
+        validate(config)
+    config.optim.d.update(name="adam")
+    validate(config)

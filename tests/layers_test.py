@@ -301,6 +301,11 @@ def test_salimans_layers_name_their_bad_settings():
         jax.eval_shape(layers.MinibatchDiscrimination(2, parametrisation="tf").init, key, x)
     with pytest.raises(ValueError, match=r"data_init needs parametrisation='authors'"):
         jax.eval_shape(layers.MinibatchDiscrimination(2, data_init=True).init, key, x)
+    authors = layers.MinibatchDiscrimination(2, parametrisation="authors", data_init=True)
+    with pytest.raises(ValueError, match=r"data_init needs a batch of >= 2 rows at init; got 1"):
+        jax.eval_shape(authors.init, key, x[:1])
+    variables = authors.init(key, np.random.default_rng(0).normal(size=(4, 3)))
+    assert authors.apply(variables, x[:1]).shape == (1, 5)  # one row after init is fine
     with pytest.raises(ValueError, match=r"reference_size 5 needs .* B >= 5 .*got \(4, 3\)"):
         jax.eval_shape(layers.VirtualBatchNorm(5).init, key, x)
     with pytest.raises(ValueError, match="std = -0.1 is not allowed"):
