@@ -225,6 +225,17 @@ def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
     return config
 
 
+def workdir_data_shape(config, workdir: str) -> tuple[int, ...]:
+    """One example's shape for a run in `workdir`: for text, (L, V) of the vocabulary the run
+    saved (vocab.json), so that restoring and sampling need no access to the text source;
+    otherwise `data.data_shape`."""
+    if text_data.is_text(config.data.name):
+        vocab = text_data.read_vocab(workdir)
+        if vocab is not None:
+            return (config.data.seq_len, vocab.size)
+    return tuple(data.data_shape(config.data))
+
+
 def restore_state(config, workdir: str):
     """The newest checkpoint of `workdir`, or a clear error if there is none."""
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
@@ -239,7 +250,9 @@ def restore_state(config, workdir: str):
         dataset_stub = data.make_dataset(np.zeros((2, *data.data_shape(config.data)), np.float32))
     # Only the state's structure matters here, and schedules do not change it: the shapes are
     # traced, not computed (running the init op by op took ~10 s for a small DCGAN).
-    spec = engine.make_spec(config, config.train.batch_size)
+    spec = engine.make_spec(
+        config, config.train.batch_size, data_shape=workdir_data_shape(config, workdir)
+    )
     like = jax.eval_shape(
         functools.partial(engine.init, spec=spec),
         jax.random.PRNGKey(config.seed),

@@ -107,10 +107,12 @@ def draw_samples(config, state, num: int, seed: int, batch_size: int = BATCH_SIZ
     )
     state = jax.device_put(state)  # once, not per batch
     key = jax.random.PRNGKey(seed)
-    x = np.empty((num, *data.data_shape(config.data)), np.float32)
-    y = np.empty((num,), np.int32) if num_classes else None
+    x, y = None, None
     for start in range(0, num, rows):
         x_R, y_R = generate(state, key, start)
+        if x is None:  # the samples' shape is G's, so the data source need not be read
+            x = np.empty((num, *x_R.shape[1:]), np.float32)
+            y = np.empty((num,), np.int32) if num_classes else None
         size = min(rows, num - start)
         x[start : start + size] = np.asarray(x_R)[:size]
         if y is not None:

@@ -69,15 +69,17 @@ def make_spec(
     config: ml_collections.ConfigDict,
     dataset_size: int | None = None,
     axis_name: str | None = None,
+    data_shape: tuple[int, ...] | None = None,
 ) -> Spec:
     """The static half of a config, validated first (ValueError naming a bad value).
 
     `dataset_size` (training examples) places an epoch-based momentum ramp; with `axis_name`
     the steps are meant to run under `jax.pmap` over that axis: batch norm and gradients are
-    averaged across devices.
+    averaged across devices. `data_shape`, one example's shape, when known without reading the
+    data (a text run's saved vocabulary gives it); None: `data.data_shape` of the config.
     """
     validate(config)
-    shape = tuple(data.data_shape(config.data))
+    shape = tuple(data.data_shape(config.data) if data_shape is None else data_shape)
     per_epoch = updates_per_epoch(config, dataset_size)
     t, loss, model = config.train, config.loss, config.model
     return Spec(

@@ -160,8 +160,11 @@ def test_word_shares():
 def test_a_text_run_resumes_exactly_and_its_samples_decode_through_the_saved_vocabulary(
     corpus, tmp_path
 ):
+    own_corpus = tmp_path / "corpus.txt"  # removed below: sampling needs only the workdir
+    own_corpus.write_text(corpus.read_text())
+
     def run(num_steps, workdir):
-        c = text_config(corpus)
+        c = text_config(own_corpus, cache_dir=str(tmp_path / "cache"))
         c.train.update(batch_size=8, num_steps=num_steps, scan_steps=2, log_every=2)
         c.train.update(sample_every=2, checkpoint_every=2)
         return train.train_and_evaluate(c, str(workdir))
@@ -176,6 +179,7 @@ def test_a_text_run_resumes_exactly_and_its_samples_decode_through_the_saved_voc
     assert len(logged) == 100 and all(len(line) == 8 for line in logged)
     # gan-jax sample: the .npz's tokens are the argmax of its softmax x; FILE.txt and
     # OUTDIR/samples.txt decode them with the workdir's vocab.json, one sample per line.
+    os.remove(own_corpus)
     sample.sample(workdir, 5, 3, str(tmp_path / "s.npz"))
     sample.sample(workdir, 5, 3, str(tmp_path / "s.txt"))
     record = sample.sample(workdir, 5, 3, str(tmp_path / "dir") + "/")
