@@ -307,6 +307,19 @@ def test_improved_gan_mnist_nets_have_the_authors_sizes():
     assert logit.shape == (2,)  # K = 0: a plain logit
 
 
+def vbn_batch_and_alone(g, variables, z_BxZ):
+    """(G on the batch in training mode, its updated 'vbn_reference', G on each row alone in
+    inference mode): a VBN G's rows must not depend on the batch they come in."""
+
+    @jax.jit
+    def run(variables):
+        out, new = g.apply(variables, z_BxZ, train=True, mutable=["vbn_reference"])
+        alone = jax.vmap(lambda z_1xZ: g.apply(variables, z_1xZ[None], train=False)[0])(z_BxZ)
+        return out, new, alone
+
+    return run(variables)
+
+
 def numpy_variables(module, *inputs, seed=0):
     """A module's variables filled from numpy (scales near 1, reference z uniform on [-1, 1]),
     with the structure of its init but without compiling its random initialisers."""
@@ -402,13 +415,7 @@ def test_vbn_generator_rows_depend_on_their_own_z_and_the_reference_only():
     z = np.random.default_rng(0).uniform(-1.0, 1.0, (3, 8)).astype(np.float32)
     variables = numpy_variables(g, z)
 
-    @jax.jit
-    def run(variables):
-        out, new = g.apply(variables, z, train=True, mutable=["vbn_reference"])
-        alone = jax.vmap(lambda z_1xZ: g.apply(variables, z_1xZ[None], train=False)[0])(z)
-        return out, new, alone
-
-    out, new, alone = run(variables)
+    out, new, alone = vbn_batch_and_alone(g, variables, z)
     z_ref = variables["vbn_reference"]["z"]
     assert z_ref.shape == (5, 8)
     np.testing.assert_array_equal(new["vbn_reference"]["z"], z_ref)  # fixed for good
@@ -456,13 +463,7 @@ def test_mlp_generator_with_vbn_gives_each_row_its_own_z_and_the_reference_only(
     z = jax.random.normal(jax.random.PRNGKey(0), (3, 2))
     variables = numpy_variables(g, z)
 
-    @jax.jit
-    def run(variables):
-        out, new = g.apply(variables, z, train=True, mutable=["vbn_reference"])
-        alone = jax.vmap(lambda z_1xZ: g.apply(variables, z_1xZ[None], train=False)[0])(z)
-        return out, new, alone
-
-    out, new, alone = run(variables)
+    out, new, alone = vbn_batch_and_alone(g, variables, z)
     z_ref, p = variables["vbn_reference"]["z"], variables["params"]
     np.testing.assert_array_equal(new["vbn_reference"]["z"], z_ref)  # fixed for good
     np.testing.assert_allclose(alone, out, rtol=1e-5, atol=1e-6)
