@@ -62,3 +62,26 @@ def test_rate_row_gives_the_clopper_pearson_interval(k):
     cell = f"{k} / 16 | {k / 16:.2f} [{low:.2f}, {high:.2f}]"
     assert row == f"| v | 16 / 16 | 1.00 [0.79, 1.00] | {cell} | 75.0 +- 7.1 |"
     assert np.isclose(1 - 0.025 ** (1 / 16), 0.2059, atol=1e-4)  # k = 0's upper end, by hand
+
+
+def test_a_survivors_parzen_comes_from_its_eval_json_when_that_is_for_the_final_step(
+    tmp_path, monkeypatch
+):
+    calls = []
+
+    def fake_evaluate(workdir, names, num_samples, data_dir):
+        calls.append((workdir, names, num_samples, data_dir))
+        return {"step": collapse.STEPS, "num_samples": num_samples, "parzen_ll": -1.5}
+
+    monkeypatch.setattr(collapse.evaluate, "evaluate", fake_evaluate)
+    path = tmp_path / "eval.json"
+    record = {"step": collapse.STEPS, "num_samples": 10_000, "parzen_ll": 123.25}
+    path.write_text(json.dumps(record))
+    assert collapse.survivor_parzen(str(tmp_path), "mnist_dir") == 123.25
+    assert calls == []
+    for stale in ({"step": 1000}, {"num_samples": 1000}, {"parzen_ll": None}):
+        path.write_text(json.dumps({**record, **stale}))
+        assert collapse.survivor_parzen(str(tmp_path), "mnist_dir") == -1.5
+    assert calls == [(str(tmp_path), "parzen", 10_000, "mnist_dir")] * 3
+    path.unlink()
+    assert collapse.survivor_parzen(str(tmp_path), "mnist_dir") == -1.5
