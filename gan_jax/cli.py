@@ -5,6 +5,7 @@ gan-jax sweep --config experiments/<name>.py --workdir DIR [--sweep key=v1,v2,..
 gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_dir DIR]
 gan-jax sample --workdir DIR --num N [--seed S] --out FILE.npz|FILE.txt|OUTDIR/
 gan-jax figures --workdir DIR [--out OUTDIR] [--data_dir DIR] [--seed S]
+gan-jax curve --workdir DIR --metrics NAME[,...] [--out FILE.png] [--steps_per_epoch N] [--log_y]
 
 The commands are argparse subcommands, built with absl's `argparse_flags` so that absl runs
 `main` and its own flags (--verbosity, ...) keep working; `gan-jax --help` lists the commands
@@ -23,7 +24,7 @@ from absl import app, flags, logging
 from absl.flags import argparse_flags
 from ml_collections import config_flags
 
-from gan_jax import alarm, evaluate, figures, parallel, sample, sweep, train
+from gan_jax import alarm, curves, evaluate, figures, parallel, sample, sweep, train
 from gan_jax.config import default_config, load_experiment_file
 from gan_jax.workdir_lock import WorkdirBusyError
 
@@ -59,6 +60,19 @@ def run_sample(args: argparse.Namespace) -> None:
 def run_figures(args: argparse.Namespace) -> None:
     record = figures.figures(args.workdir, args.out, args.data_dir, args.seed)
     print(json.dumps(record))
+
+
+def run_curve(args: argparse.Namespace) -> None:
+    record = curves.curve(
+        args.workdir,
+        [name for name in args.metrics.split(",") if name],
+        args.out,
+        args.steps_per_epoch,
+        args.reference,
+        args.reference_label,
+        args.log_y,
+    )
+    print(json.dumps(record, indent=2))
 
 
 def _default_list(defaults: dict) -> str:
@@ -224,6 +238,43 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seed of the samples and latent codes (default: {figures.FIGURE_SEED})",
     )
     figures_parser.set_defaults(run=run_figures)
+
+    curve_parser = commands.add_parser(
+        "curve",
+        help="plot logged metrics of a workdir against steps (e.g. the Parzen log-likelihood)",
+        description="Plot each named metric of --workdir's metrics.jsonl against the steps"
+        " where it was logged (error bars from NAME_stderr where logged) into a PNG, and print"
+        " each metric's lowest, highest and last point as JSON.",
+        allow_abbrev=False,
+    )
+    curve_parser.add_argument(
+        "--workdir", required=True, help="a training workdir (gan-jax train). Required."
+    )
+    curve_parser.add_argument(
+        "--metrics",
+        required=True,
+        metavar="NAME[,NAME...]",
+        help="metric names of metrics.jsonl, e.g. parzen_ll or d_errors_ema. Required.",
+    )
+    curve_parser.add_argument(
+        "--out", metavar="FILE.png", help="the PNG (default: WORKDIR/curve_<names>.png)"
+    )
+    curve_parser.add_argument(
+        "--steps_per_epoch",
+        type=int,
+        metavar="N",
+        help="plot against epochs, N training steps each (default: against steps)",
+    )
+    curve_parser.add_argument(
+        "--reference", type=float, metavar="Y", help="a horizontal line at Y (a paper's figure)"
+    )
+    curve_parser.add_argument(
+        "--reference_label", default="reference", help="the legend of --reference"
+    )
+    curve_parser.add_argument(
+        "--log_y", action="store_true", help="log-scaled values (all must be > 0)"
+    )
+    curve_parser.set_defaults(run=run_curve)
     return parser
 
 

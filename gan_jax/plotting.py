@@ -1,4 +1,5 @@
-"""Pictures of samples: image grids, 2-D scatters over D's contours, 1-D densities."""
+"""Pictures of samples (image grids, 2-D scatters over D's contours, 1-D densities) and of
+learning curves."""
 
 from __future__ import annotations
 
@@ -61,6 +62,27 @@ def save_density_1d(path, samples_N, data_N, grid_x, d_G, title="", d_label="D(x
     ax.set_xlabel("x")
     ax.legend()
     ax.set_title(title)
+    _save(fig, path)
+
+
+def save_curves(
+    path, series: dict, x_label: str, reference=None, reference_label="", log_y=False
+) -> None:
+    """One panel per metric: {name: (x_N, value_N, stderr_N or None)} as a line with markers
+    (error bars where stderr is given), and a dashed horizontal line at `reference` if given."""
+    fig, axes = plt.subplots(
+        len(series), 1, figsize=(6, 3 * len(series)), sharex=True, squeeze=False
+    )
+    for ax, (name, (x, value, stderr)) in zip(axes[:, 0], series.items(), strict=True):
+        ax.errorbar(x, value, yerr=stderr, marker="o", markersize=3, capsize=2, label=name)
+        if reference is not None:
+            ax.axhline(reference, color="gray", linestyle="--", label=reference_label)
+        ax.set_ylabel(name)
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    axes[-1, 0].set_xlabel(x_label)
     _save(fig, path)
 
 

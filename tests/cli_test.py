@@ -100,7 +100,8 @@ def test_an_unknown_or_missing_command_is_named_with_the_commands(monkeypatch, c
     status, _, err = run_cli(monkeypatch, capsys, "trian", "--workdir=x")
     assert status == 2
     assert (
-        "invalid choice: 'trian' (choose from 'train', 'sweep', 'eval', 'sample', 'figures')" in err
+        "invalid choice: 'trian' (choose from 'train', 'sweep', 'eval', 'sample', 'figures',"
+        " 'curve')" in err
     )
     status, _, err = run_cli(monkeypatch, capsys)
     assert status == 2 and "required: COMMAND" in err

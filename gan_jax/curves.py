@@ -1,0 +1,122 @@
+"""Learning curves of a workdir: a logged metric against training steps, read from metrics.jsonl.
+
+`gan-jax curve --workdir DIR --metrics parzen_ll` plots each named metric at the steps where the
+run logged it (eval metrics appear every `eval.every` steps, training ones every `log_every`),
+with error bars where the run also logged `<name>_stderr` (the Parzen estimate's), and returns
+each series' lowest, highest and last point: the figures a report quotes ("the best and the
+final"). A reference line marks a paper's figure (e.g. 225 for Goodfellow et al. 2014, Table 1).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from gan_jax import plotting, writers
+
+
+def read_curves(workdir: str, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Each named metric's logged points: {name: {"step": [N], "value": [N], "stderr": [N] or
+    absent}}, in step order. Rows where the value is null (logged non-finite) are left out.
+
+    Raises:
+      FileNotFoundError: `workdir` has no metrics.jsonl.
+      ValueError: `names` is empty, or a name is logged at no step (the message lists the
+        numeric names the run did log).
+    """
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist: --workdir must be a training workdir")
+    if not names:
+        raise ValueError("no metric named: pass --metrics NAME[,NAME...]")
+    rows = writers.read_metrics(workdir)
+    logged = sorted({k for row in rows for k, v in row.items() if k != "step" and _is_number(v)})
+    curves = {}
+    for name in names:
+        points = [row for row in rows if _is_number(row.get(name))]
+        if not points:
+            raise ValueError(
+                f"metric {name!r} is not logged in {path}; logged numeric metrics: {logged}"
+            )
+        points.sort(key=lambda row: row["step"])
+        curve = {
+            "step": np.array([row["step"] for row in points], np.int64),
+            "value": np.array([row[name] for row in points], np.float64),
+        }
+        if all(_is_number(row.get(f"{name}_stderr")) for row in points):
+            curve["stderr"] = np.array([row[f"{name}_stderr"] for row in points], np.float64)
+        curves[name] = curve
+    return curves
+
+
+def summarise(curve: dict[str, np.ndarray], steps_per_epoch: int | None = None) -> dict:
+    """A series' number of points and its lowest, highest and last points, each as
+    {"step", "value"} (plus "epoch" = step / steps_per_epoch when that is given)."""
+
+    def point(i):
+        record = {"step": int(curve["step"][i]), "value": float(curve["value"][i])}
+        if steps_per_epoch:
+            record["epoch"] = curve["step"][i] / steps_per_epoch
+        return record
+
+    values = curve["value"]
+    return {
+        "points": int(values.size),
+        "lowest": point(int(np.argmin(values))),
+        "highest": point(int(np.argmax(values))),
+        "last": point(values.size - 1),
+    }
+
+
+def curve(
+    workdir: str,
+    names: list[str],
+    out: str | None = None,
+    steps_per_epoch: int | None = None,
+    reference: float | None = None,
+    reference_label: str = "reference",
+    log_y: bool = False,
+) -> dict:
+    """Plots the named metrics of `workdir` against steps (or epochs) into the PNG `out`
+    (default WORKDIR/curve_<names>.png), one panel per metric (log-scaled values with
+    `log_y`: test errors falling from thousands to tens), and returns {"out": path,
+    name: summarise(...)}.
+
+    Raises:
+      ValueError: steps_per_epoch is not a whole number > 0, `out` does not end in .png, or
+        read_curves' errors (checked before anything is written).
+    """
+    if steps_per_epoch is not None and (
+        isinstance(steps_per_epoch, bool)
+        or not isinstance(steps_per_epoch, int)
+        or steps_per_epoch < 1
+    ):
+        raise ValueError(
+            f"steps_per_epoch = {steps_per_epoch!r} is not allowed; expected a whole number > 0"
+        )
+    if reference is not None and not math.isfinite(reference):
+        raise ValueError(f"reference = {reference!r} is not allowed; expected a finite number")
+    if out is None:
+        out = os.path.join(workdir, "curve_" + "_".join(names) + ".png")
+    if not out.endswith(".png"):
+        raise ValueError(f"--out {out!r} is not allowed; expected a path ending in .png")
+    curves = read_curves(workdir, names)
+    unit = "epoch" if steps_per_epoch else "step"
+    series = {
+        name: (
+            c["step"] / steps_per_epoch if steps_per_epoch else c["step"],
+            c["value"],
+            c.get("stderr"),
+        )
+        for name, c in curves.items()
+    }
+    if log_y and any((c["value"] <= 0).any() for c in curves.values()):
+        raise ValueError("log_y needs values > 0; a named metric has a value <= 0")
+    plotting.save_curves(out, series, unit, reference, reference_label, log_y)
+    return {"out": out, **{name: summarise(c, steps_per_epoch) for name, c in curves.items()}}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
