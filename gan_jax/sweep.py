@@ -61,6 +61,7 @@ from gan_jax.sweep_outputs import (
     MemberWriters,
     check_same_sweep,
     eval_plan,
+    evaluate_member,
     member_dir,  # noqa: F401  (re-exported: where member i's workdir is)
     read_status,
     write_group_outputs,
@@ -439,6 +440,7 @@ def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, s
     good = program.copy(state)
     chunk = spec.scan_steps or 1
     start = time.perf_counter()
+    evaluated, last_eval_step = {}, None
 
     def save():
         host = to_host(state)  # every process joins the gather; process 0 writes
@@ -459,6 +461,10 @@ def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, s
             progress.update(num)
             host, flags = to_host((metrics, program.finite(state, metrics)))
             stats = watch.stats(state, step, step - num)
+            due = plan is not None and config.eval.every and step % config.eval.every == 0
+            host_state = to_host(state) if due else None  # every process joins the gather
+            if due:
+                evaluated, last_eval_step = {}, step  # the members' eval metrics at this step
             stopped = []
             for i, m in enumerate(group):
                 if m.status != "ok":
@@ -474,6 +480,11 @@ def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, s
                     **final[m.index],
                     **{k: writers.to_python(v[i]) for k, v in stats.items()},
                 }
+                if due and primary:
+                    evaluated[m.index] = evaluate_member(
+                        m, member_state(host_state, program.axes, i), plan
+                    )
+                    record.update(evaluated[m.index])
                 reason = watch.check(m, step, record)
                 if reason:
                     record["alarm"] = reason
@@ -498,6 +509,7 @@ def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, s
                     step,
                     plan,
                     member_writers,
+                    evaluated if last_eval_step == step else None,
                 )
             )
     finally:

@@ -136,8 +136,9 @@ class EvalPlan:
 
 
 def eval_plan(config) -> EvalPlan | None:
-    """The sweep's eval metrics: those of `config.eval.metrics` (also without eval.every: a
-    sweep evaluates only its final states), or None when it names none. Loads the reference
+    """The sweep's eval metrics: those of `config.eval.metrics`, or None when it names none.
+    Every member that did not fail is evaluated at the end (also without eval.every) and, with
+    eval.every, at each multiple of it, as a solo run is. Loads the reference
     data now, so a bad metric name or missing data stops the sweep before any compile.
 
     Raises:
@@ -162,8 +163,19 @@ def write_eval_record(directory: str, record: dict) -> dict:
     return record
 
 
+def evaluate_member(member: Member, state: GANState, plan: EvalPlan) -> dict:
+    """The plan's metrics of one member's state (host leaves), as `gan-jax eval` and a solo
+    run's `eval.every` compute them (evaluate.evaluate_state: seed evaluate.EVAL_SEED)."""
+    return evaluate.evaluate_state(member.config, state, plan.names, plan.num_samples, plan.inputs)
+
+
 def write_member_outputs(
-    member: Member, state: GANState, workdir: str, step: int, plan: EvalPlan | None = None
+    member: Member,
+    state: GANState,
+    workdir: str,
+    step: int,
+    plan: EvalPlan | None = None,
+    results: dict | None = None,
 ) -> dict:
     """DIR/members/<i>/: config.json, a checkpoint of the member's state and its final sample
     grid (unless train.sample_every is 0, as in a solo run), so that gan-jax eval/sample/train
@@ -172,8 +184,9 @@ def write_member_outputs(
     With an eval `plan` and a member that did not fail, also computes the plan's metrics on
     the state (evaluate.evaluate_state: the samples `gan-jax eval` would draw, seed
     evaluate.EVAL_SEED) and writes them as the member's eval.json, at the state's step, as
-    `gan-jax eval` would. Returns the metrics ({name: value}, NaN kept), or {} (no plan, or
-    a failed member: its eval.json, if any, is left as it was)."""
+    `gan-jax eval` would; `results`, when given, are those metrics already computed on this
+    state (the sweep's `eval.every` at its last step). Returns the metrics ({name: value}, NaN
+    kept), or {} (no plan, or a failed member: its eval.json, if any, is left as it was)."""
     directory = member_dir(workdir, member.index)
     write_config(member.config, directory)
     checkpointer = Checkpointer(
@@ -187,9 +200,8 @@ def write_member_outputs(
         train.save_samples(member.config, state, directory, step)
     if plan is None or member.status != "ok":
         return {}
-    results = evaluate.evaluate_state(
-        member.config, state, plan.names, plan.num_samples, plan.inputs
-    )
+    if results is None:
+        results = evaluate_member(member, state, plan)
     record = {"step": int(state.step), "num_samples": plan.num_samples, **results}
     write_eval_record(directory, record)
     return results
@@ -312,6 +324,7 @@ def write_group_outputs(
     step: int,
     plan: EvalPlan | None = None,
     member_writers: MemberWriters | None = None,
+    computed: dict | None = None,
 ) -> dict:
     """Each member's workdir and eval record at the end of its group (`write_member_outputs`,
     the eval scalars also to TensorBoard through `member_writers`); returns {member index:
@@ -320,11 +333,15 @@ def write_group_outputs(
     Args:
       members: one program group's members.
       state_of: member index -> that member's state (host numpy leaves).
+      computed: {member index: eval metrics} already computed at `step` and logged with the
+        member's metrics (the sweep's `eval.every`): reused, not computed or logged again.
     """
+    computed = computed or {}
     evals = {}
     for m in members:
-        evals[m.index] = write_member_outputs(m, state_of(m.index), workdir, step, plan)
-        if member_writers is not None:
+        results = computed.get(m.index)
+        evals[m.index] = write_member_outputs(m, state_of(m.index), workdir, step, plan, results)
+        if member_writers is not None and results is None:
             member_writers.write_eval(step, m.index, evals[m.index])
     return evals
 

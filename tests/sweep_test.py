@@ -432,3 +432,42 @@ def test_member_of_a_2014_sweep_equals_gan_jax_train_with_the_sgd_schedule_and_d
     # The last of 8 updates ran at lr / 1.05^7, 3/8 of the way up the momentum ramp.
     np.testing.assert_allclose(hyper["learning_rate"], 0.02 / 1.05**7, rtol=1e-5)
     np.testing.assert_allclose(hyper["momentum"], 0.5 + 0.2 * 3 / 8, rtol=1e-6)
+
+
+def test_eval_every_logs_each_members_metrics_as_its_solo_run_and_reuses_the_last(
+    tmp_path, monkeypatch
+):
+    """With eval.every, each member's metrics.jsonl gets the eval metrics at every multiple of
+    it, equal to its solo run's; the final step's are its eval.json, computed once."""
+    base = config(num_steps=8)
+    base.eval.update(every=4, metrics="mixture", num_samples=200)
+    calls = []
+    evaluate_member = sweep_outputs.evaluate_member
+
+    def counting(member, state, plan):
+        calls.append((member.index, int(state.step)))
+        return evaluate_member(member, state, plan)
+
+    monkeypatch.setattr(sweep, "evaluate_member", counting)
+    monkeypatch.setattr(sweep_outputs, "evaluate_member", counting)
+    workdir = str(tmp_path / "sweep")
+    sweep.run_sweep(base, {}, 2, workdir)
+    assert sorted(calls) == [(0, 4), (0, 8), (1, 4), (1, 8)]  # the end reuses step 8's
+    solo_dir = str(tmp_path / "solo")
+    train.train_and_evaluate(read_config(sweep.member_dir(workdir, 1)), solo_dir)
+    with open(f"{solo_dir}/metrics.jsonl") as f:
+        solo_rows = [json.loads(line) for line in f]
+    member_rows = metrics_rows(workdir, 1)
+    assert [r["step"] for r in member_rows] == [r["step"] for r in solo_rows] == [4, 8]
+    for member_row, solo_row in zip(member_rows, solo_rows, strict=True):
+        assert "mixture_modes" in solo_row
+        for key, value in solo_row.items():
+            if key.startswith("mixture_") and np.ndim(value) == 0:
+                np.testing.assert_allclose(member_row[key], value, rtol=1e-4, atol=1e-6)
+    with open(f"{workdir}/members/1/eval.json") as f:
+        written = json.load(f)
+    assert written["step"] == 8
+    final = {k: v for k, v in written.items() if k.startswith("mixture_")}
+    assert final  # eval.json writes a NaN as null (with its reason); metrics.jsonl as NaN
+    for key, value in final.items():
+        np.testing.assert_equal(member_rows[-1][key], np.nan if value is None else value)
