@@ -5,7 +5,7 @@ gan-jax sweep --config experiments/<name>.py --workdir DIR [--sweep key=v1,v2,..
 gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_dir DIR]
 gan-jax sample --workdir DIR --num N [--seed S] --out FILE.npz|FILE.txt|OUTDIR/
 gan-jax figures --workdir DIR [--out OUTDIR] [--data_dir DIR] [--seed S]
-gan-jax curve --workdir DIR --metrics NAME[,...] [--out FILE.png] [--steps_per_epoch N] [--log_y]
+gan-jax curve --workdir DIR [DIR ...] --metrics NAME[,...] [--out FILE.png] [--steps_per_epoch N]
 
 The commands are argparse subcommands, built with absl's `argparse_flags` so that absl runs
 `main` and its own flags (--verbosity, ...) keep working; `gan-jax --help` lists the commands
@@ -248,7 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     curve_parser.add_argument(
-        "--workdir", required=True, help="a training workdir (gan-jax train). Required."
+        "--workdir",
+        required=True,
+        nargs="+",
+        metavar="DIR",
+        help="one or more training workdirs (gan-jax train, or a sweep's DIR/members/<i>);"
+        " several add their mean and std. Required.",
     )
     curve_parser.add_argument(
         "--metrics",
@@ -257,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="metric names of metrics.jsonl, e.g. parzen_ll or d_errors_ema. Required.",
     )
     curve_parser.add_argument(
-        "--out", metavar="FILE.png", help="the PNG (default: WORKDIR/curve_<names>.png)"
+        "--out", metavar="FILE.png", help="the PNG (default: first WORKDIR/curve_<names>.png)"
     )
     curve_parser.add_argument(
         "--steps_per_epoch",

@@ -1,10 +1,12 @@
 """Learning curves of a workdir: a logged metric against training steps, read from metrics.jsonl.
 
-`gan-jax curve --workdir DIR --metrics parzen_ll` plots each named metric at the steps where the
-run logged it (eval metrics appear every `eval.every` steps, training ones every `log_every`),
-with error bars where the run also logged `<name>_stderr` (the Parzen estimate's), and returns
-each series' lowest, highest and last point: the figures a report quotes ("the best and the
-final"). A reference line marks a paper's figure (e.g. 225 for Goodfellow et al. 2014, Table 1).
+`gan-jax curve --workdir DIR [DIR ...] --metrics parzen_ll` plots each named metric at the steps
+where a run logged it (eval metrics appear every `eval.every` steps, training ones every
+`log_every`), with error bars where the run also logged `<name>_stderr` (the Parzen estimate's),
+and returns each series' lowest, highest and last point: the figures a report quotes ("the best
+and the final"). Several runs (seeds) add their mean and standard deviation at the steps all of
+them logged. A reference line marks a paper's figure (e.g. 225 for Goodfellow et al. 2014,
+Table 1).
 """
 
 from __future__ import annotations
@@ -70,8 +72,24 @@ def summarise(curve: dict[str, np.ndarray], steps_per_epoch: int | None = None) 
     }
 
 
+def over_runs(curves: list[dict[str, np.ndarray]]) -> dict:
+    """One metric over several runs (seeds): at the steps every run logged, the mean and
+    standard deviation (numpy's, ddof 0, as the sweep's results tables) of their values:
+    {"step": [S], "mean": [S], "std": [S], "runs": n}."""
+    steps = sorted(set.intersection(*(set(c["step"].tolist()) for c in curves)))
+    values_RxS = np.array(
+        [[c["value"][np.searchsorted(c["step"], step)] for step in steps] for c in curves]
+    )
+    return {
+        "step": steps,
+        "mean": values_RxS.mean(axis=0).tolist(),
+        "std": values_RxS.std(axis=0).tolist(),
+        "runs": len(curves),
+    }
+
+
 def curve(
-    workdir: str,
+    workdirs: list[str],
     names: list[str],
     out: str | None = None,
     steps_per_epoch: int | None = None,
@@ -79,15 +97,24 @@ def curve(
     reference_label: str = "reference",
     log_y: bool = False,
 ) -> dict:
-    """Plots the named metrics of `workdir` against steps (or epochs) into the PNG `out`
-    (default WORKDIR/curve_<names>.png), one panel per metric (log-scaled values with
-    `log_y`: test errors falling from thousands to tens), and returns {"out": path,
-    name: summarise(...)}.
+    """Plots the named metrics of one or more runs against steps (or epochs) into the PNG `out`
+    (default FIRST_WORKDIR/curve_<names>.png), one panel per metric (log-scaled values with
+    `log_y`: test errors falling from thousands to tens). Several workdirs (the seeds of one
+    setting, e.g. a solo run and a sweep's DIR/members/<i>) are drawn one line each, with
+    their mean and a band of one standard deviation at the steps all of them logged.
+
+    Returns:
+      {"out": path, "runs": [{"workdir": w, name: summarise(...)} per workdir], and with more
+      than one workdir "over_runs": {name: over_runs(...)}}.
 
     Raises:
-      ValueError: steps_per_epoch is not a whole number > 0, `out` does not end in .png, or
-        read_curves' errors (checked before anything is written).
+      ValueError: no workdir, steps_per_epoch is not a whole number > 0, `out` does not end in
+        .png, log_y with a value <= 0, several runs without a step all of them logged, or
+        read_curves' errors; all checked before anything is written.
+      FileNotFoundError: a workdir without metrics.jsonl.
     """
+    if not workdirs:
+        raise ValueError("no workdir: pass --workdir DIR [DIR ...]")
     if steps_per_epoch is not None and (
         isinstance(steps_per_epoch, bool)
         or not isinstance(steps_per_epoch, int)
@@ -99,23 +126,43 @@ def curve(
     if reference is not None and not math.isfinite(reference):
         raise ValueError(f"reference = {reference!r} is not allowed; expected a finite number")
     if out is None:
-        out = os.path.join(workdir, "curve_" + "_".join(names) + ".png")
+        out = os.path.join(workdirs[0], "curve_" + "_".join(names) + ".png")
     if not out.endswith(".png"):
         raise ValueError(f"--out {out!r} is not allowed; expected a path ending in .png")
-    curves = read_curves(workdir, names)
-    unit = "epoch" if steps_per_epoch else "step"
-    series = {
-        name: (
-            c["step"] / steps_per_epoch if steps_per_epoch else c["step"],
-            c["value"],
-            c.get("stderr"),
-        )
-        for name, c in curves.items()
-    }
-    if log_y and any((c["value"] <= 0).any() for c in curves.values()):
+    runs = [read_curves(workdir, names) for workdir in workdirs]
+    if log_y and any((run[name]["value"] <= 0).any() for run in runs for name in names):
         raise ValueError("log_y needs values > 0; a named metric has a value <= 0")
-    plotting.save_curves(out, series, unit, reference, reference_label, log_y)
-    return {"out": out, **{name: summarise(c, steps_per_epoch) for name, c in curves.items()}}
+    record = {
+        "out": out,
+        "runs": [
+            {"workdir": w, **{name: summarise(run[name], steps_per_epoch) for name in names}}
+            for w, run in zip(workdirs, runs, strict=True)
+        ],
+    }
+    if len(runs) > 1:
+        record["over_runs"] = {name: over_runs([run[name] for run in runs]) for name in names}
+        for name, summary in record["over_runs"].items():
+            if not summary["step"]:
+                raise ValueError(f"metric {name!r}: no step is logged by all of {workdirs}")
+
+    def x(steps):
+        return np.asarray(steps) / steps_per_epoch if steps_per_epoch else np.asarray(steps)
+
+    panels = {}
+    for name in names:
+        lines = [
+            (os.path.normpath(w), x(run[name]["step"]), run[name]["value"], run[name].get("stderr"))
+            for w, run in zip(workdirs, runs, strict=True)
+        ]
+        band = None
+        if len(runs) > 1:
+            summary = record["over_runs"][name]
+            band = (x(summary["step"]), np.array(summary["mean"]), np.array(summary["std"]))
+        panels[name] = (lines, band)
+    plotting.save_curves(
+        out, panels, "epoch" if steps_per_epoch else "step", reference, reference_label, log_y
+    )
+    return record
 
 
 def _is_number(value) -> bool:

@@ -66,22 +66,38 @@ def save_density_1d(path, samples_N, data_N, grid_x, d_G, title="", d_label="D(x
 
 
 def save_curves(
-    path, series: dict, x_label: str, reference=None, reference_label="", log_y=False
+    path, panels: dict, x_label: str, reference=None, reference_label="", log_y=False
 ) -> None:
-    """One panel per metric: {name: (x_N, value_N, stderr_N or None)} as a line with markers
-    (error bars where stderr is given), and a dashed horizontal line at `reference` if given."""
+    """One panel per metric: {name: (lines, band)}, lines a list of (label, x_N, value_N,
+    stderr_N or None) drawn with markers (error bars where stderr is given), band None or
+    (x_S, mean_S, std_S) drawn as a black line with a shaded band of one std; a dashed
+    horizontal line at `reference` if given."""
     fig, axes = plt.subplots(
-        len(series), 1, figsize=(6, 3 * len(series)), sharex=True, squeeze=False
+        len(panels), 1, figsize=(6, 3 * len(panels)), sharex=True, squeeze=False
     )
-    for ax, (name, (x, value, stderr)) in zip(axes[:, 0], series.items(), strict=True):
-        ax.errorbar(x, value, yerr=stderr, marker="o", markersize=3, capsize=2, label=name)
+    for ax, (name, (lines, band)) in zip(axes[:, 0], panels.items(), strict=True):
+        for label, x, value, stderr in lines:
+            ax.errorbar(
+                x,
+                value,
+                yerr=stderr,
+                marker="o",
+                markersize=3,
+                capsize=2,
+                alpha=0.5 if band else 1.0,
+                label=label if band else name,
+            )
+        if band:
+            x, mean, std = band
+            ax.plot(x, mean, color="black", label=f"mean of {len(lines)}")
+            ax.fill_between(x, mean - std, mean + std, color="black", alpha=0.15)
         if reference is not None:
             ax.axhline(reference, color="gray", linestyle="--", label=reference_label)
         ax.set_ylabel(name)
         if log_y:
             ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
-        ax.legend()
+        ax.legend(fontsize="small")
     axes[-1, 0].set_xlabel(x_label)
     _save(fig, path)
 

@@ -37,8 +37,9 @@ def test_read_curves_takes_each_metric_where_it_was_logged_with_its_stderr(workd
 
 
 def test_summary_gives_the_lowest_highest_and_last_points(workdir):
-    record = curves.curve(str(workdir), ["parzen_ll"], steps_per_epoch=200)
-    assert record["parzen_ll"] == {
+    record = curves.curve([str(workdir)], ["parzen_ll"], steps_per_epoch=200)
+    assert "over_runs" not in record and record["runs"][0]["workdir"] == str(workdir)
+    assert record["runs"][0]["parzen_ll"] == {
         "points": 3,
         "lowest": {"step": 200, "value": 10.5, "epoch": 1.0},
         "highest": {"step": 600, "value": 42.0, "epoch": 3.0},
@@ -52,20 +53,22 @@ def test_summary_gives_the_lowest_highest_and_last_points(workdir):
 def test_bad_requests_are_named_before_anything_is_written(workdir, tmp_path_factory):
     out = str(workdir / "c.png")
     with pytest.raises(ValueError, match=r"metric 'parzen' is not logged .*\['d_loss', "):
-        curves.curve(str(workdir), ["parzen"], out)
+        curves.curve([str(workdir)], ["parzen"], out)
     with pytest.raises(ValueError, match="steps_per_epoch = 0 is not allowed"):
-        curves.curve(str(workdir), ["d_loss"], out, steps_per_epoch=0)
+        curves.curve([str(workdir)], ["d_loss"], out, steps_per_epoch=0)
     with pytest.raises(ValueError, match="'c.jpg' is not allowed; expected a path ending in .png"):
-        curves.curve(str(workdir), ["d_loss"], "c.jpg")
+        curves.curve([str(workdir)], ["d_loss"], "c.jpg")
     with pytest.raises(ValueError, match="reference = nan is not allowed"):
-        curves.curve(str(workdir), ["d_loss"], out, reference=float("nan"))
+        curves.curve([str(workdir)], ["d_loss"], out, reference=float("nan"))
+    with pytest.raises(ValueError, match="no workdir"):
+        curves.curve([], ["d_loss"], out)
     with pytest.raises(ValueError, match="no metric named"):
-        curves.curve(str(workdir), [], out)
+        curves.curve([str(workdir)], [], out)
     (workdir / "metrics.jsonl").write_text(json.dumps({"step": 1, "g_loss": -1.0}) + "\n")
     with pytest.raises(ValueError, match="log_y needs values > 0"):
-        curves.curve(str(workdir), ["g_loss"], out, log_y=True)
+        curves.curve([str(workdir)], ["g_loss"], out, log_y=True)
     with pytest.raises(FileNotFoundError, match="must be a training workdir"):
-        curves.curve(str(tmp_path_factory.mktemp("empty")), ["d_loss"], out)
+        curves.curve([str(tmp_path_factory.mktemp("empty"))], ["d_loss"], out)
     assert not (workdir / "c.png").exists()
 
 
@@ -79,5 +82,39 @@ def test_the_command_line_reaches_curve(workdir, capsys):
     args.run(args)
     record = json.loads(capsys.readouterr().out)
     assert record["out"] == str(workdir / "x.png") and (workdir / "x.png").exists()
-    assert record["d_loss"]["lowest"] == {"step": 600, "value": 0.8, "epoch": 6.0}
-    assert record["parzen_ll"]["highest"]["value"] == 42.0
+    assert record["runs"][0]["d_loss"]["lowest"] == {"step": 600, "value": 0.8, "epoch": 6.0}
+    assert record["runs"][0]["parzen_ll"]["highest"]["value"] == 42.0
+
+
+def test_several_runs_give_their_mean_and_std_at_the_steps_all_of_them_logged(
+    workdir, tmp_path_factory, capsys
+):
+    second = tmp_path_factory.mktemp("seed1")
+    rows = [  # logs 200 and 800 like the first run, 400 where the first logged NaN, not 600
+        {"step": 200, "parzen_ll": 20.5},
+        {"step": 400, "parzen_ll": 30.0},
+        {"step": 800, "parzen_ll": 50.25},
+    ]
+    (second / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = str(second / "both.png")
+    args = cli.parse_flags(
+        ["gan-jax", "curve", "--workdir", str(workdir), str(second), "--metrics=parzen_ll"]
+        + [f"--out={out}"]
+    )
+    args.run(args)
+    record = json.loads(capsys.readouterr().out)
+    assert [run["workdir"] for run in record["runs"]] == [str(workdir), str(second)]
+    assert record["runs"][1]["parzen_ll"]["highest"] == {"step": 800, "value": 50.25}
+    values_RxS = np.array([[10.5, 40.25], [20.5, 50.25]])
+    assert record["over_runs"]["parzen_ll"] == {
+        "step": [200, 800],
+        "mean": values_RxS.mean(axis=0).tolist(),
+        "std": values_RxS.std(axis=0).tolist(),
+        "runs": 2,
+    }
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+    (second / "metrics.jsonl").write_text(json.dumps({"step": 100, "parzen_ll": 1.0}) + "\n")
+    with pytest.raises(ValueError, match="'parzen_ll': no step is logged by all of"):
+        curves.curve([str(workdir), str(second)], ["parzen_ll"], str(second / "none.png"))
+    assert not (second / "none.png").exists()
