@@ -65,7 +65,7 @@ def run_figures(args: argparse.Namespace) -> None:
 def run_curve(args: argparse.Namespace) -> None:
     record = curves.curve(
         args.workdir,
-        [name for name in args.metrics.split(",") if name],
+        [name.strip() for name in args.metrics.split(",") if name.strip()],
         args.out,
         args.steps_per_epoch,
         args.reference,

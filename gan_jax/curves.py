@@ -21,28 +21,32 @@ from gan_jax import plotting, writers
 
 def read_curves(workdir: str, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Each named metric's logged points: {name: {"step": [N], "value": [N], "stderr": [N] or
-    absent}}, in step order. Rows where the value is null (logged non-finite) are left out.
+    absent}}, in step order. Rows where the value is not a finite number (null, or NaN such
+    as a sweep member's reverse KL of an empty histogram) are left out; of rows logged twice
+    for one step the later is kept; a half-written last line (a run writing now) is skipped.
 
     Raises:
-      FileNotFoundError: `workdir` has no metrics.jsonl.
-      ValueError: `names` is empty, or a name is logged at no step (the message lists the
-        numeric names the run did log).
+      ValueError: `workdir` has no metrics.jsonl (a sweep's top directory, a member that failed
+        before its first log step, or no workdir), a line before the last is not JSON, `names`
+        is empty, or a name is logged at no step (the message lists the numeric names the run
+        did log).
     """
     path = os.path.join(workdir, "metrics.jsonl")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} does not exist: --workdir must be a training workdir")
+        raise ValueError(_missing_log(workdir))
     if not names:
         raise ValueError("no metric named: pass --metrics NAME[,NAME...]")
     rows = writers.read_metrics(workdir)
     logged = sorted({k for row in rows for k, v in row.items() if k != "step" and _is_number(v)})
     curves = {}
     for name in names:
-        points = [row for row in rows if _is_number(row.get(name))]
-        if not points:
+        # A resumed run's rewrite of a step comes after the first (dict order keeps the last).
+        by_step = {row["step"]: row for row in rows if _is_number(row.get(name))}
+        if not by_step:
             raise ValueError(
                 f"metric {name!r} is not logged in {path}; logged numeric metrics: {logged}"
             )
-        points.sort(key=lambda row: row["step"])
+        points = [by_step[step] for step in sorted(by_step)]
         curve = {
             "step": np.array([row["step"] for row in points], np.int64),
             "value": np.array([row[name] for row in points], np.float64),
@@ -109,9 +113,9 @@ def curve(
 
     Raises:
       ValueError: no workdir, steps_per_epoch is not a whole number > 0, `out` does not end in
-        .png, log_y with a value <= 0, several runs without a step all of them logged, or
-        read_curves' errors; all checked before anything is written.
-      FileNotFoundError: a workdir without metrics.jsonl.
+        .png or is a directory, log_y with a value <= 0 (named with its run and step), several
+        runs without a step all of them logged, or read_curves' errors (a workdir without
+        metrics.jsonl, ...); all checked before anything is written.
     """
     if not workdirs:
         raise ValueError("no workdir: pass --workdir DIR [DIR ...]")
@@ -129,9 +133,17 @@ def curve(
         out = os.path.join(workdirs[0], "curve_" + "_".join(names) + ".png")
     if not out.endswith(".png"):
         raise ValueError(f"--out {out!r} is not allowed; expected a path ending in .png")
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out!r} is a directory; expected a PNG file's path")
     runs = [read_curves(workdir, names) for workdir in workdirs]
-    if log_y and any((run[name]["value"] <= 0).any() for run in runs for name in names):
-        raise ValueError("log_y needs values > 0; a named metric has a value <= 0")
+    for workdir, run in zip(workdirs, runs, strict=True):
+        for name in names if log_y else []:
+            low = int(np.argmin(run[name]["value"]))
+            if run[name]["value"][low] <= 0:
+                raise ValueError(
+                    f"{name} = {run[name]['value'][low]:g} at step {run[name]['step'][low]} of"
+                    f" {workdir}: log_y needs values > 0"
+                )
     record = {
         "out": out,
         "runs": [
@@ -149,10 +161,11 @@ def curve(
         return np.asarray(steps) / steps_per_epoch if steps_per_epoch else np.asarray(steps)
 
     panels = {}
+    labels = run_labels(workdirs)
     for name in names:
         lines = [
-            (os.path.normpath(w), x(run[name]["step"]), run[name]["value"], run[name].get("stderr"))
-            for w, run in zip(workdirs, runs, strict=True)
+            (label, x(run[name]["step"]), run[name]["value"], run[name].get("stderr"))
+            for label, run in zip(labels, runs, strict=True)
         ]
         band = None
         if len(runs) > 1:
@@ -165,5 +178,29 @@ def curve(
     return record
 
 
+def run_labels(workdirs: list[str]) -> list[str]:
+    """Legend labels: each workdir from the folder above the runs' common one on
+    ("members/3" for DIR/members/3), or the workdir itself for one run."""
+    paths = [os.path.normpath(w) for w in workdirs]
+    if len(paths) < 2:
+        return paths
+    start = os.path.dirname(os.path.commonpath([os.path.abspath(p) for p in paths]))
+    return [os.path.relpath(os.path.abspath(p), start) for p in paths]
+
+
+def _missing_log(workdir: str) -> str:
+    if os.path.isdir(os.path.join(workdir, "members")):
+        return (
+            f"{workdir} is a sweep's directory: pass its members,"
+            f" --workdir {os.path.join(workdir, 'members', '*')}"
+        )
+    if os.path.exists(os.path.join(workdir, "config.json")):
+        return (
+            f"{workdir} has logged no step yet (no metrics.jsonl: a run before its first log"
+            " step, or a sweep member that failed before it)"
+        )
+    return f"{workdir} has no metrics.jsonl: --workdir must be a training workdir"
+
+
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -65,31 +65,35 @@ def save_density_1d(path, samples_N, data_N, grid_x, d_G, title="", d_label="D(x
     _save(fig, path)
 
 
+MAX_NAMED_RUNS = 8  # learning curves: more runs than this share one legend entry
+
+
 def save_curves(
     path, panels: dict, x_label: str, reference=None, reference_label="", log_y=False
 ) -> None:
     """One panel per metric: {name: (lines, band)}, lines a list of (label, x_N, value_N,
     stderr_N or None) drawn with markers (error bars where stderr is given), band None or
     (x_S, mean_S, std_S) drawn as a black line with a shaded band of one std; a dashed
-    horizontal line at `reference` if given."""
+    horizontal line at `reference` if given. More than MAX_NAMED_RUNS lines (a sweep's
+    members) are drawn thin and grey with one legend entry, which would otherwise cover the
+    panel."""
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(6, 3 * len(panels)), sharex=True, squeeze=False
     )
     for ax, (name, (lines, band)) in zip(axes[:, 0], panels.items(), strict=True):
-        for label, x, value, stderr in lines:
-            ax.errorbar(
-                x,
-                value,
-                yerr=stderr,
-                marker="o",
-                markersize=3,
-                capsize=2,
-                alpha=0.5 if band else 1.0,
-                label=label if band else name,
-            )
+        many = len(lines) > MAX_NAMED_RUNS
+        for i, (label, x, value, stderr) in enumerate(lines):
+            if many:
+                style = {"color": "tab:blue", "linewidth": 0.8, "markersize": 2, "alpha": 0.35}
+                label = f"each of {len(lines)} runs" if i == 0 else None
+            else:
+                style = {"markersize": 3, "alpha": 0.5 if band else 1.0}
+                label = label if band else name
+            ax.errorbar(x, value, yerr=stderr, marker="o", capsize=2, label=label, **style)
         if band:
             x, mean, std = band
-            ax.plot(x, mean, color="black", label=f"mean of {len(lines)}")
+            # Markers: a mean at one common step is a point, not a line.
+            ax.plot(x, mean, color="black", marker="s", markersize=3, label=f"mean of {len(lines)}")
             ax.fill_between(x, mean - std, mean + std, color="black", alpha=0.15)
         if reference is not None:
             ax.axhline(reference, color="gray", linestyle="--", label=reference_label)

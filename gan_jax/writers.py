@@ -125,6 +125,22 @@ def drop_rows_after(path: str, step: int) -> int:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-    """The records of `metrics.jsonl`, in order."""
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The records of `metrics.jsonl`, in order, without a last line that is not a whole
+    record (a run writing it now, or one killed while writing it; `drop_rows_after` removes
+    it when the run resumes).
+
+    Raises:
+      ValueError: a line before the last is not a JSON record (the message names its number).
+    """
+    path = os.path.join(workdir, "metrics.jsonl")
+    with open(path) as f:
+        lines = [(n, line) for n, line in enumerate(f, start=1) if line.strip()]
+    records = []
+    for i, (n, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except ValueError as err:
+            if i == len(lines) - 1 and not line.endswith("\n"):
+                break
+            raise ValueError(f"{path} line {n} is not a JSON record: {err}") from None
+    return records

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_jax import cli, curves
+from gan_jax import cli, curves, plotting
 
 # A run's log as the trainer writes it: training rows every 100 steps, eval rows (with the
 # Parzen estimate and its standard error) every 200, one eval logged non-finite (null).
@@ -67,7 +67,7 @@ def test_bad_requests_are_named_before_anything_is_written(workdir, tmp_path_fac
     (workdir / "metrics.jsonl").write_text(json.dumps({"step": 1, "g_loss": -1.0}) + "\n")
     with pytest.raises(ValueError, match="log_y needs values > 0"):
         curves.curve([str(workdir)], ["g_loss"], out, log_y=True)
-    with pytest.raises(FileNotFoundError, match="must be a training workdir"):
+    with pytest.raises(ValueError, match="no metrics.jsonl: --workdir must be a training workdir"):
         curves.curve([str(tmp_path_factory.mktemp("empty"))], ["d_loss"], out)
     assert not (workdir / "c.png").exists()
 
@@ -118,3 +118,84 @@ def test_several_runs_give_their_mean_and_std_at_the_steps_all_of_them_logged(
     with pytest.raises(ValueError, match="'parzen_ll': no step is logged by all of"):
         curves.curve([str(workdir), str(second)], ["parzen_ll"], str(second / "none.png"))
     assert not (second / "none.png").exists()
+
+
+def test_a_log_being_written_resumed_or_non_finite_gives_finite_points_and_strict_json(
+    tmp_path, capsys
+):
+    # A sweep member logs a reverse KL of an empty histogram as NaN; rows appended twice for
+    # one step keep the later one; the last line may be half written by the running trainer.
+    lines = [
+        json.dumps({"step": 100, "kl": float("nan"), "d_loss": 1.0}),
+        json.dumps({"step": 200, "kl": 2.5, "d_loss": 0.5}),
+        json.dumps({"step": 300, "kl": float("inf"), "d_loss": 0.75}),
+        json.dumps({"step": 200, "kl": 1.5, "d_loss": 0.25}),
+        json.dumps({"step": 400, "kl": 2.0, "d_loss": 0.5}),
+        '{"step": 500, "kl": 0.1, "d_lo',
+    ]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
+    got = curves.read_curves(str(tmp_path), ["kl", "d_loss"])
+    np.testing.assert_array_equal(got["kl"]["step"], [200, 400])
+    np.testing.assert_array_equal(got["kl"]["value"], [1.5, 2.0])
+    np.testing.assert_array_equal(got["d_loss"]["step"], [100, 200, 300, 400])
+    np.testing.assert_array_equal(got["d_loss"]["value"], [1.0, 0.25, 0.75, 0.5])
+    args = cli.parse_flags(
+        ["gan-jax", "curve", f"--workdir={tmp_path}", "--metrics= kl, d_loss,"]
+        + [f"--out={tmp_path / 'c.png'}"]
+    )
+    args.run(args)
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not strict JSON")
+
+    record = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert record["runs"][0]["kl"]["lowest"] == {"step": 200, "value": 1.5}
+    assert record["runs"][0]["kl"]["highest"] == {"step": 400, "value": 2.0}
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines[:2] + ["{oops"] + lines[2:4]))
+    with pytest.raises(ValueError, match=r"metrics.jsonl line 3 is not a JSON record"):
+        curves.read_curves(str(tmp_path), ["kl"])
+
+
+def test_a_sweep_directory_or_a_member_without_a_log_is_named_on_the_command_line(tmp_path):
+    (tmp_path / "members" / "0").mkdir(parents=True)
+    (tmp_path / "members" / "0" / "config.json").write_text("{}")
+    out = str(tmp_path / "c.png")
+    with pytest.raises(ValueError, match=r"a sweep's directory: pass its members, --workdir .*"):
+        curves.curve([str(tmp_path)], ["d_loss"], out)
+    args = cli.parse_flags(
+        ["gan-jax", "curve", f"--workdir={tmp_path}/members/0", "--metrics=d_loss", f"--out={out}"]
+    )
+    with pytest.raises(SystemExit, match=r"members/0 has logged no step yet"):
+        cli.main(args)
+    (tmp_path / "out.png").mkdir()
+    with pytest.raises(ValueError, match=r"--out .*out.png' is a directory"):
+        curves.curve([str(tmp_path)], ["d_loss"], str(tmp_path / "out.png"))
+
+
+def test_log_y_names_the_run_metric_step_and_value_it_cannot_draw(workdir):
+    rows = [{"step": 100, "d_loss": 1.0}, {"step": 300, "d_loss": -0.5}]
+    (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=r"d_loss = -0.5 at step 300 of .*: log_y needs"):
+        curves.curve([str(workdir)], ["d_loss"], str(workdir / "c.png"), log_y=True)
+
+
+def test_many_runs_share_one_legend_entry_and_few_are_named_by_their_own_folder(
+    monkeypatch, tmp_path
+):
+    legends = []
+    save = plotting._save
+
+    def keep_legends(fig, path):
+        legends.extend(sorted(t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes)
+        save(fig, path)
+
+    monkeypatch.setattr(plotting, "_save", keep_legends)
+    assert curves.run_labels(["/s/members/0", "/s/members/10/"]) == ["members/0", "members/10"]
+    assert curves.run_labels(["a/b"]) == ["a/b"]
+    x = np.arange(3)
+    band = (x, x * 1.0, x * 0.0)
+    for runs in (3, 16):
+        lines = [(f"members/{i}", x, x * 1.0, None) for i in range(runs)]
+        plotting.save_curves(str(tmp_path / f"{runs}.png"), {"kl": (lines, band)}, "step")
+    assert legends[0] == ["mean of 3", "members/0", "members/1", "members/2"]
+    assert legends[1] == ["each of 16 runs", "mean of 16"]  # 16 colours would repeat, too
