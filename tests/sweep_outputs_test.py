@@ -249,3 +249,15 @@ def test_member_outputs_eval_json_equals_gan_jax_eval_and_failed_members_get_non
     config.eval.metrics = "fd"
     with pytest.raises(ValueError, match=r"metrics \['fd'\] do not apply to data.name='ring8'"):
         sweep_outputs.eval_plan(config)
+
+
+def test_write_plots_draws_a_metric_without_any_finite_point_on_a_log_spaced_key(tmp_path):
+    # Every member failed, or an eval metric NaN for all (a ring G far from every mode): the
+    # panel is empty, on the key's own log-scaled range, instead of matplotlib's error.
+    grid = GRIDS[1]
+    members, final, _ = fake_sweep(grid, failed=set(range(3 * SEEDS)))
+    rows = sweep_outputs.results_rows(members, grid, final)
+    paths = sweep_plots.write_plots(str(tmp_path), rows, grid)
+    assert [os.path.basename(p) for p in paths] == ["d_loss.png", "g_loss.png"]
+    with Image.open(paths[0]) as image:
+        image.verify()
