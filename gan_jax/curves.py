@@ -29,7 +29,7 @@ def read_curves(workdir: str, names: list[str]) -> dict[str, dict[str, np.ndarra
       ValueError: `workdir` has no metrics.jsonl (a sweep's top directory, a member that failed
         before its first log step, or no workdir), a line before the last is not JSON, `names`
         is empty, or a name is logged at no step (the message lists the numeric names the run
-        did log).
+        did log) or never as a finite number.
     """
     path = os.path.join(workdir, "metrics.jsonl")
     if not os.path.exists(path):
@@ -43,6 +43,9 @@ def read_curves(workdir: str, names: list[str]) -> dict[str, dict[str, np.ndarra
         # A resumed run's rewrite of a step comes after the first (dict order keeps the last).
         by_step = {row["step"]: row for row in rows if _is_number(row.get(name))}
         if not by_step:
+            times = sum(name in row for row in rows)
+            if times:  # e.g. a ring member's reverse KL while no sample is near a mode
+                raise ValueError(f"metric {name!r} has no finite value in {path} ({times} rows)")
             raise ValueError(
                 f"metric {name!r} is not logged in {path}; logged numeric metrics: {logged}"
             )

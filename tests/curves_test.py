@@ -151,6 +151,9 @@ def test_a_log_being_written_resumed_or_non_finite_gives_finite_points_and_stric
     record = json.loads(capsys.readouterr().out, parse_constant=refuse)
     assert record["runs"][0]["kl"]["lowest"] == {"step": 200, "value": 1.5}
     assert record["runs"][0]["kl"]["highest"] == {"step": 400, "value": 2.0}
+    (tmp_path / "metrics.jsonl").write_text(lines[0] + "\n" + lines[2] + "\n")
+    with pytest.raises(ValueError, match=r"metric 'kl' has no finite value in .* \(2 rows\)"):
+        curves.read_curves(str(tmp_path), ["kl"])
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines[:2] + ["{oops"] + lines[2:4]))
     with pytest.raises(ValueError, match=r"metrics.jsonl line 3 is not a JSON record"):
         curves.read_curves(str(tmp_path), ["kl"])
