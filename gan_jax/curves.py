@@ -116,9 +116,9 @@ def curve(
 
     Raises:
       ValueError: no workdir, steps_per_epoch is not a whole number > 0, `out` does not end in
-        .png or is a directory, log_y with a value <= 0 (named with its run and step), several
-        runs without a step all of them logged, or read_curves' errors (a workdir without
-        metrics.jsonl, ...); all checked before anything is written.
+        .png or is a directory, log_y with a value or reference <= 0 (a value named with its
+        run and step), several runs without a step all of them logged, or read_curves' errors
+        (a workdir without metrics.jsonl, ...); all checked before anything is written.
     """
     if not workdirs:
         raise ValueError("no workdir: pass --workdir DIR [DIR ...]")
@@ -132,6 +132,8 @@ def curve(
         )
     if reference is not None and not math.isfinite(reference):
         raise ValueError(f"reference = {reference!r} is not allowed; expected a finite number")
+    if log_y and reference is not None and reference <= 0:
+        raise ValueError(f"reference = {reference!r} is not allowed with log_y; expected > 0")
     if out is None:
         out = os.path.join(workdirs[0], "curve_" + "_".join(names) + ".png")
     if not out.endswith(".png"):

@@ -60,6 +60,8 @@ def test_bad_requests_are_named_before_anything_is_written(workdir, tmp_path_fac
         curves.curve([str(workdir)], ["d_loss"], "c.jpg")
     with pytest.raises(ValueError, match="reference = nan is not allowed"):
         curves.curve([str(workdir)], ["d_loss"], out, reference=float("nan"))
+    with pytest.raises(ValueError, match="reference = 0.0 is not allowed with log_y"):
+        curves.curve([str(workdir)], ["d_loss"], out, reference=0.0, log_y=True)
     with pytest.raises(ValueError, match="no workdir"):
         curves.curve([], ["d_loss"], out)
     with pytest.raises(ValueError, match="no metric named"):
