@@ -340,10 +340,22 @@ def write_group_outputs(
     evals = {}
     for m in members:
         results = computed.get(m.index)
+        # A rerun of a finished sweep finds the eval.json of this step: its scalars are in
+        # TensorBoard already.
+        logged = results is not None or _eval_step(member_dir(workdir, m.index)) == step
         evals[m.index] = write_member_outputs(m, state_of(m.index), workdir, step, plan, results)
-        if member_writers is not None and results is None:
+        if member_writers is not None and not logged:
             member_writers.write_eval(step, m.index, evals[m.index])
     return evals
+
+
+def _eval_step(directory: str) -> int | None:
+    """The step of the member's eval.json, None without one."""
+    path = os.path.join(directory, EVAL_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f).get("step")
 
 
 def write_sweep_results(

@@ -245,6 +245,12 @@ def test_member_outputs_eval_json_equals_gan_jax_eval_and_failed_members_get_non
     (events,) = os.listdir(f"{workdir}/members/0/tensorboard")
     tags = [t for _, t, _ in scalars(read_events(f"{workdir}/members/0/tensorboard/{events}"))]
     assert tags == [k for k in names if written[k] is not None]  # a null reverse KL left out
+    # A rerun of the finished sweep writes the same eval.json and no second set of scalars.
+    sweep_outputs.write_group_outputs(workdir, members, lambda i: state, 0, plan, writers)
+    with open(f"{workdir}/members/0/eval.json") as f:
+        assert json.load(f) == written
+    again = [t for _, t, _ in scalars(read_events(f"{workdir}/members/0/tensorboard/{events}"))]
+    assert again == tags
     assert sweep_outputs.eval_plan(tiny_config()) is None
     config.eval.metrics = "fd"
     with pytest.raises(ValueError, match=r"metrics \['fd'\] do not apply to data.name='ring8'"):
