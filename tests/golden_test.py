@@ -93,6 +93,8 @@ NOT_PINNED = {
     "dcgan_celeba64": "64x64x3 data: tests/image_experiments_test.py",
     "wgan_gp_text": "text data: tests/text_test.py",
     "wgan_gp_words": "text data: tests/text_test.py",
+    "gan2014_full_length": "paper: gan2014_mnist's program (other eval and save intervals);"
+    " authors: gan2014_collapse:authors' with z ~ N(0, 1)",
     "improved_gan_mnist_ssl:20": "the program of :100 (labels capped at 2 per class here)",
     "improved_gan_mnist_ssl:50": "the program of :100 (labels capped at 2 per class here)",
     "improved_gan_mnist_ssl:200": "the program of :100 (labels capped at 2 per class here)",

@@ -1,0 +1,181 @@
+r"""The 2014 MNIST result at the paper's length: seeds x variants as sweeps, Parzen every 5,000.
+
+Goodfellow et al. 2014, Table 1 reports a Parzen log-likelihood of 225 +- 2 on the MNIST test
+set. This trains experiments/gan2014_mnist.py's nets for `--steps` (default 125,000: where
+mnist.yaml's momentum reaches 0.7, epoch 250; the authors' run has no stopping rule), each
+variant as one `gan-jax sweep` of `--seeds` seeds, every member evaluated every 5,000 steps with
+the 2014 protocol (10,000 samples, sigma chosen on train[50000:51000], the 10,000 test images;
+training uses train[0:50000] only). The variants (`get_config(VARIANT)`):
+
+- `paper`: Algorithm 1 as gan_jax implements it (k = 1: a D update, then a G update on a fresh
+  sample), z ~ U[-1, 1], experiments/gan2014_mnist.py unchanged;
+- `authors`: the authors' own code (goodfeli/adversarial): D's objective halved and D and G
+  updated simultaneously from one shared sample (AdversaryCost2), and their Generator's default
+  noise N(0, 1), which mnist.yaml keeps.
+
+Run (every command resumes; each variant's workdir is an ordinary sweep):
+
+    python experiments/gan2014_full_length.py --data_dir ../shared/data/mnist \
+        --workdir runs/gan2014_full_length --out docs [--seeds 3] [--first_seed 0] \
+        [--variants paper,authors] [--steps 125000] [--with paper=runs/gan2014_full]
+
+`--with VARIANT=DIR` adds the Parzen curve of a solo `gan-jax train` run of that variant (made
+with the same eval flags, e.g. seed 0 while the sweep runs seeds 1 and 2 with `--first_seed 1`)
+to the variant's seeds. Writes OUT/gan2014_full_length.md (per variant and eval step: the mean,
+standard deviation, lowest and highest Parzen figure over seeds, and each variant's best and
+final mean) and OUT/gan2014_full_length_<variant>.png (each seed's curve, their mean and band,
+the paper's 225 dashed; `gan-jax curve`).
+
+Cost: the 2014 nets run about 44 member-iterations/s on the 2-core CPU VM (make bench-sweep),
+so 3 seeds x 125,000 steps take about 2.4 hours per variant there, plus ~20 s per member per
+evaluation; a few minutes on an accelerator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from gan_jax import curves, sweep  # noqa: E402
+from gan_jax.config import load_experiment_file  # noqa: E402
+
+VARIANTS = ("paper", "authors")
+EVAL_EVERY = 5000
+PAPER_PARZEN = 225.0  # Goodfellow et al. 2014, Table 1 (+- 2)
+
+
+def get_config(variant: str = "paper", steps: int = 125_000):
+    """experiments/gan2014_mnist.py for `steps`, evaluated (Parzen, 10,000 samples) and
+    checkpointed every EVAL_EVERY steps, in one of VARIANTS.
+
+    Raises:
+      ValueError: an unknown variant, or steps not a positive multiple of EVAL_EVERY.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r} is not allowed; expected one of {VARIANTS}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or steps % EVAL_EVERY:
+        raise ValueError(
+            f"steps = {steps!r} is not allowed; expected a positive multiple of {EVAL_EVERY}"
+        )
+    c = load_experiment_file(str(REPO / "experiments" / "gan2014_mnist.py"))
+    c.train.update(num_steps=steps, checkpoint_every=EVAL_EVERY, sample_every=EVAL_EVERY)
+    c.eval.update(every=EVAL_EVERY, metrics="parzen", num_samples=10_000)
+    if variant == "authors":
+        c.train.update_rule = "simultaneous"
+        c.loss.d_objective_scale = 0.5
+        c.model.z_dist = "normal"
+    return c
+
+
+def variant_rows(variant: str, curve_list: list[dict]) -> list[str]:
+    """Markdown rows of one variant: at each step all its runs logged, the mean +- std (numpy,
+    ddof 0) and the lowest and highest Parzen figure over the runs (curves.read_curves'
+    'parzen_ll' of each)."""
+    summary = curves.over_runs(curve_list)
+    rows = []
+    for i, step in enumerate(summary["step"]):
+        values = [c["value"][np.searchsorted(c["step"], step)] for c in curve_list]
+        rows.append(
+            f"| {variant} | {step:,} | {summary['runs']} | {summary['mean'][i]:.1f} +-"
+            f" {summary['std'][i]:.1f} | {min(values):.1f} | {max(values):.1f} |"
+        )
+    return rows
+
+
+def best_and_final(curve_list: list[dict]) -> tuple[tuple[int, float], tuple[int, float]]:
+    """((step, mean) of the highest mean over the runs, (step, mean) at their last common
+    step)."""
+    summary = curves.over_runs(curve_list)
+    best = int(np.argmax(summary["mean"]))
+    return (
+        (summary["step"][best], summary["mean"][best]),
+        (summary["step"][-1], summary["mean"][-1]),
+    )
+
+
+def parse_with(items: list[str]) -> dict[str, list[str]]:
+    """{variant: [solo workdirs]} from --with VARIANT=DIR flags.
+
+    Raises:
+      ValueError: an item without '=', or an unknown variant.
+    """
+    out: dict[str, list[str]] = {}
+    for item in items:
+        variant, sep, directory = item.partition("=")
+        if not sep or not directory:
+            raise ValueError(f"--with {item!r} is not allowed; expected VARIANT=DIR")
+        if variant not in VARIANTS:
+            raise ValueError(f"--with {item!r}: variant {variant!r} is not one of {VARIANTS}")
+        out.setdefault(variant, []).append(directory)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", required=True, help="directory of the MNIST IDX files")
+    parser.add_argument("--workdir", default="runs/gan2014_full_length")
+    parser.add_argument("--out", default="docs")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first_seed", type=int, default=0, help="seeds first_seed + 0..S-1")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--steps", type=int, default=125_000)
+    parser.add_argument("--with", dest="solo", action="append", default=[], metavar="V=DIR")
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    try:
+        for variant in variants:
+            get_config(variant, args.steps)  # a bad name or length stops here, before training
+        solo = parse_with(args.solo)
+        if args.seeds < 1:
+            raise ValueError(f"--seeds {args.seeds} is not allowed; expected >= 1")
+    except ValueError as err:
+        parser.error(str(err))
+    table = [
+        f"Parzen log-likelihood (2014 protocol) every {EVAL_EVERY:,} steps, over the seeds of"
+        " each variant: mean +- std (ddof 0), lowest and highest. Goodfellow et al. 2014, Table"
+        f" 1: {PAPER_PARZEN:.0f} +- 2.",
+        "",
+        "| variant | step | seeds | Parzen LL | lowest | highest |",
+        "|---|---|---|---|---|---|",
+    ]
+    summaries = []
+    for variant in variants:
+        config = get_config(variant, args.steps)
+        config.data.dir = args.data_dir
+        config.seed = args.first_seed
+        workdir = os.path.join(args.workdir, variant)
+        members = sweep.run_sweep(config, {}, args.seeds, workdir)
+        runs = [sweep.member_dir(workdir, m.index) for m in members if m.status == "ok"]
+        runs += solo.get(variant, [])
+        if not runs:
+            summaries.append(f"- {variant}: every member failed ({[m.status for m in members]})")
+            continue
+        curve_list = [curves.read_curves(run, ["parzen_ll"])["parzen_ll"] for run in runs]
+        table += variant_rows(variant, curve_list)
+        (best_step, best), (last_step, last) = best_and_final(curve_list)
+        summaries.append(
+            f"- {variant}: best mean {best:.1f} at step {best_step:,}, final {last:.1f} at step"
+            f" {last_step:,} ({len(runs)} runs; {PAPER_PARZEN - last:.1f} short of the paper)"
+        )
+        curves.curve(
+            runs,
+            ["parzen_ll"],
+            os.path.join(args.out, f"gan2014_full_length_{variant}.png"),
+            reference=PAPER_PARZEN,
+            reference_label="Goodfellow et al. 2014, Table 1",
+        )
+        print(summaries[-1], flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "gan2014_full_length.md"), "w") as f:
+        f.write("\n".join([*table, "", *summaries]) + "\n")
+
+
+if __name__ == "__main__":
+    main()
