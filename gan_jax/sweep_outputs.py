@@ -340,22 +340,24 @@ def write_group_outputs(
     evals = {}
     for m in members:
         results = computed.get(m.index)
-        # A rerun of a finished sweep finds the eval.json of this step: its scalars are in
-        # TensorBoard already.
-        logged = results is not None or _eval_step(member_dir(workdir, m.index)) == step
+        # A rerun of a finished sweep finds the eval.json of this step: the metrics it holds
+        # are in TensorBoard already, those added to eval.metrics since are not.
+        logged = _eval_names(member_dir(workdir, m.index), step)
         evals[m.index] = write_member_outputs(m, state_of(m.index), workdir, step, plan, results)
-        if member_writers is not None and not logged:
-            member_writers.write_eval(step, m.index, evals[m.index])
+        if member_writers is not None and results is None:
+            new = {k: v for k, v in evals[m.index].items() if k not in logged}
+            member_writers.write_eval(step, m.index, new)
     return evals
 
 
-def _eval_step(directory: str) -> int | None:
-    """The step of the member's eval.json, None without one."""
+def _eval_names(directory: str, step: int) -> set[str]:
+    """The names in the member's eval.json when that is of `step`; none without one."""
     path = os.path.join(directory, EVAL_FILE)
     if not os.path.exists(path):
-        return None
+        return set()
     with open(path) as f:
-        return json.load(f).get("step")
+        record = json.load(f)
+    return set(record) if record.get("step") == step else set()
 
 
 def write_sweep_results(

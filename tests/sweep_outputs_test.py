@@ -251,6 +251,13 @@ def test_member_outputs_eval_json_equals_gan_jax_eval_and_failed_members_get_non
         assert json.load(f) == written
     again = [t for _, t, _ in scalars(read_events(f"{workdir}/members/0/tensorboard/{events}"))]
     assert again == tags
+    # A rerun after an earlier one that evaluated fewer metrics at this step (eval.metrics
+    # grown since): the metrics its eval.json lacks go to TensorBoard, the others not again.
+    with open(f"{workdir}/members/0/eval.json", "w") as f:
+        json.dump({"step": 0, "num_samples": 200, "mixture_modes": written["mixture_modes"]}, f)
+    sweep_outputs.write_group_outputs(workdir, members, lambda i: state, 0, plan, writers)
+    grown = [t for _, t, _ in scalars(read_events(f"{workdir}/members/0/tensorboard/{events}"))]
+    assert grown == tags + tags[1:]
     assert sweep_outputs.eval_plan(tiny_config()) is None
     config.eval.metrics = "fd"
     with pytest.raises(ValueError, match=r"metrics \['fd'\] do not apply to data.name='ring8'"):
