@@ -22,8 +22,9 @@ from gan_jax import plotting, writers
 def read_curves(workdir: str, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Each named metric's logged points: {name: {"step": [N], "value": [N], "stderr": [N] or
     absent}}, in step order. Rows where the value is not a finite number (null, or NaN such
-    as a sweep member's reverse KL of an empty histogram) are left out; of rows logged twice
-    for one step the later is kept; a half-written last line (a run writing now) is skipped.
+    as a sweep member's reverse KL of an empty histogram) are left out; of two rows logging a
+    name at one step the later counts (a non-finite later value leaves the step out); a
+    half-written last line (a run writing now) is skipped.
 
     Raises:
       ValueError: `workdir` has no metrics.jsonl (a sweep's top directory, a member that failed
@@ -40,16 +41,17 @@ def read_curves(workdir: str, names: list[str]) -> dict[str, dict[str, np.ndarra
     logged = sorted({k for row in rows for k, v in row.items() if k != "step" and _is_number(v)})
     curves = {}
     for name in names:
-        # A resumed run's rewrite of a step comes after the first (dict order keeps the last).
-        by_step = {row["step"]: row for row in rows if _is_number(row.get(name))}
-        if not by_step:
+        # A resumed run's rewrite of a step comes after the first (dict order keeps the last),
+        # and a non-finite rewrite leaves the step out rather than keep the earlier figure.
+        by_step = {row["step"]: row for row in rows if name in row}
+        points = [by_step[step] for step in sorted(by_step) if _is_number(by_step[step][name])]
+        if not points:
             times = sum(name in row for row in rows)
             if times:  # e.g. a ring member's reverse KL while no sample is near a mode
                 raise ValueError(f"metric {name!r} has no finite value in {path} ({times} rows)")
             raise ValueError(
                 f"metric {name!r} is not logged in {path}; logged numeric metrics: {logged}"
             )
-        points = [by_step[step] for step in sorted(by_step)]
         curve = {
             "step": np.array([row["step"] for row in points], np.int64),
             "value": np.array([row[name] for row in points], np.float64),

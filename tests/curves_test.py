@@ -204,3 +204,17 @@ def test_many_runs_share_one_legend_entry_and_few_are_named_by_their_own_folder(
         plotting.save_curves(str(tmp_path / f"{runs}.png"), {"kl": (lines, band)}, "step")
     assert legends[0] == ["mean of 3", "members/0", "members/1", "members/2"]
     assert legends[1] == ["each of 16 runs", "mean of 16"]  # 16 colours would repeat, too
+
+
+def test_of_a_step_logged_twice_the_later_row_counts_even_when_it_is_not_finite(tmp_path):
+    rows = [
+        {"step": 100, "kl": 1.0},
+        {"step": 200, "kl": 2.5},
+        {"step": 200, "kl": None},  # the rewrite of step 200: its figure is unknown, not 2.5
+        {"step": 300, "kl": 3.0},
+        {"step": 300, "d_loss": 0.5},  # a row without the metric rewrites nothing of it
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = curves.read_curves(str(tmp_path), ["kl"])["kl"]
+    np.testing.assert_array_equal(got["step"], [100, 300])
+    np.testing.assert_array_equal(got["value"], [1.0, 3.0])
