@@ -119,7 +119,8 @@ def _line(ax, rows, grid, key, metric) -> None:
     ax.plot(positions, mean_V, marker="o", label="mean")
     ax.fill_between(positions, mean_V - std_V, mean_V + std_V, alpha=0.25, label=band)
     if not np.isfinite(mean_V).any():  # no point to set the range: the key's own
-        ax.set_xlim(min(positions), max(positions))
+        if len(positions) > 1:  # (one value: matplotlib's default range, without a warning)
+            ax.set_xlim(min(positions), max(positions))
         ax.text(0.5, 0.5, "no finite value", ha="center", va="center", transform=ax.transAxes)
     if not _numeric(x_V):
         ax.set_xticks(positions, [_label(v) for v in x_V])

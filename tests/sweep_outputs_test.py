@@ -9,6 +9,7 @@ import json
 import os
 import struct
 import threading
+import warnings
 
 import jax
 import numpy as np
@@ -274,3 +275,8 @@ def test_write_plots_draws_a_metric_without_any_finite_point_on_a_log_spaced_key
     assert [os.path.basename(p) for p in paths] == ["d_loss.png", "g_loss.png"]
     with Image.open(paths[0]) as image:
         image.verify()
+    one = {"optim.d.lr": [1e-3]}  # a key of one value: no range of its own to set
+    members, final, _ = fake_sweep(one, failed=set(range(SEEDS)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's 'identical low and high xlims'
+        sweep_plots.write_plots(str(tmp_path), sweep_outputs.results_rows(members, one, final), one)
