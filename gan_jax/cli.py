@@ -6,6 +6,7 @@ gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_d
 gan-jax sample --workdir DIR --num N [--seed S] --out FILE.npz|FILE.txt|OUTDIR/
 gan-jax figures --workdir DIR [--out OUTDIR] [--data_dir DIR] [--seed S]
 gan-jax curve --workdir DIR [DIR ...] --metrics NAME[,...] [--out FILE.png] [--steps_per_epoch N]
+              [--reference Y [--reference_label TEXT]] [--log_y]
 
 The commands are argparse subcommands, built with absl's `argparse_flags` so that absl runs
 `main` and its own flags (--verbosity, ...) keep working; `gan-jax --help` lists the commands
