@@ -340,9 +340,10 @@ def write_group_outputs(
     evals = {}
     for m in members:
         results = computed.get(m.index)
-        # A rerun of a finished sweep finds the eval.json of this step: the metrics it holds
-        # are in TensorBoard already, those added to eval.metrics since are not.
-        logged = _eval_names(member_dir(workdir, m.index), step)
+        # A rerun of a finished sweep finds the eval.json of this step, or (killed before
+        # writing it) eval.every's metrics in the member's row of this step: those are in
+        # TensorBoard already, metrics added to eval.metrics since are not.
+        logged = _logged_names(member_dir(workdir, m.index), step)
         evals[m.index] = write_member_outputs(m, state_of(m.index), workdir, step, plan, results)
         if member_writers is not None and results is None:
             new = {k: v for k, v in evals[m.index].items() if k not in logged}
@@ -350,14 +351,21 @@ def write_group_outputs(
     return evals
 
 
-def _eval_names(directory: str, step: int) -> set[str]:
-    """The names in the member's eval.json when that is of `step`; none without one."""
+def _logged_names(directory: str, step: int) -> set[str]:
+    """The names the member's workdir holds for `step`: in its eval.json when that is of
+    `step`, and in its metrics.jsonl rows of `step`."""
+    names = set()
     path = os.path.join(directory, EVAL_FILE)
-    if not os.path.exists(path):
-        return set()
-    with open(path) as f:
-        record = json.load(f)
-    return set(record) if record.get("step") == step else set()
+    if os.path.exists(path):
+        with open(path) as f:
+            record = json.load(f)
+        if record.get("step") == step:
+            names.update(record)
+    if os.path.exists(os.path.join(directory, "metrics.jsonl")):
+        for row in writers.read_metrics(directory):
+            if row.get("step") == step:
+                names.update(row)
+    return names
 
 
 def write_sweep_results(

@@ -259,6 +259,14 @@ def test_member_outputs_eval_json_equals_gan_jax_eval_and_failed_members_get_non
     sweep_outputs.write_group_outputs(workdir, members, lambda i: state, 0, plan, writers)
     grown = [t for _, t, _ in scalars(read_events(f"{workdir}/members/0/tensorboard/{events}"))]
     assert grown == tags + tags[1:]
+    # A rerun after one killed between the final checkpoint and eval.json, whose eval.every
+    # had logged the metrics at this step with the member's metrics: not written again.
+    os.remove(f"{workdir}/members/0/eval.json")
+    with open(f"{workdir}/members/0/metrics.jsonl", "w") as f:
+        f.write(json.dumps({"step": 0, "d_loss": 1.0, **evals[0]}) + "\n")
+    sweep_outputs.write_group_outputs(workdir, members, lambda i: state, 0, plan, writers)
+    killed = [t for _, t, _ in scalars(read_events(f"{workdir}/members/0/tensorboard/{events}"))]
+    assert killed == grown
     assert sweep_outputs.eval_plan(tiny_config()) is None
     config.eval.metrics = "fd"
     with pytest.raises(ValueError, match=r"metrics \['fd'\] do not apply to data.name='ring8'"):
