@@ -343,9 +343,10 @@ def write_group_outputs(
         # A rerun of a finished sweep finds the eval.json of this step, or (killed before
         # writing it) eval.every's metrics in the member's row of this step: those are in
         # TensorBoard already, metrics added to eval.metrics since are not.
-        logged = _logged_names(member_dir(workdir, m.index), step)
+        log = member_writers is not None and results is None
+        logged = _logged_names(member_dir(workdir, m.index), step) if log else set()
         evals[m.index] = write_member_outputs(m, state_of(m.index), workdir, step, plan, results)
-        if member_writers is not None and results is None:
+        if log:
             new = {k: v for k, v in evals[m.index].items() if k not in logged}
             member_writers.write_eval(step, m.index, new)
     return evals
