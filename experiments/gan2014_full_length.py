@@ -100,19 +100,22 @@ def best_and_final(curve_list: list[dict]) -> tuple[tuple[int, float], tuple[int
     )
 
 
-def parse_with(items: list[str]) -> dict[str, list[str]]:
-    """{variant: [solo workdirs]} from --with VARIANT=DIR flags.
+def parse_with(items: list[str], variants=VARIANTS) -> dict[str, list[str]]:
+    """{variant: [solo workdirs]} from --with VARIANT=DIR flags, each variant one of
+    `variants` (those run: a solo run of another would be left out of every table).
 
     Raises:
-      ValueError: an item without '=', or an unknown variant.
+      ValueError: an item without '=', or a variant not in `variants`.
     """
     out: dict[str, list[str]] = {}
     for item in items:
         variant, sep, directory = item.partition("=")
         if not sep or not directory:
             raise ValueError(f"--with {item!r} is not allowed; expected VARIANT=DIR")
-        if variant not in VARIANTS:
-            raise ValueError(f"--with {item!r}: variant {variant!r} is not one of {VARIANTS}")
+        if variant not in variants:
+            raise ValueError(
+                f"--with {item!r}: variant {variant!r} is not one of {tuple(variants)} (--variants)"
+            )
         out.setdefault(variant, []).append(directory)
     return out
 
@@ -132,7 +135,7 @@ def main() -> None:
     try:
         for variant in variants:
             get_config(variant, args.steps)  # a bad name or length stops here, before training
-        solo = parse_with(args.solo)
+        solo = parse_with(args.solo, variants)
         if args.seeds < 1:
             raise ValueError(f"--seeds {args.seeds} is not allowed; expected >= 1")
     except ValueError as err:

@@ -76,3 +76,7 @@ def test_with_flags_name_a_variant_and_a_directory():
         full.parse_with(["paper"])
     with pytest.raises(ValueError, match="variant 'smoothing' is not one of"):
         full.parse_with(["smoothing=x"])
+    # A solo run of a variant that is not run would be in no table: refused before training.
+    assert full.parse_with(["paper=a"], ["paper"]) == {"paper": ["a"]}
+    with pytest.raises(ValueError, match=r"variant 'authors' is not one of \('paper',\)"):
+        full.parse_with(["authors=b"], ["paper"])
