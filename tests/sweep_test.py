@@ -53,34 +53,66 @@ def assert_params_equal(a, b, rtol=0.0, atol=0.0):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
+def eval_config():
+    """config() with samples and the eval metrics (mixture, 200 samples) every log step."""
+    c = config(sample_every=4)
+    c.eval.update(every=4, metrics="mixture", num_samples=200)
+    return c
+
+
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     """4 members (2 lrs x 2 seeds), one on each of 4 of the 8 fake devices (member_devices);
-    members 2, 3 blow up."""
+    members 2, 3 blow up. Also returns the programs compiled and the (member, step) of each
+    eval computed."""
     workdir = str(tmp_path_factory.mktemp("sweep"))
-    programs = []
+    programs, evals = [], []
     compile_program = sweep.compile_program
+    evaluate_member = sweep_outputs.evaluate_member
 
     def recording(*args):
         programs.append(compile_program(*args))
         return programs[-1]
 
+    def counting(member, state, plan):
+        evals.append((member.index, int(state.step)))
+        return evaluate_member(member, state, plan)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sweep, "compile_program", recording)
-        members = sweep.run_sweep(config(sample_every=4), GRID, 2, workdir)
-    return workdir, members, programs
+        patch.setattr(sweep, "evaluate_member", counting)
+        patch.setattr(sweep_outputs, "evaluate_member", counting)
+        members = sweep.run_sweep(eval_config(), GRID, 2, workdir)
+    return workdir, members, programs, evals
 
 
 def test_member_equals_a_solo_train_run_of_its_config(swept, tmp_path):
-    workdir, *_ = swept
+    """Params, and the eval metrics logged every eval.every steps; the last step's eval is
+    computed once and is the member's eval.json."""
+    workdir, _, _, evals = swept
     solo = train.train_and_evaluate(read_config(sweep.member_dir(workdir, 1)), str(tmp_path))
     # Member 1: seed config.seed + 1, d.lr 1e-3 (vmapped matmuls may round differently).
     assert read_config(sweep.member_dir(workdir, 1)).seed == 1
     assert_params_equal(member_state(workdir, 1), solo, rtol=1e-5, atol=1e-6)
+    assert sorted(evals) == [(0, 4), (0, 8), (1, 4), (1, 8)]  # not failed members 2, 3
+    with open(tmp_path / "metrics.jsonl") as f:
+        solo_rows = [json.loads(line) for line in f]
+    member_rows = metrics_rows(workdir, 1)
+    assert [r["step"] for r in member_rows] == [r["step"] for r in solo_rows] == [4, 8]
+    for member_row, solo_row in zip(member_rows, solo_rows, strict=True):
+        assert "mixture_modes" in solo_row
+        for key, value in solo_row.items():
+            if key.startswith("mixture_") and np.ndim(value) == 0:
+                np.testing.assert_allclose(member_row[key], value, rtol=1e-4, atol=1e-6)
+    with open(f"{workdir}/members/1/eval.json") as f:
+        final = {k: v for k, v in json.load(f).items() if k.startswith("mixture_")}
+    assert final  # eval.json writes a NaN as null (with its reason); metrics.jsonl as NaN
+    for key, value in final.items():
+        np.testing.assert_equal(member_rows[-1][key], np.nan if value is None else value)
 
 
 def test_non_finite_members_are_frozen_and_marked_and_the_others_unchanged(swept, tmp_path):
-    workdir, members, _ = swept
+    workdir, members, *_ = swept
     assert [m.status for m in members] == ["ok", "ok"] + ["failed at step 4 (player D and G)"] * 2
     for index in (2, 3):  # frozen at the last finite state: the initial one
         frozen = member_state(workdir, index)
@@ -105,7 +137,7 @@ def test_sharded_over_8_devices_equals_one_device(swept, tmp_path):
 
 
 def test_one_program_traced_once_for_all_members_and_chunks(swept):
-    _, _, programs = swept
+    _, _, programs, _ = swept
     assert len(programs) == 1
     # 2 chunks and 2 log steps of 4 members: each entry point compiled once.
     for fn in (programs[0].run_chunk, programs[0].finite, programs[0].settle):
@@ -377,7 +409,9 @@ import sys
 sys.path.insert(0, {tests!r})
 from conftest import tiny_config
 def get_config():
-    return tiny_config(num_steps=8, checkpoint_every=4)
+    c = tiny_config(num_steps=8, checkpoint_every=4)
+    c.eval.update(every=4, metrics="mixture", num_samples=200)
+    return c
 def get_sweep():
     return {{"optim.d.lr": [1e-3, 1e30]}}
 """
@@ -385,7 +419,7 @@ def get_sweep():
 
 def test_two_processes_of_four_devices_equal_one_process_of_eight(swept, tmp_path):
     """The `swept` fixture's sweep (8 local devices) run by 2 processes x 4 fake devices."""
-    workdir, members, _ = swept
+    workdir, members, *_ = swept
     experiment = tmp_path / "multihost_sweep.py"
     experiment.write_text(MULTIHOST_FILE.format(tests=str(Path(__file__).parent)))
     multihost = tmp_path / "multihost"
@@ -432,42 +466,3 @@ def test_member_of_a_2014_sweep_equals_gan_jax_train_with_the_sgd_schedule_and_d
     # The last of 8 updates ran at lr / 1.05^7, 3/8 of the way up the momentum ramp.
     np.testing.assert_allclose(hyper["learning_rate"], 0.02 / 1.05**7, rtol=1e-5)
     np.testing.assert_allclose(hyper["momentum"], 0.5 + 0.2 * 3 / 8, rtol=1e-6)
-
-
-def test_eval_every_logs_each_members_metrics_as_its_solo_run_and_reuses_the_last(
-    tmp_path, monkeypatch
-):
-    """With eval.every, each member's metrics.jsonl gets the eval metrics at every multiple of
-    it, equal to its solo run's; the final step's are its eval.json, computed once."""
-    base = config(num_steps=8)
-    base.eval.update(every=4, metrics="mixture", num_samples=200)
-    calls = []
-    evaluate_member = sweep_outputs.evaluate_member
-
-    def counting(member, state, plan):
-        calls.append((member.index, int(state.step)))
-        return evaluate_member(member, state, plan)
-
-    monkeypatch.setattr(sweep, "evaluate_member", counting)
-    monkeypatch.setattr(sweep_outputs, "evaluate_member", counting)
-    workdir = str(tmp_path / "sweep")
-    sweep.run_sweep(base, {}, 2, workdir)
-    assert sorted(calls) == [(0, 4), (0, 8), (1, 4), (1, 8)]  # the end reuses step 8's
-    solo_dir = str(tmp_path / "solo")
-    train.train_and_evaluate(read_config(sweep.member_dir(workdir, 1)), solo_dir)
-    with open(f"{solo_dir}/metrics.jsonl") as f:
-        solo_rows = [json.loads(line) for line in f]
-    member_rows = metrics_rows(workdir, 1)
-    assert [r["step"] for r in member_rows] == [r["step"] for r in solo_rows] == [4, 8]
-    for member_row, solo_row in zip(member_rows, solo_rows, strict=True):
-        assert "mixture_modes" in solo_row
-        for key, value in solo_row.items():
-            if key.startswith("mixture_") and np.ndim(value) == 0:
-                np.testing.assert_allclose(member_row[key], value, rtol=1e-4, atol=1e-6)
-    with open(f"{workdir}/members/1/eval.json") as f:
-        written = json.load(f)
-    assert written["step"] == 8
-    final = {k: v for k, v in written.items() if k.startswith("mixture_")}
-    assert final  # eval.json writes a NaN as null (with its reason); metrics.jsonl as NaN
-    for key, value in final.items():
-        np.testing.assert_equal(member_rows[-1][key], np.nan if value is None else value)
