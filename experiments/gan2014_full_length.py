@@ -21,10 +21,12 @@ Run (every command resumes; each variant's workdir is an ordinary sweep):
 
 `--with VARIANT=DIR` adds the Parzen curve of a solo `gan-jax train` run of that variant (made
 with the same eval flags, e.g. seed 0 while the sweep runs seeds 1 and 2 with `--first_seed 1`)
-to the variant's seeds. Writes OUT/gan2014_full_length.md (per variant and eval step: the mean,
-standard deviation, lowest and highest Parzen figure over seeds, and each variant's best and
-final mean) and OUT/gan2014_full_length_<variant>.png (each seed's curve, their mean and band,
-the paper's 225 dashed; `gan-jax curve`).
+to the variant's seeds. Writes, per variant, OUT/gan2014_full_length_<variant>.md (at each eval
+step the mean, standard deviation, lowest and highest Parzen figure over its runs; its best and
+final mean; the members left out as non-finite) and OUT/gan2014_full_length_<variant>.png (each
+run's curve, their mean and band, the paper's 225 dashed; `gan-jax curve`), so the variants
+can run in separate commands (e.g. `--variants paper --first_seed 1 --seeds 2 --with
+paper=runs/gan2014_full` and `--variants authors --seeds 3`).
 
 Cost: the 2014 nets run about 44 member-iterations/s on the 2-core CPU VM (make bench-sweep),
 so 3 seeds x 125,000 steps take about 2.4 hours per variant there, plus ~20 s per member per
@@ -140,44 +142,45 @@ def main() -> None:
             raise ValueError(f"--seeds {args.seeds} is not allowed; expected >= 1")
     except ValueError as err:
         parser.error(str(err))
-    table = [
+    header = [
         f"Parzen log-likelihood (2014 protocol) every {EVAL_EVERY:,} steps, over the seeds of"
-        " each variant: mean +- std (ddof 0), lowest and highest. Goodfellow et al. 2014, Table"
+        " the variant: mean +- std (ddof 0), lowest and highest. Goodfellow et al. 2014, Table"
         f" 1: {PAPER_PARZEN:.0f} +- 2.",
         "",
         "| variant | step | seeds | Parzen LL | lowest | highest |",
         "|---|---|---|---|---|---|",
     ]
-    summaries = []
+    os.makedirs(args.out, exist_ok=True)
     for variant in variants:
         config = get_config(variant, args.steps)
         config.data.dir = args.data_dir
         config.seed = args.first_seed
         workdir = os.path.join(args.workdir, variant)
         members = sweep.run_sweep(config, {}, args.seeds, workdir)
+        failed = [f"seed {m.seed}: {m.status}" for m in members if m.status != "ok"]
         runs = [sweep.member_dir(workdir, m.index) for m in members if m.status == "ok"]
         runs += solo.get(variant, [])
-        if not runs:
-            summaries.append(f"- {variant}: every member failed ({[m.status for m in members]})")
-            continue
-        curve_list = [curves.read_curves(run, ["parzen_ll"])["parzen_ll"] for run in runs]
-        table += variant_rows(variant, curve_list)
-        (best_step, best), (last_step, last) = best_and_final(curve_list)
-        summaries.append(
-            f"- {variant}: best mean {best:.1f} at step {best_step:,}, final {last:.1f} at step"
-            f" {last_step:,} ({len(runs)} runs; {PAPER_PARZEN - last:.1f} short of the paper)"
-        )
-        curves.curve(
-            runs,
-            ["parzen_ll"],
-            os.path.join(args.out, f"gan2014_full_length_{variant}.png"),
-            reference=PAPER_PARZEN,
-            reference_label="Goodfellow et al. 2014, Table 1",
-        )
-        print(summaries[-1], flush=True)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "gan2014_full_length.md"), "w") as f:
-        f.write("\n".join([*table, "", *summaries]) + "\n")
+        lines = [f"- {variant}: left out (non-finite): {'; '.join(failed)}"] if failed else []
+        rows = []
+        if runs:
+            curve_list = [curves.read_curves(run, ["parzen_ll"])["parzen_ll"] for run in runs]
+            rows = variant_rows(variant, curve_list)
+            (best_step, best), (last_step, last) = best_and_final(curve_list)
+            lines.append(
+                f"- {variant}: best mean {best:.1f} at step {best_step:,}, final {last:.1f} at"
+                f" step {last_step:,}, {PAPER_PARZEN - last:.1f} short of the paper"
+                f" ({len(runs)} runs: {', '.join(runs)})"
+            )
+            curves.curve(
+                runs,
+                ["parzen_ll"],
+                os.path.join(args.out, f"gan2014_full_length_{variant}.png"),
+                reference=PAPER_PARZEN,
+                reference_label="Goodfellow et al. 2014, Table 1",
+            )
+        with open(os.path.join(args.out, f"gan2014_full_length_{variant}.md"), "w") as f:
+            f.write("\n".join([*header, *rows, "", *lines]) + "\n")
+        print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":
