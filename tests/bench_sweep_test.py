@@ -41,6 +41,7 @@ def test_ring_rates_are_member_iterations_over_median_seconds(monkeypatch):
     assert figures["speedup"] == 2.5
 
 
+@pytest.mark.slow  # make test-all: a benchmark's bookkeeping, on two compiles of the ring
 def test_members_sweep_and_sequential_runs_advance_every_member_equally():
     """Both sides run every member the same iterations: 2 chunks of 2 after the warm-up's
     one chunk leave every member's step counter at 6."""

@@ -183,6 +183,8 @@ def test_an_iteration_s_flops_count_every_d_step():
     assert flops == pytest.approx(expected, rel=0.02)
 
 
+# make test-all: a benchmark's option comparison (benchmarks are not part of the default run).
+@pytest.mark.slow
 def test_a_paired_option_run_reports_whether_the_numbers_moved():
     """Region analysis only drops copies: the states stay bit-identical. Fast math changes the
     arithmetic, a live control that the comparison can see a difference."""
