@@ -23,10 +23,11 @@ Run (every command resumes; each variant's workdir is an ordinary sweep):
 with the same eval flags, e.g. seed 0 while the sweep runs seeds 1 and 2 with `--first_seed 1`)
 to the variant's seeds. Writes, per variant, OUT/gan2014_full_length_<variant>.md (at each eval
 step the mean, standard deviation, lowest and highest Parzen figure over its runs; its best and
-final mean; the members left out as non-finite) and OUT/gan2014_full_length_<variant>.png (each
-run's curve, their mean and band, the paper's 225 dashed; `gan-jax curve`), so the variants
-can run in separate commands (e.g. `--variants paper --first_seed 1 --seeds 2 --with
-paper=runs/gan2014_full` and `--variants authors --seeds 3`).
+final mean; the members left out, with their sweep status: non-finite, or stopped by the
+collapse alarm) and OUT/gan2014_full_length_<variant>.png (each run's curve, their mean and
+band, the paper's 225 dashed; `gan-jax curve`), so the variants can run in separate commands
+(e.g. `--variants paper --first_seed 1 --seeds 2 --with paper=runs/gan2014_full` and
+`--variants authors --seeds 3`).
 
 Cost: the 2014 nets run about 44 member-iterations/s on the 2-core CPU VM (make bench-sweep),
 so 3 seeds x 125,000 steps take about 2.4 hours per variant there, plus ~20 s per member per
@@ -160,7 +161,7 @@ def main() -> None:
         failed = [f"seed {m.seed}: {m.status}" for m in members if m.status != "ok"]
         runs = [sweep.member_dir(workdir, m.index) for m in members if m.status == "ok"]
         runs += solo.get(variant, [])
-        lines = [f"- {variant}: left out (non-finite): {'; '.join(failed)}"] if failed else []
+        lines = [f"- {variant}: left out: {'; '.join(failed)}"] if failed else []
         rows = []
         if runs:
             curve_list = [curves.read_curves(run, ["parzen_ll"])["parzen_ll"] for run in runs]
