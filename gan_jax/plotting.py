@@ -75,7 +75,7 @@ def save_curves(
     stderr_N or None) drawn with markers (error bars where stderr is given), band None or
     (x_S, mean_S, std_S) drawn as a black line with a shaded band of one std; a dashed
     horizontal line at `reference` if given. More than MAX_NAMED_RUNS lines (a sweep's
-    members) are drawn thin and grey with one legend entry, which would otherwise cover the
+    members) are drawn thin in one colour with one legend entry, which would otherwise cover the
     panel."""
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(6, 3 * len(panels)), sharex=True, squeeze=False
