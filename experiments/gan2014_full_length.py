@@ -77,25 +77,19 @@ def get_config(variant: str = "paper", steps: int = 125_000):
     return c
 
 
-def variant_rows(variant: str, curve_list: list[dict]) -> list[str]:
-    """Markdown rows of one variant: at each step all its runs logged, the mean +- std (numpy,
-    ddof 0) and the lowest and highest Parzen figure over the runs (curves.read_curves'
-    'parzen_ll' of each)."""
-    summary = curves.over_runs(curve_list)
-    rows = []
-    for i, step in enumerate(summary["step"]):
-        values = [c["value"][np.searchsorted(c["step"], step)] for c in curve_list]
-        rows.append(
-            f"| {variant} | {step:,} | {summary['runs']} | {summary['mean'][i]:.1f} +-"
-            f" {summary['std'][i]:.1f} | {min(values):.1f} | {max(values):.1f} |"
-        )
-    return rows
+def variant_rows(variant: str, summary: dict) -> list[str]:
+    """Markdown rows of one variant from `curves.over_runs` of its runs' 'parzen_ll': at each
+    step all of them logged, the mean +- std (numpy, ddof 0), the lowest and the highest."""
+    return [
+        f"| {variant} | {step:,} | {summary['runs']} | {summary['mean'][i]:.1f} +-"
+        f" {summary['std'][i]:.1f} | {summary['lowest'][i]:.1f} | {summary['highest'][i]:.1f} |"
+        for i, step in enumerate(summary["step"])
+    ]
 
 
-def best_and_final(curve_list: list[dict]) -> tuple[tuple[int, float], tuple[int, float]]:
+def best_and_final(summary: dict) -> tuple[tuple[int, float], tuple[int, float]]:
     """((step, mean) of the highest mean over the runs, (step, mean) at their last common
-    step)."""
-    summary = curves.over_runs(curve_list)
+    step), from `curves.over_runs`."""
     best = int(np.argmax(summary["mean"]))
     return (
         (summary["step"][best], summary["mean"][best]),
@@ -164,9 +158,11 @@ def main() -> None:
         lines = [f"- {variant}: left out: {'; '.join(failed)}"] if failed else []
         rows = []
         if runs:
-            curve_list = [curves.read_curves(run, ["parzen_ll"])["parzen_ll"] for run in runs]
-            rows = variant_rows(variant, curve_list)
-            (best_step, best), (last_step, last) = best_and_final(curve_list)
+            summary = curves.over_runs(
+                [curves.read_curves(run, ["parzen_ll"])["parzen_ll"] for run in runs]
+            )
+            rows = variant_rows(variant, summary)
+            (best_step, best), (last_step, last) = best_and_final(summary)
             lines.append(
                 f"- {variant}: best mean {best:.1f} at step {best_step:,}, final {last:.1f} at"
                 f" step {last_step:,}, {PAPER_PARZEN - last:.1f} short of the paper"

@@ -83,8 +83,9 @@ def summarise(curve: dict[str, np.ndarray], steps_per_epoch: int | None = None) 
 
 def over_runs(curves: list[dict[str, np.ndarray]]) -> dict:
     """One metric over several runs (seeds): at the steps every run logged, the mean and
-    standard deviation (numpy's, ddof 0, as the sweep's results tables) of their values:
-    {"step": [S], "mean": [S], "std": [S], "runs": n}."""
+    standard deviation (numpy's, ddof 0, as the sweep's results tables) of their values and
+    the lowest and highest of them: {"step", "mean", "std", "lowest", "highest": [S] each,
+    "runs": n}."""
     steps = sorted(set.intersection(*(set(c["step"].tolist()) for c in curves)))
     values_RxS = np.array(
         [[c["value"][np.searchsorted(c["step"], step)] for step in steps] for c in curves]
@@ -93,6 +94,8 @@ def over_runs(curves: list[dict[str, np.ndarray]]) -> dict:
         "step": steps,
         "mean": values_RxS.mean(axis=0).tolist(),
         "std": values_RxS.std(axis=0).tolist(),
+        "lowest": values_RxS.min(axis=0).tolist(),
+        "highest": values_RxS.max(axis=0).tolist(),
         "runs": len(curves),
     }
 

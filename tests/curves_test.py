@@ -112,6 +112,8 @@ def test_several_runs_give_their_mean_and_std_at_the_steps_all_of_them_logged(
         "step": [200, 800],
         "mean": values_RxS.mean(axis=0).tolist(),
         "std": values_RxS.std(axis=0).tolist(),
+        "lowest": values_RxS.min(axis=0).tolist(),
+        "highest": values_RxS.max(axis=0).tolist(),
         "runs": 2,
     }
     with Image.open(out) as image:

@@ -51,7 +51,7 @@ def test_rows_give_mean_std_and_range_at_the_steps_every_run_logged():
         {"step": np.array([5000, 10000]), "value": np.array([10.0, 50.0])},
         {"step": np.array([5000, 10000]), "value": np.array([12.0, 58.0])},
     ]
-    rows = full.variant_rows("paper", runs)
+    rows = full.variant_rows("paper", full.curves.over_runs(runs))
     values = np.array([[8.0, 60.0], [10.0, 50.0], [12.0, 58.0]])
     mean, std = values.mean(0), values.std(0)
     assert rows == [
@@ -59,11 +59,12 @@ def test_rows_give_mean_std_and_range_at_the_steps_every_run_logged():
         f"| paper | 10,000 | 3 | {mean[1]:.1f} +- {std[1]:.1f} | 50.0 | 60.0 |",
     ]
     runs[0]["value"] = np.array([8.0, 40.0, 90.0])  # the best mean is now the first step's
-    best, final = full.best_and_final(runs[1:])
+    best, final = full.best_and_final(full.curves.over_runs(runs[1:]))
     assert best == final == (10000, pytest.approx(54.0))
-    best, final = full.best_and_final([runs[0], runs[1]])
+    best, final = full.best_and_final(full.curves.over_runs([runs[0], runs[1]]))
     assert best == final == (10000, pytest.approx(45.0))
-    best, _ = full.best_and_final([{"step": np.array([1, 2]), "value": np.array([3.0, 1.0])}])
+    one = [{"step": np.array([1, 2]), "value": np.array([3.0, 1.0])}]
+    best, _ = full.best_and_final(full.curves.over_runs(one))
     assert best == (1, 3.0)
 
 
