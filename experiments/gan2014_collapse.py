@@ -30,6 +30,9 @@ One variant as a plain sweep (each member an ordinary workdir under DIR/members/
 Cost: 16 members x 3,000 steps is 48,000 member-iterations per variant; the 2014 nets sweep at
 about 44 member-iterations/s on the 2-core CPU VM (make bench-sweep), so about 18 min per variant
 and 73 min for all four there; minutes on an accelerator.
+
+Expect (seeds 0-15, docs/gan2014_collapse.md): collapsed paper 6/16, authors 1/16, smoothing
+11/16, half_d_lr 13/16; the survivors' Parzen figures -62.8, -157.7, -121.7 and -263.4 (means).
 """
 
 from __future__ import annotations
