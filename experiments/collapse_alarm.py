@@ -153,11 +153,13 @@ def main() -> None:
     parser.add_argument("--sweep_dir", default="runs/gan2014_collapse")
     parser.add_argument("--data_dir", required=True, help="directory of the MNIST IDX files")
     parser.add_argument("--out", default="docs")
-    parser.add_argument("--variants", default="paper,authors,smoothing,half_d_lr")
+    parser.add_argument(
+        "--variants", help="comma-separated (default: every variant of gan2014_collapse.py)"
+    )
     args = parser.parse_args()
     collapse = load_collapse_experiment()
     table = []
-    for variant in args.variants.split(","):
+    for variant in args.variants.split(",") if args.variants else collapse.VARIANTS:
         variant_dir = os.path.join(args.sweep_dir, variant)
         if not os.path.exists(os.path.join(variant_dir, "sweep.json")):
             print(f"{variant}: no sweep in {variant_dir}, left out", flush=True)

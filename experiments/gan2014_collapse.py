@@ -1,4 +1,4 @@
-r"""How often the 2014 MNIST setup collapses: 16 seeds of each of four variants, as sweeps.
+r"""How often the 2014 MNIST setup collapses: 16 seeds of each of five variants, as sweeps.
 
 A run has collapsed when D wins outright: mean D(G(z)) on G's samples (`d_fake` in a member's
 metrics.jsonl, logged every 100 steps) stays below 0.001 for 3 logs in a row within the 3,000
@@ -12,9 +12,11 @@ runs that dipped below 0.001 at a single log (some recover). The variants (`get_
   (`train.update_rule=simultaneous`, `loss.d_objective_scale=0.5`);
 - `smoothing`: `paper` with one-sided label smoothing, D's real target 0.9 (Salimans et al.
   2016, Sec. 3.4);
-- `half_d_lr`: `paper` with D's learning rate halved (0.05).
+- `half_d_lr`: `paper` with D's learning rate halved (0.05);
+- `simultaneous`: `paper` with the authors' simultaneous update alone, D's objective whole (with
+  `authors` and `half_d_lr`, the four cells of update rule x D's step).
 
-Run all four and write OUT/gan2014_collapse.md (collapse rate with a Clopper-Pearson 95%
+Run all five and write OUT/gan2014_collapse.md (collapse rate with a Clopper-Pearson 95%
 interval, and the Parzen log-likelihood of the survivors at 3,000 steps, the 2014 protocol:
 sigma chosen on train[50000:51000], 10,000 samples against the 10,000 test images):
 
@@ -29,7 +31,7 @@ One variant as a plain sweep (each member an ordinary workdir under DIR/members/
 
 Cost: 16 members x 3,000 steps is 48,000 member-iterations per variant; the 2014 nets sweep at
 about 44 member-iterations/s on the 2-core CPU VM (make bench-sweep), so about 18 min per variant
-and 73 min for all four there; minutes on an accelerator.
+and 90 min for all five there; minutes on an accelerator.
 
 Expect (seeds 0-15, docs/gan2014_collapse.md): collapsed paper 6/16, authors 1/16, smoothing
 11/16, half_d_lr 13/16; the survivors' Parzen figures -62.8, -157.7, -121.7 and -263.4 (means).
@@ -51,7 +53,7 @@ from scipy import stats  # noqa: E402
 from gan_jax import evaluate, sweep  # noqa: E402
 from gan_jax.config import load_experiment_file  # noqa: E402
 
-VARIANTS = ("paper", "authors", "smoothing", "half_d_lr")
+VARIANTS = ("paper", "authors", "smoothing", "half_d_lr", "simultaneous")
 COLLAPSE_D_FAKE = 1e-3  # mean D(G(z)) below this at a log step: D has won
 CONSECUTIVE = 3  # ... at this many logs in a row: collapsed (config.alarm_config's default)
 STEPS = 3000
@@ -71,6 +73,8 @@ def get_config(variant: str = "paper"):
         c.loss.real_label = 0.9
     elif variant == "half_d_lr":
         c.optim.d.lr = 0.05
+    elif variant == "simultaneous":
+        c.train.update_rule = "simultaneous"
     return c
 
 

@@ -17,7 +17,7 @@ SPEC.loader.exec_module(collapse)
 def test_variants_differ_from_the_paper_in_their_own_keys_only():
     paper = collapse.get_config("paper").to_dict()
     changed = {}
-    for variant in ("authors", "smoothing", "half_d_lr"):
+    for variant in collapse.VARIANTS[1:]:
         config = collapse.get_config(variant).to_dict()
         changed[variant] = sorted(
             f"{section}.{key}"
@@ -30,6 +30,7 @@ def test_variants_differ_from_the_paper_in_their_own_keys_only():
         "authors": ["loss.d_objective_scale", "train.update_rule"],
         "smoothing": ["loss.real_label"],
         "half_d_lr": ["optim.d"],
+        "simultaneous": ["train.update_rule"],
     }
     assert collapse.get_config("half_d_lr").optim.d.lr == 0.05
     with pytest.raises(ValueError, match="variant 'nope' is not allowed"):
