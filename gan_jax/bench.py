@@ -45,6 +45,7 @@ def load_config(experiment: str):
 
 
 def timed(fn, *args):
+    """(fn(*args), seconds of wall time until its outputs are ready)."""
     start = time.perf_counter()
     out = fn(*args)
     jax.block_until_ready(out)
@@ -84,6 +85,8 @@ def timed_window(run, iterations: int, peak: SquareMatmul) -> tuple[float, float
 
 
 def compiled_flops(compiled) -> float:
+    """XLA's FLOP count of a compiled program (`cost_analysis()['flops']`); a scanned loop's
+    body is counted once, however many times it runs."""
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, list) else analysis
     return float(analysis["flops"])
@@ -127,6 +130,8 @@ def gemm_shapes(fn, *args) -> list[tuple]:
 
 
 def gemm_flops(lhs, rhs, dimension_numbers) -> int:
+    """2 x (contracted x batch x free sizes): the FLOPs of one `lax.dot_general` of operand
+    shapes `lhs` and `rhs` under `dimension_numbers` ((contract, contract), (batch, batch))."""
     (lhs_contract, rhs_contract), (lhs_batch, _) = dimension_numbers
     free_lhs = [d for i, d in enumerate(lhs) if i not in (*lhs_contract, *lhs_batch)]
     free_rhs = [d for i, d in enumerate(rhs) if i not in (*rhs_contract, *lhs_batch)]
@@ -199,6 +204,12 @@ def paired_option(experiment: str, option: str, value, scan_steps: int, rounds: 
 def bench(
     experiment: str, num_iterations: int, scan_steps: int, rounds: int = 10, peak_size: int = 2048
 ) -> dict:
+    """Times `experiment`'s D and G steps on random on-device data: about `num_iterations`
+    iterations in `rounds` rounds of whole `scan_steps` chunks, each round's training window
+    followed by a window of `peak_size`^2 float32 matmuls as long, then the iteration's own
+    GEMMs alone and their window. Returns the JSON dict of `make bench` (medians over rounds:
+    iterations/s, GFLOP/s by XLA's count, fraction of the windowed peak and of the best single
+    matmul, compile seconds per step)."""
     config, spec, hp, dataset = random_data_run(experiment, scan_steps)
     compiled = engine.jit_steps(spec)
     state = compiled.init(jax.random.PRNGKey(0), hp, dataset)
@@ -265,6 +276,7 @@ def bench(
 
 
 def main() -> None:
+    """`make bench`: prints the JSON of `bench` for the chosen experiment."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", default="gan2014_mnist")
     parser.add_argument("--iterations", type=int, default=1000, help="over all rounds")

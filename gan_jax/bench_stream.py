@@ -121,6 +121,7 @@ def _bench(folder, num_images, iterations, scan_steps, rounds, base_features) ->
 
 
 def main() -> None:
+    """Prints the JSON of the streamed-data benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20_000)
     parser.add_argument("--iterations", type=int, default=100, help="per timed window")

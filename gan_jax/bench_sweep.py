@@ -234,6 +234,7 @@ def _ks(text: str) -> list[int]:
 
 
 def main() -> None:
+    """`make bench-sweep`: prints the JSON of the sweep benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ks", type=_ks, default=list(RING_KS), help="ring K values")
     parser.add_argument("--iterations", type=int, default=200, help="ring, per member a round")

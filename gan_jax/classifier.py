@@ -68,6 +68,7 @@ MODEL = MnistCNN()
 
 @functools.cache
 def model_for(num_classes: int) -> MnistCNN:
+    """The classifier net for `num_classes` outputs (the shipped MNIST model's for 10)."""
     return MODEL if num_classes == NUM_CLASSES else MnistCNN(num_classes=num_classes)
 
 
@@ -161,6 +162,8 @@ def features(params, x, value_range: str = "unit", batch_size: int = 1000) -> ja
 
 
 def accuracy(params, x, labels_N, value_range: str = "unit", batch_size: int = 1000) -> float:
+    """The share of images x [N, H, W, C] (in `value_range`) whose argmax class equals
+    labels_N [N], in [0, 1]; classified `batch_size` at a time."""
     logits_Nx10 = classify(params, x, value_range, batch_size)
     return float(jnp.mean(jnp.argmax(logits_Nx10, axis=-1) == jnp.asarray(labels_N)))
 
@@ -299,4 +302,5 @@ def load_classifier(
 
 
 def num_params(params) -> int:
+    """The number of scalars in a parameter pytree."""
     return sum(math.prod(p.shape) for p in jax.tree.leaves(params))

@@ -31,11 +31,13 @@ from gan_jax.workdir_lock import WorkdirBusyError
 
 
 def run_train(args: argparse.Namespace) -> None:
+    """`gan-jax train`: train (or resume) one run in --workdir."""
     parallel.maybe_initialize_distributed()
     train.train_and_evaluate(args.config, args.workdir, args.override_config)
 
 
 def run_sweep(args: argparse.Namespace) -> None:
+    """`gan-jax sweep`: train the grid x seeds; raises ValueError when there is nothing to sweep."""
     parallel.maybe_initialize_distributed()
     grid = sweep.command_grid(args.config_file, args.sweep or [])
     if not grid and args.seeds == 1:
@@ -49,21 +51,25 @@ def run_sweep(args: argparse.Namespace) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> None:
+    """`gan-jax eval`: score the newest checkpoint, print and write eval.json."""
     record = evaluate.evaluate(args.workdir, args.metrics, args.num_samples, args.data_dir)
     print(json.dumps(record, indent=2))
 
 
 def run_sample(args: argparse.Namespace) -> None:
+    """`gan-jax sample`: write --num samples of the newest checkpoint to --out."""
     record = sample.sample(args.workdir, args.num, args.seed, args.out)
     print(json.dumps(record))
 
 
 def run_figures(args: argparse.Namespace) -> None:
+    """`gan-jax figures`: the 2014 paper's Figures 2 and 3 for the newest checkpoint."""
     record = figures.figures(args.workdir, args.out, args.data_dir, args.seed)
     print(json.dumps(record))
 
 
 def run_curve(args: argparse.Namespace) -> None:
+    """`gan-jax curve`: plot and summarise metrics against steps for one or more workdirs."""
     record = curves.curve(
         args.workdir,
         [name.strip() for name in args.metrics.split(",") if name.strip()],
@@ -285,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> None:
+    """Runs the chosen subcommand; a bad input or a stopped run exits 1 with a one-line error."""
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax and XLA are chatty at INFO
     try:
@@ -355,6 +362,7 @@ def parse_flags(argv: list[str]) -> argparse.Namespace:
 
 
 def run() -> None:
+    """The `gan-jax` console script."""
     if sys.argv[1:2] == ["sweep"]:  # before anything starts JAX's backends
         parallel.one_cpu_device_per_core()
     app.run(main, flags_parser=parse_flags)

@@ -38,6 +38,9 @@ ALARM_ACTIONS = ("off", "warn", "stop")  # alarm.action; see gan_jax/alarm.py
 
 
 def optimizer_config(**overrides) -> ml_collections.ConfigDict:
+    """One player's optimizer config (`optim.g` or `optim.d`): Adam(1e-3, 0.5, 0.999) unless
+    `overrides` set other fields (name: adam, sgd, rmsprop; the SGD schedule's momentum and
+    lr_decay follow goodfeli/adversarial's mnist.yaml; see gan_jax/optim.py)."""
     cfg = ml_collections.ConfigDict(
         {
             "name": "adam",

@@ -80,6 +80,9 @@ def fingerprint(name: str, path: str, image_size: int | None, channels: int | No
 
 
 def entry_dir(cache_dir: str, print_: dict) -> str:
+    """The cache folder of one prepared set: its source's name made path-safe and a digest of
+    its fingerprint `print_` (any change to the source or the preparation gives a new folder),
+    under `cache_dir` (default: `default_cache_dir()`)."""
     digest = hashlib.sha256(json.dumps(print_, sort_keys=True).encode()).hexdigest()[:24]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", print_["source"])
     return os.path.join(cache_dir or default_cache_dir(), f"{slug}-{digest}")

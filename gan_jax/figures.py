@@ -32,7 +32,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from PIL import Image
 
 from gan_jax import classifier, data, plotting, steps
 from gan_jax.checkpoint import require_checkpoint
@@ -175,19 +174,13 @@ def save_pairs(path: str, samples_NxHxWxC, neighbours_NxHxWxC, pairs_per_row: in
     """A grid of sample | neighbour pairs (values in [0, 1]), the pairs set apart by a wider
     gap than their two halves."""
     pairs = np.concatenate([samples_NxHxWxC, neighbours_NxHxWxC], axis=2)  # side by side
-    grid = plotting.image_grid(pairs, columns=pairs_per_row, pad=4)
-    save_uint8(path, grid)
-
-
-def save_uint8(path: str, grid, scale: int = 2) -> None:
-    image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
-    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    image.save(path)
+    plotting.save_image_grid(path, pairs, columns=pairs_per_row, pad=4)
 
 
 def save_rows(path: str, x_RxTxHxWxC) -> None:
+    """R rows of T images (values in [0, 1]) as one PNG, a row per leading index."""
     r, t = x_RxTxHxWxC.shape[:2]
-    save_uint8(path, plotting.image_grid(x_RxTxHxWxC.reshape(r * t, *x_RxTxHxWxC.shape[2:]), t))
+    plotting.save_image_grid(path, x_RxTxHxWxC.reshape(r * t, *x_RxTxHxWxC.shape[2:]), t)
 
 
 def check_workdir(workdir: str):

@@ -81,6 +81,8 @@ def _label_count(labels) -> int | None:
 
 @dataclasses.dataclass(frozen=True)
 class Description:
+    """What shapes a run on an image set: one image's [H, W, C] and the number of classes."""
+
     shape: tuple[int, int, int]  # one prepared image's [H, W, C]
     num_classes: int | None  # None: no labels
 

@@ -137,10 +137,14 @@ def feature_matching(f_real_BxF, f_fake_BxF, *, reduction: str = "sum"):
 
 
 def identity(outputs):
+    """D's raw output as the reported D(x): for losses whose D is a score, not a probability."""
     return outputs
 
 
 class GANLoss(NamedTuple):
+    """One loss family: D's loss on real and fake logits [B], G's loss on fake logits [B],
+    and the map from D's raw output to the D(x) reported in metrics."""
+
     d_loss: Callable  # (real_logits_B, fake_logits_B) -> scalar
     g_loss: Callable  # (fake_logits_B) -> scalar
     # D's raw output -> the paper's D(x), for metrics: a probability for the sigmoid losses, the

@@ -109,6 +109,7 @@ def _find_features(tree) -> tuple:
 
 
 def leaky_relu(x):
+    """Leaky ReLU with slope 0.2 for negative inputs, DCGAN's D activation."""
     return nn.leaky_relu(x, negative_slope=0.2)  # Radford et al. 2016, Sec. 3: slope 0.2 in D
 
 

@@ -57,6 +57,8 @@ def one_cpu_device_per_core() -> bool:
 
 
 def check_batch_divides(batch_size: int) -> None:
+    """Raises ValueError, naming both numbers, unless the global batch splits evenly over
+    every device (pmap gives each the same number of rows)."""
     devices = jax.device_count()
     if batch_size % devices:
         raise ValueError(

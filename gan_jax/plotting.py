@@ -28,8 +28,13 @@ def image_grid(x_NxHxWxC, columns: int | None = None, pad: int = 1) -> np.ndarra
     return (grid * 255).round().astype(np.uint8)
 
 
-def save_image_grid(path: str, x_NxHxWxC, columns: int | None = None, scale: int = 2) -> None:
-    grid = image_grid(x_NxHxWxC, columns)
+def save_image_grid(
+    path: str, x_NxHxWxC, columns: int | None = None, scale: int = 2, pad: int = 1
+) -> None:
+    """Writes `image_grid(x_NxHxWxC, columns, pad)` (values in [0, 1]; default columns: about
+    sqrt(N)) to the PNG at `path`, each pixel drawn as `scale` x `scale` pixels; creates the
+    file's directory."""
+    grid = image_grid(x_NxHxWxC, columns, pad)
     image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -65,6 +65,7 @@ TEXT_OUT_FORMS = "FILE.txt, " + OUT_FORMS
 
 
 def is_conditional(config) -> bool:
+    """Whether the config's G takes a class label (`model.conditioning` other than 'none')."""
     return config.model.get("conditioning", "none") != "none"
 
 

@@ -46,6 +46,8 @@ def shard(batch_size: int, axis_name: str | None):
 
 
 def local_rows(x_Bx, offset, local: int):
+    """Rows offset .. offset + local - 1 of x [B, ...] (offset may be traced): one device's
+    share of a global batch."""
     return jax.lax.dynamic_slice_in_dim(x_Bx, offset, local)
 
 

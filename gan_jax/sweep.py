@@ -289,6 +289,7 @@ def to_host(tree):
 
 
 def group_dir(workdir: str, group: int) -> str:
+    """WORKDIR/groups/<group>: one compiled group's stacked checkpoints."""
     return os.path.join(workdir, "groups", str(group))
 
 

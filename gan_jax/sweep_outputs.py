@@ -123,6 +123,7 @@ def write_results(workdir: str, rows: list[dict]) -> None:
 
 
 def member_dir(workdir: str, index: int) -> str:
+    """WORKDIR/members/<index>: member `index`'s own workdir."""
     return os.path.join(workdir, "members", str(index))
 
 

@@ -45,6 +45,7 @@ def check_finite(metrics: dict, state: GANState, step: int) -> None:
 
 
 def elapsed(start: float) -> float:
+    """Seconds since `start` (a `time.perf_counter()` reading), rounded to milliseconds."""
     return round(time.perf_counter() - start, 3)
 
 
@@ -98,6 +99,9 @@ def _discriminate(state, x):
 
 
 def plotting_bounds(*arrays, margin: float = 0.25):
+    """(low, high) per coordinate of 2-D points [N, 2] from all `arrays`: their 0.5th to
+    99.5th percentiles widened by `margin` of the span on each side, so a few far-off samples
+    do not shrink the picture."""
     points = np.concatenate([np.asarray(a) for a in arrays])
     lo, hi = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
     span = np.maximum(hi - lo, 1e-3)
