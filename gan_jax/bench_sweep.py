@@ -91,11 +91,13 @@ class Members:
         jax.block_until_ready(self.run_sequential(scan_steps))  # compile
 
     def run_sweep(self, iterations: int):
+        """Advances all K members `iterations` steps as one program; returns the stacked state."""
         for _ in range(iterations // self.scan_steps):
             self.state_K, _ = self.program.run_chunk(self.state_K, self.dataset, self.hparams_K)
         return self.state_K
 
     def run_sequential(self, iterations: int):
+        """Advances each member `iterations` steps alone, one after another; returns the states."""
         for i, hp in enumerate(self.hparams):
             self.solo_states[i], _ = engine.advance(
                 self.solo, self.solo_states[i], self.dataset, hp, iterations

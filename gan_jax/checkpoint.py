@@ -76,12 +76,17 @@ class Checkpointer:
         )
 
     def latest_step(self) -> int | None:
+        """The newest checkpoint's step, or None when there is none."""
         return self.manager.latest_step()
 
     def all_steps(self) -> list[int]:
+        """The steps of the checkpoints kept."""
         return list(self.manager.all_steps())
 
     def save(self, state: GANState) -> int:
+        """Writes `state` as the checkpoint of its step (synchronously; an existing step, or a
+        non-primary process, writes nothing) and returns the step; orbax keeps the newest `keep`
+        and writes each through a temporary folder, so a kill mid-write leaves the previous one."""
         step = int(state.step)
         if not self.primary or step in self.manager.all_steps():
             return step
@@ -114,6 +119,7 @@ class Checkpointer:
         return serialization.from_state_dict(like, restored)
 
     def close(self) -> None:
+        """Releases the checkpoint manager."""
         self.manager.close()
 
 

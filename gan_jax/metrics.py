@@ -585,6 +585,7 @@ class EvalInputs:
     _cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def params(self):
+        """The classifier's parameters (the shipped MNIST classifier unless given), loaded once."""
         if self.classifier_params is None:
             self.classifier_params = classifier.load_classifier()
         return self.classifier_params
@@ -599,6 +600,7 @@ class EvalInputs:
         return self._cache[which]
 
     def require(self, field: str):
+        """The named input; ValueError naming it when this evaluation was not given it."""
         value = getattr(self, field)
         if value is None:
             raise ValueError(f"this metric needs `{field}`")

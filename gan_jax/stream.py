@@ -70,6 +70,7 @@ class HostImages:
 
     @property
     def x(self) -> ScaledRows:
+        """The images as rows that scale to the config's range when indexed."""
         return ScaledRows(self.images, self.scale)
 
 

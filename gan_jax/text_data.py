@@ -93,6 +93,7 @@ class Vocabulary:
         return ["".join(table[t] for t in row) for row in rows]
 
     def to_json(self) -> str:
+        """The vocabulary as JSON (reserved ids and the characters in id order), for vocab.json."""
         return json.dumps({"unk": UNK, "pad": PAD, "chars": list(self.chars)}, ensure_ascii=False)
 
     @classmethod

@@ -162,6 +162,8 @@ class Watch:
         self.reference = None  # built at the first statistics: a short run never pays for it
 
     def update(self, state, host: dict, step: int, previous_step: int) -> str | None:
+        """Adds the sample statistics (when due) and any alarm reason for `step` to the logged
+        record `host`; returns the reason, or None."""
         a = self.config.alarm
         if a.action == "off":
             return None

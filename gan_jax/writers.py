@@ -54,6 +54,8 @@ class MetricWriter:
         )
 
     def write(self, step: int, metrics: dict) -> dict:
+        """Appends one record to metrics.jsonl and its scalars to TensorBoard (primary process
+        only); returns the record with plain Python values."""
         record = {"step": int(step), **{k: to_python(v) for k, v in metrics.items()}}
         if not self.enabled:
             return record
@@ -71,10 +73,12 @@ class MetricWriter:
         return record
 
     def advance(self, num_steps: int) -> None:
+        """Moves the progress bar on by `num_steps`."""
         if self.enabled:
             self.progress.update(num_steps)
 
     def close(self) -> None:
+        """Closes the progress bar and the TensorBoard writer."""
         if not self.enabled:
             return
         self.progress.close()
