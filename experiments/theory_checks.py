@@ -59,6 +59,8 @@ class Setup:
 
 @dataclasses.dataclass(frozen=True)
 class Row:
+    """One identity: its two sides and the error the table reports."""
+
     name: str
     lhs: float
     rhs: float
@@ -78,6 +80,8 @@ def _random_distribution(rng, k, scale=2.0):
 
 
 def check_optimal_discriminator(s: Setup) -> list[Row]:
+    """Goodfellow et al. 2014, Prop. 1: D* = p_data / (p_data + p_g) is a stationary point and
+    the maximum of V(D, G) for fixed G (against 1000 random perturbations of D* in logit space)."""
     d_star_K = theory.optimal_discriminator(s.p_data, s.p_g)
     v_star, grad_K = jax.value_and_grad(theory.value_function, argnums=2)(s.p_data, s.p_g, d_star_K)
     noise_MK = 0.3 * s.rng.normal(size=(1000, d_star_K.shape[0]))
@@ -95,6 +99,8 @@ def check_optimal_discriminator(s: Setup) -> list[Row]:
 
 
 def check_theorem1(s: Setup) -> list[Row]:
+    """Goodfellow et al. 2014, Thm. 1: C(G) = V(D*, G) = -log 4 + 2 JSD(p_data || p_g), -log 4 at
+    p_g = p_data, and C's gradient in p_g (autodiff) against log(1 - D*)."""
     c = theory.virtual_training_criterion(s.p_data, s.p_g)
     jsd = theory.jensen_shannon(s.p_data, s.p_g)
     d_star_K = theory.optimal_discriminator(s.p_data, s.p_g)
@@ -122,6 +128,8 @@ def check_theorem1(s: Setup) -> list[Row]:
 
 
 def check_lsgan(s: Setup) -> list[Row]:
+    """Mao et al. 2017, Sec. 3.2.2: with b - c = 1 and b - a = 2,
+    2 C(G) = Pearson chi2(p_d + p_g || 2 p_g)."""
     a, b, c = -1.0, 1.0, 0.0  # b - c = 1 and b - a = 2 (Mao et al. 2017, eq. 8)
     c_g = theory.lsgan_generator_criterion(s.p_data, s.p_g, a, b, c)
     chi2 = theory.pearson_chi2(2.0 * s.p_g, s.p_data + s.p_g)
@@ -129,6 +137,8 @@ def check_lsgan(s: Setup) -> list[Row]:
 
 
 def check_wasserstein(s: Setup) -> list[Row]:
+    """W1 in 1-D (Arjovsky et al. 2017's distance): from samples and from densities on a grid,
+    against scipy and against the quantile coupling's integral."""
     x_N = s.rng.normal(0.0, 1.0, 1000)
     y_N = s.rng.exponential(2.0, 1000) - 1.0
     grid_K = np.linspace(-10.0, 10.0, 20001)
@@ -165,6 +175,8 @@ def _interpolate_density(x_K, real, fake):
 
 
 def check_wgan_gp_bias(s: Setup) -> list[Row]:
+    """The best WGAN-GP critic's gap E_p f - E_q f (lambda 10, Gulrajani et al. 2017, eq. 3) on
+    1-D Gaussians against W1: the penalty is soft, so the gap exceeds W1 (reported, not equal)."""
     del s
     real, fake = (0.0, 1.0), (2.0, 0.5)
     grid_K = np.linspace(-8.0, 10.0, 3601)
@@ -180,6 +192,8 @@ def check_wgan_gp_bias(s: Setup) -> list[Row]:
 
 
 def check_saturation(s: Setup) -> list[Row]:
+    """Goodfellow et al. 2014, Sec. 3: the non-saturating G loss's gradient over the minimax one's
+    is (1 - D) / D at D = D(G(z))."""
     del s
     rows = []
     for d in SATURATION_D:
@@ -202,6 +216,8 @@ CHECKS = (
 
 
 def run_proposition2(s: Setup, learning_rate: float, num_steps: int):
+    """Goodfellow et al. 2014, Prop. 2: gradient descent on C(G) over p_g's logits, D = D* at every
+    step, drives JSD to 0 without increasing it. Returns (rows, JSD per step, C per step)."""
     logits_K = jnp.asarray(2.0 * s.rng.normal(size=s.p_data.shape[0]))
     descend = jax.jit(theory.criterion_descent, static_argnums=(2, 3))
     logits_K, jsd_T, c_T = descend(s.p_data, logits_K, learning_rate, num_steps)
@@ -219,6 +235,7 @@ def run_proposition2(s: Setup, learning_rate: float, num_steps: int):
 
 
 def plot_proposition2(jsd_T, c_T, path):
+    """C(G) and JSD against descent steps, linear and log scale, to the PNG at `path`."""
     steps_T = np.arange(len(jsd_T))
     fig, (ax_lin, ax_log) = plt.subplots(1, 2, figsize=(10, 4))
     # Log steps: most of the descent happens in the first few dozen updates.
@@ -322,6 +339,7 @@ def run_training(num_steps: int, chunk: int, seed: int):
 
 
 def plot_training(iters_T, jsd_T, c_T, v_T, path):
+    """The 1-D GAN's C(G), V(D, G) and JSD against training iterations, to the PNG at `path`."""
     fig, (ax_c, ax_jsd) = plt.subplots(1, 2, figsize=(10, 4))
     ax_c.plot(iters_T, c_T, label="C(G) = max_D V(D, G)")
     ax_c.plot(iters_T, v_T, "--", label="V(D, G), the trained D")
@@ -342,6 +360,7 @@ def plot_training(iters_T, jsd_T, c_T, v_T, path):
 
 
 def format_table(rows) -> str:
+    """The rows as a fixed-width text table: identity, both sides, absolute error."""
     width = max(len(r.name) for r in rows)
     lines = [f"{'identity':<{width}}  {'left side':>14}  {'right side':>14}  {'abs error':>10}"]
     lines.append("-" * len(lines[0]))
