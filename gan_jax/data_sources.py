@@ -380,7 +380,7 @@ TFDS_LOCAL_HINT = (
 def tfds_builder(name: str):
     """The TFDS builder of `name`, after the offline check; DataError for an unknown name."""
     check_tfds_available(name, TFDS_LOCAL_HINT)
-    import tensorflow_datasets as tfds  # optional: installed with gan_jax[tfds]
+    import tensorflow_datasets as tfds  # slow to import: only when TFDS data is used
 
     try:
         return tfds.builder(name, data_dir=tfds_data_dir())
@@ -391,7 +391,7 @@ def tfds_builder(name: str):
 def tfds_examples(builder, split: str):
     """All examples of `split` as dicts of numpy arrays: read through the array_record data
     source without TensorFlow when the copy is in that format, else through tf.data."""
-    import tensorflow_datasets as tfds  # optional: installed with gan_jax[tfds]
+    import tensorflow_datasets as tfds  # slow to import: only when TFDS data is used
 
     if not builder.is_prepared():
         builder.download_and_prepare()

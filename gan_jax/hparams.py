@@ -1,10 +1,10 @@
 """Hyperparameters as data: every number a researcher sweeps, as arrays in one pytree.
 
 `Hparams` holds what only changes numbers (learning rates, betas, momentum, penalty weight, clip
-value, label values, LSGAN's a/b/c, AC-GAN's weight); what shapes the program (nets, loss family,
-batch size, d_steps, dataset, penalty kind) is the static `spec.Spec`. The steps read these
-numbers at run time, so `jax.vmap` over a stacked `Hparams` trains one GAN per value in one
-compiled program (PureJaxRL's pattern).
+value, label values, LSGAN's a/b/c, AC-GAN's weight, D's objective scale, the historical-averaging
+weight, D's EMA decay); what shapes the program (nets, loss family, batch size, d_steps, dataset,
+penalty kind) is the static `spec.Spec`. The steps read these numbers at run time, so `jax.vmap`
+over a stacked `Hparams` trains one GAN per value in one compiled program (PureJaxRL's pattern).
 """
 
 from __future__ import annotations
