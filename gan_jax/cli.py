@@ -1,7 +1,8 @@
 """Command line. Only parses flags and hands over to the module that does the work.
 
 gan-jax train --config experiments/<name>.py[:VARIANT] --workdir DIR [--config.key=value ...]
-gan-jax sweep --config experiments/<name>.py --workdir DIR [--sweep key=v1,v2,...] [--seeds S]
+gan-jax sweep --config experiments/<name>.py[:VARIANT] --workdir DIR [--sweep key=v1,v2,...]
+              [--seeds S]
 gan-jax eval --workdir DIR [--metrics parzen,fd,...] [--num_samples N] [--data_dir DIR]
 gan-jax sample --workdir DIR --num N [--seed S] --out FILE.npz|FILE.txt|OUTDIR/
 gan-jax figures --workdir DIR [--out OUTDIR] [--data_dir DIR] [--seed S]
