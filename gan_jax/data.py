@@ -467,10 +467,11 @@ def stack_digits(key, digits_NxHxW, labels_N, n: int) -> tuple[np.ndarray, np.nd
 
 def load_stacked_mnist(data_config) -> Dataset:
     """The Stacked MNIST training set: `data.stacked_size` images stacked from the MNIST training
-    digits [start:stop], pixels scaled by `data.scale`, labels = the 1000 modes."""
+    digits [start:stop], pixels scaled by `data.scale`, labels = the 1000 modes; `data.flip`
+    mirrors drawn batches as for any image set."""
     images, labels = load_mnist(data_config.get("dir") or None, "train")
     start, stop = data_config.get("start", 0), data_config.get("stop", None)
     digits_NxHxW = scale_images(images[start:stop], data_config.scale)[..., 0]
     key = jax.random.PRNGKey(STACKED_MNIST_SEED)
     x, modes = stack_digits(key, digits_NxHxW, labels[start:stop], data_config.stacked_size)
-    return make_dataset(x, modes)
+    return make_dataset(x, modes, flip=bool(data_config.get("flip", False)))

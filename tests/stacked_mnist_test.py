@@ -32,6 +32,9 @@ def test_stacked_mnist_dataset_from_idx_files(tmp_path):
     )  # fmt: skip
     dataset = data.load_dataset(config)
     assert dataset.x.shape == (40, 28, 28, 3) and tuple(data.data_shape(config)) == (28, 28, 3)
+    assert not dataset.flip
+    config.flip = True  # honoured as for any image set, not silently dropped
+    assert data.load_dataset(config).flip
     assert -1.0 <= float(dataset.x.min()) and float(dataset.x.max()) <= 1.0
     assert 0 <= int(dataset.y.min()) and int(dataset.y.max()) < 1000
     images = data.scale_images(
