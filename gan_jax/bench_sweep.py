@@ -15,7 +15,9 @@ Prints one JSON object with three parts:
   MNIST's shape (bench.random_data_run), K = 1, 4, 8, and the fraction of the float32 matmul
   peak they reach: K x one member's XLA FLOP count per iteration (bench.compiled_steps) times
   iterations/s, over the peak sustained by back-to-back matmuls in a window as long, right
-  after (bench.SquareMatmul), as `make bench` measures a solo run.
+  after (bench.SquareMatmul), as `make bench` measures a solo run; and
+  `gemm_only_fraction_of_peak`, the same for the K members' matrix products alone, batched as
+  the sweep's step has them, on one device: the ceiling if all the step's other work were free.
 - `user`: what a user waits for: `gan-jax sweep --seeds K` of the ring demo as a subprocess
   against K `gan-jax train` subprocesses of the same members (seed config.seed + i), wall time
   including start-up, compile and outputs. The sequential side runs `--sequential N` of the K
@@ -29,6 +31,7 @@ runs alternate (their order flipping each round) so both see the same machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -105,6 +108,20 @@ class Members:
             jax.block_until_ready(self.solo_states[i])  # one run, then the next
         return self.solo_states
 
+    def batched_gemms(self):
+        """The matrix products of one iteration of all K members as the sweep's vmapped step
+        traces them (batched over the member axis; bench.gemm_shapes), as a jitted function
+        of random inputs on the first device (bench.gemms_alone), those inputs, and their
+        FLOPs: the iteration's cost if everything but its matmuls were free."""
+        axes = engine.member_axes(self.state_K)
+        step_K = jax.vmap(
+            functools.partial(engine.iteration, spec=self.spec), in_axes=(axes, None, 0)
+        )
+        shapes = bench.gemm_shapes(step_K, self.state_K, self.dataset, self.hparams_K)
+        gemms, inputs = bench.gemms_alone(shapes)
+        jax.block_until_ready(gemms(inputs))  # compile
+        return gemms, inputs, sum(bench.gemm_flops(*shape) for shape in shapes)
+
     def flops_per_member_iteration(self) -> float:
         """XLA's FLOP count of one member's iteration (bench.compiled_steps)."""
         _, flops = bench.compiled_steps(
@@ -160,24 +177,36 @@ def peak_fractions(
 ) -> dict:
     """For each K: the sweep's member-iterations/s and its fraction of the matmul peak
     (K x one member's FLOPs per iteration x iterations/s over the peak sustained in a window as
-    long, right after each round), medians over `rounds` of the rounds' figures."""
+    long, right after each round), medians over `rounds` of the rounds' figures; and the same
+    fraction for the K members' matrix products alone, batched as the sweep's step has them, on
+    one device (`Members.batched_gemms`): the ceiling the step would reach if its other work
+    (optimizer updates, activations, dropout masks) were free."""
     check_counts(ks, iterations, scan_steps, rounds)
     peak = bench.SquareMatmul(peak_size)
     out = {}
     for k in ks:
         members = Members(experiment, k, scan_steps, one_device)
         flops = members.flops_per_member_iteration()
-        rates, fractions, peaks = [], [], []
+        gemms, gemm_inputs, gemm_flops = members.batched_gemms()
+
+        def gemm_iterations(gemms=gemms, gemm_inputs=gemm_inputs):
+            return [gemms(gemm_inputs) for _ in range(iterations)]
+
+        rates, fractions, peaks, gemm_fractions = [], [], [], []
         for _ in range(rounds):
             seconds = timed(lambda members=members: members.run_sweep(iterations))
             rates.append(k * iterations / seconds)
             peaks.append(peak.sustained_gflops(seconds))
             fractions.append(flops * rates[-1] / 1e9 / peaks[-1])
+            gemm_seconds = timed(gemm_iterations)
+            gemm_gflops = gemm_flops * iterations / gemm_seconds / 1e9
+            gemm_fractions.append(gemm_gflops / peak.sustained_gflops(gemm_seconds))
         out[f"K={k}"] = {
             "sweep_devices": members.num_devices,
             "sweep_member_iterations_per_s": round(statistics.median(rates), 1),
             "matmul_peak_gflops": float(f"{statistics.median(peaks):.4g}"),
             "fraction_of_peak": round(statistics.median(fractions), 3),
+            "gemm_only_fraction_of_peak": round(statistics.median(gemm_fractions), 3),
         }
     return {
         "experiment": experiment,

@@ -1,6 +1,7 @@
 """gan_jax.bench_sweep's in-process figures on a scripted clock: the real programs compile and
 run (tiny K and iterations), only the seconds they take are set, so every rate is known."""
 
+import functools
 import types
 
 import jax
@@ -57,7 +58,7 @@ def test_peak_fraction_counts_k_times_one_member_s_flops(monkeypatch):
     """K = 2 members, 4 iterations each in 0.5 s (8 it/s each, 16 member-it/s), against a
     fixed 10 GFLOP/s peak: the fraction is 2 x (one member's XLA FLOPs per iteration) x
     8 it/s / 10 GFLOP/s."""
-    monkeypatch.setattr(bench_sweep, "time", ScriptedClock([0.5]))
+    monkeypatch.setattr(bench_sweep, "time", ScriptedClock([0.5, 0.25]))  # sweep, GEMMs
     peak = types.SimpleNamespace(sustained_gflops=lambda seconds: 10.0)
     monkeypatch.setattr(bench, "SquareMatmul", lambda n: peak)
     result = bench_sweep.peak_fractions("ring8", [2], iterations=4, scan_steps=2, rounds=1)
@@ -70,6 +71,15 @@ def test_peak_fraction_counts_k_times_one_member_s_flops(monkeypatch):
     assert figures["matmul_peak_gflops"] == 10.0
     assert figures["fraction_of_peak"] == round(2 * flops * 8 / 1e9 / 10.0, 3)
     assert result["gflop_per_member_iteration"] == float(f"{flops / 1e9:.4g}")
+    # The GEMMs alone: vmap batches the products without changing their FLOPs, so K = 2
+    # members' are twice one solo iteration's, at 4 iterations per 0.25 s.
+    solo_shapes = bench.gemm_shapes(
+        functools.partial(engine.iteration, spec=spec), state, dataset, hp
+    )
+    gemm_flops = 2 * sum(bench.gemm_flops(*shape) for shape in solo_shapes)
+    expected = gemm_flops * 4 / 0.25 / 1e9 / 10.0
+    assert expected > 0.01  # its rounding sees a factor 2
+    assert figures["gemm_only_fraction_of_peak"] == round(expected, 3)
 
 
 @pytest.mark.parametrize(
