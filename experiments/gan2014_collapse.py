@@ -34,7 +34,8 @@ about 44 member-iterations/s on the 2-core CPU VM (make bench-sweep), so about 1
 and 90 min for all five there; minutes on an accelerator.
 
 Expect (seeds 0-15, docs/gan2014_collapse.md): collapsed paper 6/16, authors 1/16, smoothing
-11/16, half_d_lr 13/16; the survivors' Parzen figures -62.8, -157.7, -121.7 and -263.4 (means).
+11/16, half_d_lr 13/16, simultaneous 0/16; the survivors' Parzen figures -62.8, -157.7, -121.7,
+-263.4 and -38.6 (means).
 """
 
 from __future__ import annotations
