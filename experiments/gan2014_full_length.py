@@ -11,13 +11,15 @@ training uses train[0:50000] only). The variants (`get_config(VARIANT)`):
   sample), z ~ U[-1, 1], experiments/gan2014_mnist.py unchanged;
 - `authors`: the authors' own code (goodfeli/adversarial): D's objective halved and D and G
   updated simultaneously from one shared sample (AdversaryCost2), and their Generator's default
-  noise N(0, 1), which mnist.yaml keeps.
+  noise N(0, 1), which mnist.yaml keeps;
+- `simultaneous`: `paper` with the simultaneous update alone (D's objective whole, z ~ U[-1, 1]),
+  the variant that collapsed in none of 16 seeds in experiments/gan2014_collapse.py.
 
 Run (every command resumes; each variant's workdir is an ordinary sweep):
 
     python experiments/gan2014_full_length.py --data_dir ../shared/data/mnist \
         --workdir runs/gan2014_full_length --out docs [--seeds 3] [--first_seed 0] \
-        [--variants paper,authors] [--steps 125000] [--with paper=runs/gan2014_full]
+        [--variants paper,authors,simultaneous] [--steps 125000] [--with paper=runs/gan2014_full]
 
 `--with VARIANT=DIR` adds the Parzen curve of a solo `gan-jax train` run of that variant (made
 with the same eval flags, e.g. seed 0 while the sweep runs seeds 1 and 2 with `--first_seed 1`)
@@ -49,7 +51,7 @@ import numpy as np  # noqa: E402
 from gan_jax import curves, sweep  # noqa: E402
 from gan_jax.config import load_experiment_file  # noqa: E402
 
-VARIANTS = ("paper", "authors")
+VARIANTS = ("paper", "authors", "simultaneous")
 EVAL_EVERY = 5000
 PAPER_PARZEN = 225.0  # Goodfellow et al. 2014, Table 1 (+- 2)
 
@@ -74,6 +76,8 @@ def get_config(variant: str = "paper", steps: int = 125_000):
         c.train.update_rule = "simultaneous"
         c.loss.d_objective_scale = 0.5
         c.model.z_dist = "normal"
+    elif variant == "simultaneous":
+        c.train.update_rule = "simultaneous"
     return c
 
 

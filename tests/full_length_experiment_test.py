@@ -39,6 +39,8 @@ def test_variants_are_the_2014_config_with_evals_and_the_authors_own_keys():
         "train.update_rule",
     ]
     assert authors["model"]["z_dist"] == "normal" and authors["train"]["num_steps"] == 125_000
+    simultaneous = full.get_config("simultaneous", 10_000).to_dict()
+    assert changed_keys(simultaneous, paper.to_dict()) == ["train.update_rule"]
     with pytest.raises(ValueError, match="variant 'nope' is not allowed"):
         full.get_config("nope")
     with pytest.raises(ValueError, match="steps = 7000 is not allowed; expected a positive mult"):
