@@ -93,7 +93,10 @@ NOT_PINNED = {
     "wgan_gp_text": "text data: tests/text_test.py",
     "wgan_gp_words": "text data: tests/text_test.py",
     "gan2014_full_length": "paper: gan2014_mnist's program (other eval and save intervals);"
-    " authors: gan2014_collapse:authors' with z ~ N(0, 1)",
+    " authors: gan2014_collapse:authors' with z ~ N(0, 1); simultaneous: like"
+    " gan2014_collapse:simultaneous",
+    "gan2014_collapse:simultaneous": "the program of :authors (update_rule simultaneous) with"
+    " D's objective scale 1, a number that :paper's pin covers",
     "improved_gan_mnist_samples:plain": ":mbd's nets without the MBD layer (the SSL nets,"
     " pinned by improved_gan_mnist_ssl:100), trained on the GAN loss (pinned by others)",
     "improved_gan_mnist_ssl:20": "the program of :100 (labels capped at 2 per class here)",
