@@ -36,6 +36,8 @@ class WorkClock:
         self.run("train", iterations)
 
 
+# make test-all: a benchmark's arithmetic on the 2014 nets' real steps (not the engine's numbers).
+@pytest.mark.slow
 def test_bench_figures_are_the_rounds_medians_and_ranges_on_a_work_clock(monkeypatch):
     """Three rounds at 30, 10 and 16 GFLOP/s against matmul peaks of 40, 50 and 20: ratios
     0.75, 0.2 and 0.8, so the median ratio (0.75) is not the ratio of the medians (0.4) and the

@@ -16,13 +16,15 @@ def count(params):
 def test_gan2014_shapes_and_parameter_counts():
     g, d = dense_nets.Gan2014Generator(), dense_nets.Gan2014Discriminator()
     key = jax.random.PRNGKey(0)
-    g_params = g.init(key, jnp.zeros((1, 100)))["params"]
-    d_params = d.init(key, jnp.zeros((1, 28, 28, 1)))["params"]
+    # Jitted inits: op by op, each initialiser and layer compiles on its own.
+    g_params = jax.jit(g.init)(key, jnp.zeros((1, 100)))["params"]
+    d_params = jax.jit(d.init)(key, jnp.zeros((1, 28, 28, 1)))["params"]
     assert count(g_params) == 100 * 1200 + 1200 + 1200 * 1200 + 1200 + 1200 * 784 + 784
     assert count(d_params) == 785 * 1200 + 241 * 1200 + 241  # maxout: 240 units x 5 pieces
-    x = g.apply({"params": g_params}, jax.random.uniform(key, (5, 100), minval=-1, maxval=1))
+    z = jax.random.uniform(key, (5, 100), minval=-1, maxval=1)
+    x = jax.jit(g.apply)({"params": g_params}, z)
     assert x.shape == (5, 28, 28, 1) and float(x.min()) >= 0 and float(x.max()) <= 1
-    logits = d.apply({"params": d_params}, x, train=False)
+    logits = jax.jit(d.apply, static_argnames="train")({"params": d_params}, x, train=False)
     assert logits.shape == (5,)
 
 
@@ -63,8 +65,8 @@ def test_keras_mlp_defaults():
     cfg = ConfigDict({"generator": "mlp", "discriminator": "mlp"})
     g = models.make_generator(cfg, (28, 28, 1))
     d = models.make_discriminator(cfg)
-    g_params = g.init(jax.random.PRNGKey(0), jnp.zeros((1, 100)))["params"]
-    d_params = d.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    g_params = jax.jit(g.init)(jax.random.PRNGKey(0), jnp.zeros((1, 100)))["params"]
+    d_params = jax.jit(d.init)(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))["params"]
     widths = [g_params[f"Dense_{i}"]["kernel"].shape for i in range(4)]
     assert widths == [(100, 256), (256, 512), (512, 1024), (1024, 784)]
     assert [d_params[f"Dense_{i}"]["kernel"].shape for i in range(3)] == [
@@ -72,7 +74,7 @@ def test_keras_mlp_defaults():
         (512, 256),
         (256, 1),
     ]
-    x = g.apply({"params": g_params}, jnp.full((2, 100), 10.0))
+    x = jax.jit(g.apply)({"params": g_params}, jnp.full((2, 100), 10.0))
     assert float(jnp.abs(x).max()) <= 1.0
 
 
@@ -124,7 +126,7 @@ def test_dcgan_layer_shapes(image_shape):
 def test_batch_norm_uses_batch_statistics_only_in_training():
     g = conv_nets.DCGANGenerator(output_shape=(16, 16, 1), base_features=2)
     z = jax.random.normal(jax.random.PRNGKey(0), (4, 3))
-    variables = g.init(jax.random.PRNGKey(1), z, train=False)
+    variables = jax.jit(g.init, static_argnames="train")(jax.random.PRNGKey(1), z, train=False)
     apply = jax.jit(g.apply, static_argnames=("train", "mutable"))
     # Eval: running averages, so an example's output does not depend on its batch.
     np.testing.assert_allclose(

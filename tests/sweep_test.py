@@ -365,9 +365,6 @@ def get_sweep():
 """
 
 
-# make test-all: in the default run test_resume_is_bit_identical resumes a stopped sweep and
-# resilience_test kills training runs mid-step and mid-checkpoint.
-@pytest.mark.slow
 def test_sigkill_mid_sweep_resumes_bit_identical(tmp_path):
     experiment = tmp_path / "tiny_sweep.py"
     experiment.write_text(SWEEP_FILE.format(tests=str(Path(__file__).parent)))
@@ -434,10 +431,6 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(swept, tmp_pat
         assert f.read() == g.read()
 
 
-# make test-all: in the default run members equal solo runs (ring8, the groups test), the
-# 2014 D's dropout is addressed by global row (parallel_test) and lr decay is data
-# (engine_test).
-@pytest.mark.slow
 def test_member_of_a_2014_sweep_equals_gan_jax_train_with_the_sgd_schedule_and_dropout(tmp_path):
     """The 2014 program (maxout D with dropout, SGD with lr decay and a momentum ramp, G's
     output bias from the data) through run_sweep and through a solo train run, on 32 random
