@@ -9,7 +9,8 @@ is {config key: list of values} (an experiment file's `get_sweep()` and the comm
 Members that differ only in numbers (`SWEEPABLE`, the fields `hparams.from_config` reads) and
 seed form one group: their numbers travel as stacked `Hparams` arrays and the group runs as one
 program, `jax.jit(jax.vmap(engine.run_chunk))` (a group of one: its unbatched program), its
-member axis sharded over the devices `member_devices` picks from every device of every process
+member axis split over the devices `member_devices` picks from every device of every process,
+each device running its own members (`jax.shard_map`: no collective in the step)
 (PureJaxRL's vmap-over-hyperparameters pattern; big_vision's `get_sweep`).
 Members that differ in what shapes the program (a net, the loss, the batch size; or a number
 that changes the Spec, like a clip bound of 0) go to other groups, compiled and trained one
@@ -100,7 +101,16 @@ def state_shardings(axes: GANState, like: GANState, mesh: Mesh):
     counters (axis None in `axes`) replicated; None where the state `like` holds None (a
     Player's absent averages, whose axis is None too)."""
     return jax.tree.map(
-        lambda a, x: None if x is None else NamedSharding(mesh, P() if a is None else P(AXIS)),
+        lambda spec: NamedSharding(mesh, spec),
+        state_specs(axes, like),
+        is_leaf=lambda x: isinstance(x, P),
+    )
+
+
+def state_specs(axes: GANState, like: GANState):
+    """The PartitionSpecs of `state_shardings` (what shard_map takes)."""
+    return jax.tree.map(
+        lambda a, x: None if x is None else (P() if a is None else P(AXIS)),
         axes,
         like,
         is_leaf=lambda a: a is None,
@@ -152,7 +162,18 @@ def compile_program(spec: Spec, hparams_example, dataset, mesh: Mesh) -> Program
         )(keys_K, hparams_K, dataset)
 
     one_chunk = functools.partial(engine.run_chunk, spec=spec, num_iterations=spec.scan_steps or 1)
-    vmapped_chunk = jax.vmap(one_chunk, in_axes=(axes, None, 0), out_axes=(axes, 0))
+    # Each device runs its own members (shard_map): the members share nothing, and under
+    # jit's automatic partitioning a vmapped while_loop (data.shuffled_index's cycle walk)
+    # took an all-reduce over every device of the mesh at each of its iterations, so all
+    # devices waited for one another several times per step.
+    specs = state_specs(axes, shapes)
+    vmapped_chunk = jax.shard_map(
+        jax.vmap(one_chunk, in_axes=(axes, None, 0), out_axes=(axes, 0)),
+        mesh=mesh,
+        in_specs=(specs, P(), P(AXIS)),
+        out_specs=(specs, P(AXIS)),
+        check_vma=False,  # the shared counters advance alike on every device
+    )
 
     def chunk(state, dataset, hparams_K):
         if state.rng.shape[0] > 1:

@@ -4,6 +4,7 @@ frozen without touching the others, resume is bit-identical, and the outputs hav
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,9 +16,11 @@ import numpy as np
 import pytest
 from conftest import fresh_state, run_two_processes, tiny_config
 from data_test import write_idx
-from engine_test import narrow_2014_config
+from engine_test import image_dataset, narrow_2014_config
 
 from gan_jax import cli, parallel, sample, sweep, sweep_outputs, train
+from gan_jax import hparams as hparams_lib
+from gan_jax.spec import make_spec
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.workdir import read_config
 
@@ -459,3 +462,27 @@ def test_member_of_a_2014_sweep_equals_gan_jax_train_with_the_sgd_schedule_and_d
     # The last of 8 updates ran at lr / 1.05^7, 3/8 of the way up the momentum ramp.
     np.testing.assert_allclose(hyper["learning_rate"], 0.02 / 1.05**7, rtol=1e-5)
     np.testing.assert_allclose(hyper["momentum"], 0.5 + 0.2 * 3 / 8, rtol=1e-6)
+
+
+def test_the_sweep_step_has_no_collective_between_devices():
+    """Members share nothing, so the compiled chunk of 8 members on 4 devices holds no
+    all-reduce or other collective. Under jit's automatic partitioning alone, the cycle walk of
+    data.shuffled_index (a while_loop, vmapped over members) ended each of its iterations
+    with an all-reduce of its condition over every device."""
+    config = narrow_2014_config(num_steps=8)
+    dataset = image_dataset()
+    hparams = [hparams_lib.from_config(m.config) for m in sweep.build_members(config, {}, 8)]
+    program = sweep.compile_program(
+        make_spec(config, dataset.x.shape[0]),
+        hparams[0],
+        dataset,
+        sweep.member_mesh(jax.local_devices()[:4]),
+    )
+    dataset = jax.device_put(dataset, program.replicated)
+    hparams_K = jax.device_put(hparams_lib.stack(hparams), program.members)
+    seeds_K = jax.device_put(np.arange(8, dtype=np.int32), program.members)
+    state = program.init(seeds_K, hparams_K, dataset)
+    hlo = program.run_chunk.lower(state, dataset, hparams_K).compile().as_text()
+    assert "dot(" in hlo or "fusion(" in hlo  # the step itself was compiled
+    pattern = r"(all-reduce|all-gather|reduce-scatter|collective-permute|all-to-all)(-start)?\("
+    assert re.findall(pattern, hlo) == []
