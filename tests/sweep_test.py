@@ -20,8 +20,8 @@ from engine_test import image_dataset, narrow_2014_config
 
 from gan_jax import cli, parallel, sample, sweep, sweep_outputs, train
 from gan_jax import hparams as hparams_lib
-from gan_jax.spec import make_spec
 from gan_jax.checkpoint import Checkpointer
+from gan_jax.spec import make_spec
 from gan_jax.workdir import read_config
 
 # d.lr 1e30 overflows within the first log interval (4 steps); 1e-3 trains normally.
