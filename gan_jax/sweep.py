@@ -8,9 +8,9 @@ is {config key: list of values} (an experiment file's `get_sweep()` and the comm
 
 Members that differ only in numbers (`SWEEPABLE`, the fields `hparams.from_config` reads) and
 seed form one group: their numbers travel as stacked `Hparams` arrays and the group runs as one
-program, `jax.jit(jax.vmap(engine.run_chunk))` (a group of one: its unbatched program), its
-member axis split over the devices `member_devices` picks from every device of every process,
-each device running its own members (`jax.shard_map`: no collective in the step)
+program, `jax.jit(jax.vmap(engine.run_chunk))` (a member alone on its device: its unbatched
+program), its member axis split over the devices `member_devices` picks from every device of
+every process, each device running its own members (`jax.shard_map`: no collective in the step)
 (PureJaxRL's vmap-over-hyperparameters pattern; big_vision's `get_sweep`).
 Members that differ in what shapes the program (a net, the loss, the batch size; or a number
 that changes the Spec, like a clip bound of 0) go to other groups, compiled and trained one
@@ -162,24 +162,14 @@ def compile_program(spec: Spec, hparams_example, dataset, mesh: Mesh) -> Program
         )(keys_K, hparams_K, dataset)
 
     one_chunk = functools.partial(engine.run_chunk, spec=spec, num_iterations=spec.scan_steps or 1)
-    # Each device runs its own members (shard_map): the members share nothing, and under
-    # jit's automatic partitioning a vmapped while_loop (data.shuffled_index's cycle walk)
-    # took an all-reduce over every device of the mesh at each of its iterations, so all
-    # devices waited for one another several times per step.
-    specs = state_specs(axes, shapes)
-    vmapped_chunk = jax.shard_map(
-        jax.vmap(one_chunk, in_axes=(axes, None, 0), out_axes=(axes, 0)),
-        mesh=mesh,
-        in_specs=(specs, P(), P(AXIS)),
-        out_specs=(specs, P(AXIS)),
-        check_vma=False,  # the shared counters advance alike on every device
-    )
+    vmapped_chunk = jax.vmap(one_chunk, in_axes=(axes, None, 0), out_axes=(axes, 0))
 
-    def chunk(state, dataset, hparams_K):
+    def device_chunk(state, dataset, hparams_K):
         if state.rng.shape[0] > 1:
             return vmapped_chunk(state, dataset, hparams_K)
-        # One member: its own unbatched program (the same numbers; vmap over one member left
-        # copies and slices of its size-1 axis that cost 10% of the ring demo's speed).
+        # One member on the device: its own unbatched program (the same numbers; vmap over one
+        # member left copies and slices of its size-1 axis that cost 10% of the ring demo's
+        # speed).
         state, metrics = one_chunk(
             member_state(state, axes, 0), dataset, jax.tree.map(lambda x: x[0], hparams_K)
         )
@@ -188,6 +178,19 @@ def compile_program(spec: Spec, hparams_example, dataset, mesh: Mesh) -> Program
             lambda a, x: x if a is None else expand(x), axes, state, is_leaf=lambda a: a is None
         )
         return state, jax.tree.map(expand, metrics)
+
+    # Each device runs its own members (shard_map): the members share nothing, and under
+    # jit's automatic partitioning a vmapped while_loop (data.shuffled_index's cycle walk)
+    # took an all-reduce over every device of the mesh at each of its iterations, so all
+    # devices waited for one another several times per step.
+    specs = state_specs(axes, shapes)
+    chunk = jax.shard_map(
+        device_chunk,
+        mesh=mesh,
+        in_specs=(specs, P(), P(AXIS)),
+        out_specs=(specs, P(AXIS)),
+        check_vma=False,  # the shared counters advance alike on every device
+    )
 
     def finite(state, metrics):
         num = state.rng.shape[0]
