@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from gan_jax import curves, sweep  # noqa: E402
+from gan_jax import curves, parallel, sweep  # noqa: E402
 from gan_jax.config import load_experiment_file  # noqa: E402
 
 VARIANTS = ("paper", "authors", "simultaneous")
@@ -128,6 +128,9 @@ def parse_with(items: list[str], variants=VARIANTS) -> dict[str, list[str]]:
 
 
 def main() -> None:
+    # As `gan-jax sweep` does, before JAX starts: on a CPU the members then run one device per
+    # core (here 2 of each variant's seeds side by side) instead of sharing one device.
+    parallel.one_cpu_device_per_core()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_dir", required=True, help="directory of the MNIST IDX files")
     parser.add_argument("--workdir", default="runs/gan2014_full_length")

@@ -83,3 +83,13 @@ def test_with_flags_name_a_variant_and_a_directory():
     assert full.parse_with(["paper=a"], ["paper"]) == {"paper": ["a"]}
     with pytest.raises(ValueError, match=r"variant 'authors' is not one of \('paper',\)"):
         full.parse_with(["authors=b"], ["paper"])
+
+
+def test_main_asks_for_one_cpu_device_per_core_before_it_reads_the_flags(monkeypatch):
+    # Like `gan-jax sweep`: without it the script's sweeps ran both seeds on one CPU device.
+    calls = []
+    monkeypatch.setattr(full.parallel, "one_cpu_device_per_core", lambda: calls.append(1))
+    monkeypatch.setattr("sys.argv", ["gan2014_full_length.py", "--data_dir", "d", "--seeds", "0"])
+    with pytest.raises(SystemExit):
+        full.main()
+    assert calls == [1]
