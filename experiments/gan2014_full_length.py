@@ -35,11 +35,13 @@ Expect (seed 0 of each as a solo `gan-jax train` run with these settings, on the
 the commands are in the README's Evaluation section): `paper` 172.2 +-
 1.5 at step 125,000 (best 172.9, at 110,000), `simultaneous` 173.7 +- 1.4 (best 174.0, at
 110,000; 28.3 at step 5,000 against the paper variant's 8.3): about 51 short of the paper's 225
-(README, Evaluation).
+(README, Evaluation). `--variants simultaneous --first_seed 1 --seeds 2` ended at 165.3 and
+164.8, so the mean over seeds 0-2 is 168.0 +- 4.1 at step 125,000 (best mean 168.7 +- 2.4, at
+120,000), 57 short.
 
 Cost: the 2014 nets run about 44 member-iterations/s on the 2-core CPU VM (make bench-sweep),
 so 3 seeds x 125,000 steps take about 2.4 hours per variant there, plus ~20 s per member per
-evaluation; a few minutes on an accelerator.
+evaluation; 2 seeds took 7,108 s beside a niced second run. A few minutes on an accelerator.
 """
 
 from __future__ import annotations
