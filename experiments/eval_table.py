@@ -58,9 +58,7 @@ def real_data_row(data_dir: str, num_images: int = 10_000, names=None) -> dict:
     images, _ = data.load_mnist(data_dir, "train")
     config = default_config()
     config.data.update(name="mnist", dir=data_dir, scale="unit")
-    inputs = evaluate.reference_inputs(config, data_dir)
-    # The test labels are for D's classifier error ('d_error'), which real images do not have.
-    inputs.pop("real_labels", None)
+    inputs = evaluate.metric_inputs(evaluate.reference_inputs(config, data_dir))
     samples = data.scale_images(images[:num_images], "unit")
     names = evaluate.DEFAULT_METRICS["mnist"] if names is None else names
     return metrics.compute_metrics(names, samples, seed=evaluate.EVAL_SEED, **inputs)

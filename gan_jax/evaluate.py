@@ -344,6 +344,12 @@ def d_test_errors(config, state, x_Nx, y_N, batch_size: int = 1000) -> dict:
     return out
 
 
+def metric_inputs(inputs: dict) -> dict:
+    """`reference_inputs` less what only 'd_error' reads (the test labels), i.e. the keyword
+    arguments `metrics.compute_metrics` takes."""
+    return {k: v for k, v in inputs.items() if k != "real_labels"}
+
+
 def evaluate_state(config, state, names, num_samples: int, inputs: dict) -> dict:
     """The named metrics of the state's generator against prepared reference `inputs`; the
     'd_error' of its D (`d_test_errors`) on the reference test images."""
@@ -351,7 +357,7 @@ def evaluate_state(config, state, names, num_samples: int, inputs: dict) -> dict
     if "d_error" in names:
         out = d_test_errors(config, state, inputs["real"], inputs["real_labels"])
         names = [name for name in names if name != "d_error"]
-    inputs = {k: v for k, v in inputs.items() if k != "real_labels"}
+    inputs = metric_inputs(inputs)
     if not names:
         return out
     samples, labels = generate_samples(config, state, num_samples)
