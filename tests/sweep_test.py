@@ -466,6 +466,7 @@ def test_member_of_a_2014_sweep_equals_gan_jax_train_with_the_sgd_schedule_and_d
     np.testing.assert_allclose(hyper["momentum"], 0.5 + 0.2 * 3 / 8, rtol=1e-6)
 
 
+@pytest.mark.slow  # make test-all: it guards speed, not numbers (sharded equals one device)
 def test_the_sweep_step_has_no_collective_between_devices():
     """Members share nothing, so the compiled chunk of 8 members on 4 devices holds no
     all-reduce or other collective. Under jit's automatic partitioning alone, the cycle walk of

@@ -495,6 +495,7 @@ def _train_critic(seed, num_steps=1500, batch=128, gp_weight=10.0):
     return critic, train(params)
 
 
+@pytest.mark.slow  # make test-all; the stiff-penalty critic below checks W1 in the default run
 def test_wgan_gp_critic_recovers_w1_dual():
     """A WGAN-GP critic's E f(real) - E f(fake) against the closed-form W1 (Arjovsky et al. 2017).
 

@@ -134,11 +134,8 @@ def test_toy_pictures_show_d_as_its_loss_defines_it(tmp_path, monkeypatch, loss)
     assert seen["label"] == ("D(x)" if loss == "non_saturating" else "D(x), raw")
 
 
-@pytest.mark.parametrize(
-    "experiment, d_steps",
-    # wgan_gp_mnist adds the penalty's double backward pass (slow: make test-all).
-    [("gan2014_mnist", 2), pytest.param("wgan_gp_mnist", 3, marks=pytest.mark.slow)],
-)
+@pytest.mark.slow  # make test-all: each case compiles the 2014 or WGAN-GP nets twice
+@pytest.mark.parametrize("experiment, d_steps", [("gan2014_mnist", 2), ("wgan_gp_mnist", 3)])
 def test_the_cpu_schedule_changes_no_numbers(experiment, d_steps):
     """The steps' compiler options reorder XLA's work and drop buffer copies, not its arithmetic:
     donated as in training, with scanned D steps, the 2014 nets (dropout, maxout, SGD with
@@ -166,6 +163,7 @@ def test_the_cpu_schedule_changes_no_numbers(experiment, d_steps):
         np.testing.assert_array_equal(default, scheduled)
 
 
+@pytest.mark.slow  # make test-all; the resume and golden tests run chunks in the default run
 def test_run_chunk_returns_the_last_iteration_of_run_iterations():
     compiled, hp = setup(tiny_config())
     spec = compiled.spec
