@@ -114,7 +114,7 @@ def test_batch_must_divide_over_devices():
         train.train_and_evaluate(config, "/nonexistent/never-written")
 
 
-@pytest.mark.slow  # make test-all: the resume tests of a single device cover the default run
+@pytest.mark.slow  # make test-all; the default run keeps pmap equals one device and resume
 def test_checkpoints_move_between_pmap_and_a_single_device(tmp_path):
     straight = train.train_and_evaluate(tiny_config(num_steps=12), str(tmp_path / "a"))
     for first, second, name in (("pmap", "none", "b"), ("none", "pmap", "c")):
