@@ -24,6 +24,9 @@ Prints one JSON object with three parts:
   processes and scales their total by K / N (`extrapolated_from: N`), since 64 processes take
   about a quarter of an hour here.
 
+`--member-batch N` gives the in-process sweeps config.train.member_batch = N (each device's
+members N at a time, sweep.member_loop; default 0: all in one vmapped call); the JSON records it.
+
 Every rate is a median over `--rounds` rounds; in the ring's rounds the sweep and the sequential
 runs alternate (their order flipping each round) so both see the same machine.
 """
@@ -67,7 +70,14 @@ class Members:
     iterations (a multiple of scan_steps): all at once, or one after another.
     """
 
-    def __init__(self, experiment: str, num_members: int, scan_steps: int, one_device=False):
+    def __init__(
+        self,
+        experiment: str,
+        num_members: int,
+        scan_steps: int,
+        one_device=False,
+        member_batch: int = 0,
+    ):
         config, _, _, dataset = bench.random_data_run(experiment, scan_steps)
         size = None if dataset is None else dataset.x.shape[0]
         self.members = sweep.build_members(config, {}, num_members)
@@ -79,7 +89,8 @@ class Members:
         devices = jax.local_devices()[:1] if one_device else sweep.member_devices(num_members)
         mesh = sweep.member_mesh(devices)
         self.num_devices = len(devices)
-        program = sweep.compile_program(self.spec, self.hparams[0], dataset, mesh)
+        self.member_batch = member_batch
+        program = sweep.compile_program(self.spec, self.hparams[0], dataset, mesh, member_batch)
         self.program = program
         self.dataset = jax.device_put(dataset, program.replicated)
         self.hparams_K = jax.device_put(hparams_lib.stack(self.hparams), program.members)
@@ -109,15 +120,31 @@ class Members:
         return self.solo_states
 
     def batched_gemms(self):
-        """The matrix products of one iteration of all K members as the sweep's vmapped step
-        traces them (batched over the member axis; bench.gemm_shapes), as a jitted function
-        of random inputs on the first device (bench.gemms_alone), those inputs, and their
-        FLOPs: the iteration's cost if everything but its matmuls were free."""
+        """The matrix products of one iteration of all K members as the sweep's step traces
+        them (bench.gemm_shapes: batched over the member axis, or over `member_batch` members
+        at a time, one member's unbatched), as a jitted function of random inputs on the first
+        device (bench.gemms_alone), those inputs, and their FLOPs: the iteration's cost if
+        everything but its matmuls were free."""
         axes = engine.member_axes(self.state_K)
-        step_K = jax.vmap(
-            functools.partial(engine.iteration, spec=self.spec), in_axes=(axes, None, 0)
-        )
-        shapes = bench.gemm_shapes(step_K, self.state_K, self.dataset, self.hparams_K)
+        num = len(self.seeds)
+        batch = self.member_batch if 1 <= self.member_batch < num else num
+        shapes = []
+        for size, times in ((batch, num // batch), (num % batch, 1)):
+            if size == 0:
+                continue
+            first = jax.tree.map(
+                lambda a, x, size=size: x if a is None else x[:size],
+                axes,
+                self.state_K,
+                is_leaf=lambda a: a is None,
+            )
+            hparams = jax.tree.map(lambda x, size=size: x[:size], self.hparams_K)
+            step = functools.partial(engine.iteration, spec=self.spec)
+            if size == 1:
+                first, hparams = sweep.member_state(first, axes, 0), self.hparams[0]
+            else:
+                step = jax.vmap(step, in_axes=(axes, None, 0))
+            shapes += times * bench.gemm_shapes(step, first, self.dataset, hparams)
         gemms, inputs = bench.gemms_alone(shapes)
         jax.block_until_ready(gemms(inputs))  # compile
         return gemms, inputs, sum(bench.gemm_flops(*shape) for shape in shapes)
@@ -143,14 +170,20 @@ def check_counts(ks, iterations: int, scan_steps: int, rounds: int) -> None:
 
 
 def ring_rates(
-    experiment: str, ks, iterations: int, scan_steps: int, rounds: int, one_device=False
+    experiment: str,
+    ks,
+    iterations: int,
+    scan_steps: int,
+    rounds: int,
+    one_device=False,
+    member_batch: int = 0,
 ) -> dict:
     """For each K: member-iterations/s of the sweep and of the K members run one after
     another (medians over `rounds`, alternating), and the sweep's speedup over the latter."""
     check_counts(ks, iterations, scan_steps, rounds)
     out = {}
     for k in ks:
-        members = Members(experiment, k, scan_steps, one_device)
+        members = Members(experiment, k, scan_steps, one_device, member_batch)
         seconds = {"sweep": [], "sequential": []}
         for r in range(rounds):
             for name in ("sweep", "sequential") if r % 2 == 0 else ("sequential", "sweep"):
@@ -174,6 +207,7 @@ def peak_fractions(
     rounds: int,
     peak_size: int = 2048,
     one_device=False,
+    member_batch: int = 0,
 ) -> dict:
     """For each K: the sweep's member-iterations/s and its fraction of the matmul peak
     (K x one member's FLOPs per iteration x iterations/s over the peak sustained in a window as
@@ -185,7 +219,7 @@ def peak_fractions(
     peak = bench.SquareMatmul(peak_size)
     out = {}
     for k in ks:
-        members = Members(experiment, k, scan_steps, one_device)
+        members = Members(experiment, k, scan_steps, one_device, member_batch)
         flops = members.flops_per_member_iteration()
         gemms, gemm_inputs, gemm_flops = members.batched_gemms()
 
@@ -281,6 +315,13 @@ def main() -> None:
     parser.add_argument(
         "--one-device", action="store_true", help="sweeps on XLA's one CPU device, not per core"
     )
+    parser.add_argument(
+        "--member-batch",
+        type=int,
+        default=0,
+        help="config.train.member_batch of the in-process sweeps (0: each device's members"
+        " in one vmapped call; N: N at a time)",
+    )
     parser.add_argument("--user-members", type=int, default=64)
     parser.add_argument("--user-steps", type=int, default=500, help="train.num_steps")
     parser.add_argument(
@@ -292,6 +333,8 @@ def main() -> None:
     try:
         check_counts(args.ks, args.iterations, args.scan_steps, args.rounds)
         check_counts(args.mnist_ks, args.mnist_iterations, args.scan_steps, args.mnist_rounds)
+        if args.member_batch < 0:
+            raise ValueError(f"--member-batch {args.member_batch}: expected a number >= 0")
         if not 1 <= args.sequential <= args.user_members:
             raise ValueError(f"--sequential {args.sequential}: expected 1..{args.user_members}")
     except ValueError as err:
@@ -300,8 +343,15 @@ def main() -> None:
         "backend": jax.default_backend(),
         "devices": len(jax.devices()),
         "cpu_count": os.cpu_count(),
+        "member_batch": args.member_batch,
         "ring8": ring_rates(
-            "ring8", args.ks, args.iterations, args.scan_steps, args.rounds, args.one_device
+            "ring8",
+            args.ks,
+            args.iterations,
+            args.scan_steps,
+            args.rounds,
+            args.one_device,
+            args.member_batch,
         ),
     }
     if not args.skip_mnist:
@@ -312,6 +362,7 @@ def main() -> None:
             args.scan_steps,
             args.mnist_rounds,
             one_device=args.one_device,
+            member_batch=args.member_batch,
         )
     if not args.skip_user:
         with tempfile.TemporaryDirectory() as workdir:

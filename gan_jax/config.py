@@ -167,6 +167,11 @@ def default_config() -> ml_collections.ConfigDict:
             # > 0: keep an exponential moving average of D's params with this decay (the
             # authors' semi-supervised code: 0.9999), for evaluating D as a classifier.
             "d_ema_decay": 0.0,
+            # gan-jax sweep only: how many of a device's members one vmapped call computes.
+            # 0: all of them; N: N at a time, one batch after another (jax.lax.map), which
+            # trades batched matmuls for the unbatched ones where a CPU runs those faster
+            # (README, Sweeps). The numbers are the same either way.
+            "member_batch": 0,
         }
     )
     c.parallel = "none"
@@ -632,6 +637,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if t.sample_every and t.sample_every % t.log_every:
         _fail("train.sample_every", t.sample_every, f"a multiple of log_every={t.log_every}")
     _check_positive("train.keep_checkpoints", t.keep_checkpoints, numbers.Integral)
+    _check_positive("train.member_batch", t.member_batch, numbers.Integral, allow_zero=True)
     _check_choice("train.update_rule", t.update_rule, UPDATE_RULES)
     if t.update_rule == "simultaneous" and t.d_steps != 1:
         _fail("train.d_steps", t.d_steps, "1 with train.update_rule='simultaneous'")

@@ -11,7 +11,8 @@ seed form one group: their numbers travel as stacked `Hparams` arrays and the gr
 program, `jax.jit(jax.vmap(engine.run_chunk))` (a member alone on its device: its unbatched
 program), its member axis split over the devices `member_devices` picks from every device of
 every process, each device running its own members (`jax.shard_map`: no collective in the step)
-(PureJaxRL's vmap-over-hyperparameters pattern; big_vision's `get_sweep`).
+(PureJaxRL's vmap-over-hyperparameters pattern; big_vision's `get_sweep`), all of them in one
+vmapped call or, with `config.train.member_batch = N`, N at a time (`member_loop`).
 Members that differ in what shapes the program (a net, the loss, the batch size; or a number
 that changes the Spec, like a clip bound of 0) go to other groups, compiled and trained one
 after another (`sweep_grid.group_members`); the log and sweep.json say so.
@@ -140,11 +141,50 @@ def _all_finite(leaves, num: int):
     return functools.reduce(jnp.logical_and, flags, jnp.ones((num,), bool))
 
 
-def compile_program(spec: Spec, hparams_example, dataset, mesh: Mesh) -> Program:
+def member_loop(chunk: Callable, axes: GANState, member_batch: int) -> Callable:
+    """`chunk(state, dataset, hparams) -> (state, metrics)` of one member, made to run a
+    device's stacked members `member_batch` at a time, one batch after another
+    (`jax.lax.map`; a batch of one runs `chunk` unbatched, as a solo run does). The shared
+    counters (axis None in `axes`) advance alike for every member, so the first member's are
+    kept. Why: on the 2-core AVX-512 VM, XLA:CPU ran a K = 8 sweep's 2014-net matrix products
+    at 0.68 of its matmul peak batched four to a device and at 0.78 one member at a time
+    (README, Sweeps: `make bench-sweep`'s products-alone figure)."""
+    is_axis = lambda a: a is None  # noqa: E731  (a Player's absent fields are None too)
+
+    def split(state):
+        own = jax.tree.map(lambda a, x: None if a is None else x, axes, state, is_leaf=is_axis)
+        shared = jax.tree.map(lambda a, x: x if a is None else None, axes, state, is_leaf=is_axis)
+        return own, shared
+
+    def join(own, shared):
+        return jax.tree.map(
+            lambda a, o, s: s if a is None else o, axes, own, shared, is_leaf=is_axis
+        )
+
+    def looped(state, dataset, hparams_K):
+        own_K, shared = split(state)
+
+        def one_member(args):
+            own, hparams = args
+            state, metrics = chunk(join(own, shared), dataset, hparams)
+            return *split(state), metrics
+
+        batch = None if member_batch == 1 else member_batch
+        own_K, shared_K, metrics_K = jax.lax.map(one_member, (own_K, hparams_K), batch_size=batch)
+        return join(own_K, jax.tree.map(lambda x: x[0], shared_K)), metrics_K
+
+    return looped
+
+
+def compile_program(
+    spec: Spec, hparams_example, dataset, mesh: Mesh, member_batch: int = 0
+) -> Program:
     """The jitted, vmapped and sharded steps of a sweep of `spec` over `mesh`'s devices.
 
     `hparams_example` is one member's Hparams (for the state's shapes). Every member's init
-    key is `jax.random.PRNGKey(member seed)`, as in a solo run (train.restore_or_init)."""
+    key is `jax.random.PRNGKey(member seed)`, as in a solo run (train.restore_or_init).
+    `member_batch` (config.train.member_batch): 0 runs all of a device's members in one
+    vmapped call; N >= 1 runs them N at a time, one batch after another (`member_loop`)."""
     shapes = jax.eval_shape(
         functools.partial(engine.init, spec=spec),
         jax.random.PRNGKey(0),
@@ -164,7 +204,11 @@ def compile_program(spec: Spec, hparams_example, dataset, mesh: Mesh) -> Program
     one_chunk = functools.partial(engine.run_chunk, spec=spec, num_iterations=spec.scan_steps or 1)
     vmapped_chunk = jax.vmap(one_chunk, in_axes=(axes, None, 0), out_axes=(axes, 0))
 
+    looped_chunk = member_loop(one_chunk, axes, member_batch)
+
     def device_chunk(state, dataset, hparams_K):
+        if 1 <= member_batch < state.rng.shape[0]:
+            return looped_chunk(state, dataset, hparams_K)
         if state.rng.shape[0] > 1:
             return vmapped_chunk(state, dataset, hparams_K)
         # One member on the device: the solo program's computation, unbatched (vmap over one
@@ -339,6 +383,7 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
                 "values": shared_values(group),
                 "devices": [str(d) for d in mesh.devices.flat],
                 "padded_members": padded_count(len(group), mesh.devices.size),
+                "member_batch": group[0].config.train.member_batch,
             }
             for group, mesh in zip(groups, meshes, strict=True)
         ],
@@ -438,7 +483,7 @@ def _run_group(group, dataset, mesh, g, workdir, plan, final, evals, progress, s
     # dropped.
     order = list(range(len(group))) + [0] * (padded - len(group))
     hparams_all = [hparams_lib.from_config(m.config) for m in group]
-    program = compile_program(spec, hparams_all[0], dataset, mesh)
+    program = compile_program(spec, hparams_all[0], dataset, mesh, config.train.member_batch)
     watch = MemberWatch(config, dataset, program.axes)
     hparams_K = to_global(hparams_lib.stack([hparams_all[i] for i in order]), program.members)
     seeds_K = to_global(np.array([group[i].seed for i in order], np.int32), program.members)

@@ -94,3 +94,28 @@ def test_bad_counts_are_refused_before_any_compile(ks, iterations, scan_steps, b
 def test_sequential_count_must_fit_k():
     with pytest.raises(ValueError, match="--sequential 5"):
         bench_sweep.user_wall_times(4, 100, 5, "/nonexistent")
+
+
+@pytest.mark.slow  # make test-all: a benchmark's bookkeeping, on three compiles of the ring
+@pytest.mark.parametrize("member_batch", [1, 2])
+def test_gemms_of_a_member_loop_are_its_batches_products(member_batch):
+    """With config.train.member_batch = 1 or 2, K = 3 members' products are traced as the
+    looped step runs them (one member's unbatched, or a batch of 2 and one of 1): the same
+    FLOPs as the vmapped step's, and operands of rank 2 only where a member runs alone."""
+    members = bench_sweep.Members("ring8", 3, scan_steps=2, member_batch=member_batch)
+    vmapped = bench_sweep.Members("ring8", 3, scan_steps=2)
+    _, inputs, flops = members.batched_gemms()
+    _, vmapped_inputs, vmapped_flops = vmapped.batched_gemms()
+    assert flops == vmapped_flops > 0
+    ranks = {a.ndim for a, _ in inputs}
+    assert ranks == ({2} if member_batch == 1 else {2, 3})
+    assert {a.ndim for a, _ in vmapped_inputs} == {3}
+    batches = {1: 3, 2: 2}[member_batch]  # calls of the looped step per iteration
+    assert len(inputs) == batches * len(vmapped_inputs)
+
+
+def test_a_negative_member_batch_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["bench_sweep", "--member-batch", "-1", "--one-device"])
+    with pytest.raises(SystemExit):
+        bench_sweep.main()
+    assert "--member-batch -1: expected a number >= 0" in capsys.readouterr().err

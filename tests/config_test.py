@@ -76,6 +76,7 @@ def test_every_experiment_config_and_variant_is_valid(name, variant):
         ("loss.real_label", 1.5, r"config.loss.real_label = 1.5 .*\(0, 1\]"),
         ("train.num_steps", 10, r"config.train.num_steps = 10 .*multiple of train.scan_steps=4"),
         ("parallel", "tpu-magic", r"config.parallel = 'tpu-magic'"),
+        ("train.member_batch", -1, r"config.train.member_batch = -1 .*>= 0"),
         # optax would clip a growing rate to min_lr = 0 from the first update: no training.
         ("optim.d.lr_decay", 0.999, r"config.optim.d.lr_decay = 0.999 .*>= 1"),
         ("optim.g.min_lr", 0.5, r"config.optim.g.min_lr = 0.5 .*<= optim.g.lr=0.001"),

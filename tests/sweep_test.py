@@ -141,6 +141,62 @@ def test_sharded_over_8_devices_equals_one_device(swept, tmp_path):
         assert_params_equal(member_state(workdir, index), member_state(one, index), 1e-6, 1e-7)
 
 
+def test_members_run_a_few_at_a_time_equal_the_vmapped_sweep(swept, tmp_path, monkeypatch):
+    """config.train.member_batch = 3 on one device: the 4 members in batches of 3 and 1
+    (jax.lax.map), each with its own numbers and seed; the same params and statuses as the
+    members run one per device, and members 2 and 3 still fail alone."""
+    workdir, members, *_ = swept
+    batches = []
+    compile_program = sweep.compile_program
+
+    def recording(*args):
+        batches.append(args[-1])
+        return compile_program(*args)
+
+    monkeypatch.setattr(sweep, "compile_program", recording)
+    looped = str(tmp_path / "looped")
+    c = config()
+    c.train.member_batch = 3
+    got = sweep.run_sweep(c, GRID, 2, looped, devices=jax.local_devices()[:1])
+    assert batches == [3]
+    with open(f"{looped}/sweep.json") as f:
+        assert json.load(f)["groups"][0]["member_batch"] == 3
+    assert [m.status for m in got] == [m.status for m in members]
+    for index in range(4):
+        assert_params_equal(member_state(workdir, index), member_state(looped, index), 1e-6, 1e-7)
+
+
+def test_a_member_loop_of_the_2014_nets_equals_the_vmapped_members():
+    """3 members of the 2014 program (dropout, the SGD schedule) with their own d.lr on one
+    device, 2 chunks: run one at a time (a solo run's unbatched step inside the loop) or 2 and
+    then 1, they match the members vmapped together, leaf for leaf, counters and rngs too."""
+    config = narrow_2014_config(num_steps=8)
+    dataset = image_dataset()
+    grid = {"optim.d.lr": [0.1, 0.05, 0.02]}
+    hparams = [hparams_lib.from_config(m.config) for m in sweep.build_members(config, grid, 1)]
+    assert len({float(h.d.lr) for h in hparams}) == 3
+    spec = make_spec(config, dataset.x.shape[0])
+    mesh = sweep.member_mesh(jax.local_devices()[:1])
+    finals = {}
+    for member_batch in (0, 1, 2):
+        program = sweep.compile_program(spec, hparams[0], dataset, mesh, member_batch)
+        hparams_K = jax.device_put(hparams_lib.stack(hparams), program.members)
+        seeds_K = jax.device_put(np.arange(3, dtype=np.int32), program.members)
+        state = program.init(seeds_K, hparams_K, dataset)
+        for _ in range(2):
+            state, metrics = program.run_chunk(state, dataset, hparams_K)
+        assert program.run_chunk._cache_size() == 1
+        finals[member_batch] = jax.device_get((state, metrics))
+    assert int(finals[1][0].step) == 4
+    for member_batch in (1, 2):
+        leaves = (jax.tree.leaves(finals[b]) for b in (0, member_batch))
+        for a, b in zip(*leaves, strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    # Each member moved with its own lr: no two members' D params are alike.
+    kernel = jax.tree.leaves(finals[1][0].d.params)[0]
+    assert not np.allclose(kernel[0], kernel[1]) and not np.allclose(kernel[1], kernel[2])
+
+
 def test_one_program_traced_once_for_all_members_and_chunks(swept):
     _, _, programs, _ = swept
     assert len(programs) == 1
