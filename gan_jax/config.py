@@ -167,10 +167,10 @@ def default_config() -> ml_collections.ConfigDict:
             # > 0: keep an exponential moving average of D's params with this decay (the
             # authors' semi-supervised code: 0.9999), for evaluating D as a classifier.
             "d_ema_decay": 0.0,
-            # gan-jax sweep only: how many of a device's members one vmapped call computes.
-            # 0: all of them; N: N at a time, one batch after another (jax.lax.map), which
-            # trades batched matmuls for the unbatched ones where a CPU runs those faster
-            # (README, Sweeps). The numbers are the same either way.
+            # gan-jax sweep only: how many of a device's members one call computes. 0: all
+            # of them, vmapped; N: N at a time, one batch after another (jax.lax.map), for
+            # CPUs that run one member's matmuls faster than a batch's (README, Sweeps). Each
+            # step's numbers are the same to float rounding.
             "member_batch": 0,
         }
     )

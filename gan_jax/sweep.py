@@ -149,7 +149,9 @@ def member_loop(chunk: Callable, axes: GANState, member_batch: int) -> Callable:
     kept. Why: on the 2-core AVX-512 VM, XLA:CPU ran a K = 8 sweep's 2014-net matrix products
     at 0.68 of its matmul peak batched four to a device and at 0.78 one member at a time
     (README, Sweeps: `make bench-sweep`'s products-alone figure)."""
-    is_axis = lambda a: a is None  # noqa: E731  (a Player's absent fields are None too)
+
+    def is_axis(a):  # None marks a shared counter or a Player's absent field: a leaf
+        return a is None
 
     def split(state):
         own = jax.tree.map(lambda a, x: None if a is None else x, axes, state, is_leaf=is_axis)

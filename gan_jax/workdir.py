@@ -18,8 +18,14 @@ CONFIG_FILE = "config.json"
 # Extending a run is the usual reason to resume, and no schedule depends on the total length.
 # Where the training set lives changes no number (a streamed run equals an in-device one), so a
 # run may resume on a machine with less device memory, and workdirs from before these keys
-# resume with the given ones.
-RESUMABLE_CHANGES = ("train.num_steps", "data.placement", "data.device_bytes")
+# resume with the given ones. Only a sweep reads train.member_batch, so a member's workdir
+# continued alone by `gan-jax train` takes the given value without a warning.
+RESUMABLE_CHANGES = (
+    "train.num_steps",
+    "data.placement",
+    "data.device_bytes",
+    "train.member_batch",
+)
 
 
 def write_config(config, workdir: str) -> None:

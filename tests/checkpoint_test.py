@@ -59,6 +59,18 @@ def test_workdir_config_wins_unless_overridden(tmp_path):
     assert workdir_lib.resolve_config(changed, str(tmp_path), override=True).loss.real_label == 0.9
 
 
+def test_a_sweep_only_setting_takes_the_given_value_without_a_conflict(tmp_path, caplog):
+    """A sweep member's config.json keeps its train.member_batch; continued alone, the given
+    config's value is used and no conflict is logged."""
+    saved = tiny_config()
+    saved.train.member_batch = 2
+    workdir_lib.write_config(saved, str(tmp_path))
+    with caplog.at_level("WARNING"):
+        resolved = workdir_lib.resolve_config(tiny_config(), str(tmp_path))
+    assert resolved.train.member_batch == 0
+    assert "wins over the given config" not in caplog.text
+
+
 def test_non_finite_training_stops_and_keeps_the_last_finite_checkpoint(tmp_path):
     train.train_and_evaluate(tiny_config(num_steps=8, checkpoint_every=4), str(tmp_path))
     diverging = tiny_config(num_steps=400, checkpoint_every=4)
