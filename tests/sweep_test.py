@@ -141,7 +141,7 @@ def test_sharded_over_8_devices_equals_one_device(swept, tmp_path):
         assert_params_equal(member_state(workdir, index), member_state(one, index), 1e-6, 1e-7)
 
 
-def test_members_run_a_few_at_a_time_equal_the_vmapped_sweep(swept, tmp_path, monkeypatch):
+def test_members_run_a_few_at_a_time_equal_members_run_one_per_device(swept, tmp_path, monkeypatch):
     """config.train.member_batch = 3 on one device: the 4 members in batches of 3 and 1
     (jax.lax.map), each with its own numbers and seed; the same params and statuses as the
     members run one per device, and members 2 and 3 still fail alone."""
