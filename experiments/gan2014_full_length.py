@@ -38,7 +38,9 @@ the commands are in the README's Evaluation section): `paper` 172.2 +-
 (README, Evaluation). `--variants simultaneous --first_seed 1 --seeds 2` ended at 165.3 and
 164.8, so the mean over seeds 0-2 is 168.0 +- 4.1 at step 125,000 (best mean 168.7 +- 2.4, at
 120,000), 57 short. `authors` seed 0 (solo run) ended at 180.4 +- 2.3 at step 125,000
-(best 184.4 +- 2.3, at 120,000; 51.7 at 5,000), the best of the three, 44.6 short.
+(best 184.4 +- 2.3, at 120,000; 51.7 at 5,000), and `--variants authors --first_seed 1
+--seeds 2 --with authors=<seed 0's workdir>` at 175.9 and 181.9: over seeds 0-2, 179.4 +- 2.6
+(best mean 183.5 +- 2.2, at 120,000), the best of the three variants, 45.6 short.
 
 Cost: the 2014 nets run about 44 member-iterations/s on the 2-core CPU VM (make bench-sweep),
 so 3 seeds x 125,000 steps take about 2.4 hours per variant there, plus ~20 s per member per
