@@ -132,18 +132,18 @@ class Members:
         for size, times in ((batch, num // batch), (num % batch, 1)):
             if size == 0:
                 continue
-            first = jax.tree.map(
-                lambda a, x, size=size: x if a is None else x[:size],
-                axes,
-                self.state_K,
-                is_leaf=lambda a: a is None,
-            )
-            hparams = jax.tree.map(lambda x, size=size: x[:size], self.hparams_K)
             step = functools.partial(engine.iteration, spec=self.spec)
             if size == 1:
-                first, hparams = sweep.member_state(first, axes, 0), self.hparams[0]
+                first, hparams = sweep.member_state(self.state_K, axes, 0), self.hparams[0]
             else:
                 step = jax.vmap(step, in_axes=(axes, None, 0))
+                first = jax.tree.map(
+                    lambda a, x, size=size: x if a is None else x[:size],
+                    axes,
+                    self.state_K,
+                    is_leaf=lambda a: a is None,
+                )
+                hparams = jax.tree.map(lambda x, size=size: x[:size], self.hparams_K)
             shapes += times * bench.gemm_shapes(step, first, self.dataset, hparams)
         gemms, inputs = bench.gemms_alone(shapes)
         jax.block_until_ready(gemms(inputs))  # compile
