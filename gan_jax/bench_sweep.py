@@ -25,7 +25,8 @@ Prints one JSON object with three parts:
   about a quarter of an hour here.
 
 `--member-batch N` gives the in-process sweeps config.train.member_batch = N (each device's
-members N at a time, sweep.member_loop; default 0: all in one vmapped call); the JSON records it.
+members N at a time, sweep.member_loop; default 0: sweep.members_per_call's platform choice,
+one at a time on CPUs, all in one vmapped call on accelerators); the JSON records it.
 
 Every rate is a median over `--rounds` rounds; in the ring's rounds the sweep and the sequential
 runs alternate (their order flipping each round) so both see the same machine.
@@ -319,8 +320,8 @@ def main() -> None:
         "--member-batch",
         type=int,
         default=0,
-        help="config.train.member_batch of the in-process sweeps (0: each device's members"
-        " in one vmapped call; N: N at a time)",
+        help="config.train.member_batch of the in-process sweeps (N: each device's members"
+        " N at a time; 0: one at a time on CPUs, all in one vmapped call on accelerators)",
     )
     parser.add_argument("--user-members", type=int, default=64)
     parser.add_argument("--user-steps", type=int, default=500, help="train.num_steps")

@@ -167,10 +167,11 @@ def default_config() -> ml_collections.ConfigDict:
             # > 0: keep an exponential moving average of D's params with this decay (the
             # authors' semi-supervised code: 0.9999), for evaluating D as a classifier.
             "d_ema_decay": 0.0,
-            # gan-jax sweep only: how many of a device's members one call computes. 0: all
-            # of them, vmapped; N: N at a time, one batch after another (jax.lax.map), for
-            # CPUs that run one member's matmuls faster than a batch's (README, Sweeps). Each
-            # step's numbers are the same to float rounding.
+            # gan-jax sweep only: how many of a device's members one call computes. N: N at
+            # a time, one batch after another (jax.lax.map; N at least their count: all of
+            # them, vmapped). 0: 1 on CPUs, whose XLA runs one member's matmuls faster than a
+            # batch's, and all of them on GPUs and TPUs (sweep.members_per_call; README,
+            # Sweeps). Each step's numbers are the same to float rounding.
             "member_batch": 0,
         }
     )

@@ -12,7 +12,8 @@ program, `jax.jit(jax.vmap(engine.run_chunk))` (a member alone on its device: it
 program), its member axis split over the devices `member_devices` picks from every device of
 every process, each device running its own members (`jax.shard_map`: no collective in the step)
 (PureJaxRL's vmap-over-hyperparameters pattern; big_vision's `get_sweep`), all of them in one
-vmapped call or, with `config.train.member_batch = N`, N at a time (`member_loop`).
+vmapped call or N at a time (`member_loop`): `config.train.member_batch = N`, or by default
+one at a time on CPUs and all at once on accelerators (`members_per_call`).
 Members that differ in what shapes the program (a net, the loss, the batch size; or a number
 that changes the Spec, like a clip bound of 0) go to other groups, compiled and trained one
 after another (`sweep_grid.group_members`); the log and sweep.json say so.
@@ -178,6 +179,18 @@ def member_loop(chunk: Callable, axes: GANState, member_batch: int) -> Callable:
     return looped
 
 
+def members_per_call(member_batch: int, mesh: Mesh) -> int:
+    """How many of a device's members one call of the sweep step computes, for
+    config.train.member_batch = `member_batch` (>= 0) on `mesh`'s devices: N >= 1 is kept;
+    0 is the platform's choice: 1 on CPUs, 0 (all of them, vmapped) on GPUs and TPUs.
+    Why: on CPUs, XLA ran one member's matrix products faster than a vmapped batch's, and
+    never slower in the sweeps measured (README, Sweeps: the 2014 nets and the ring demo on
+    the 2-core AMD and Intel VMs); an accelerator needs the batch to be full."""
+    if member_batch:
+        return member_batch
+    return 1 if mesh.devices.flat[0].platform == "cpu" else 0
+
+
 def compile_program(
     spec: Spec, hparams_example, dataset, mesh: Mesh, member_batch: int = 0
 ) -> Program:
@@ -185,8 +198,10 @@ def compile_program(
 
     `hparams_example` is one member's Hparams (for the state's shapes). Every member's init
     key is `jax.random.PRNGKey(member seed)`, as in a solo run (train.restore_or_init).
-    `member_batch` (config.train.member_batch): 0 runs all of a device's members in one
-    vmapped call; N >= 1 runs them N at a time, one batch after another (`member_loop`)."""
+    `member_batch` (config.train.member_batch; 0: `members_per_call`'s platform choice): N >= 1
+    runs a device's members N at a time, one batch after another (`member_loop`), and all of
+    them in one vmapped call when N is at least their count or the choice is 0."""
+    member_batch = members_per_call(member_batch, mesh)
     shapes = jax.eval_shape(
         functools.partial(engine.init, spec=spec),
         jax.random.PRNGKey(0),
@@ -385,7 +400,7 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
                 "values": shared_values(group),
                 "devices": [str(d) for d in mesh.devices.flat],
                 "padded_members": padded_count(len(group), mesh.devices.size),
-                "member_batch": group[0].config.train.member_batch,
+                "member_batch": members_per_call(group[0].config.train.member_batch, mesh),
             }
             for group, mesh in zip(groups, meshes, strict=True)
         ],

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import jax
@@ -130,13 +131,18 @@ def test_non_finite_members_are_frozen_and_marked_and_the_others_unchanged(swept
 
 
 def test_sharded_over_8_devices_equals_one_device(swept, tmp_path):
+    """The 4 members one per device, and all 4 vmapped on one device (member_batch 4, as
+    an accelerator runs them by default)."""
     workdir, *_ = swept
     one = str(tmp_path / "one")
-    sweep.run_sweep(config(), GRID, 2, one, devices=jax.local_devices()[:1])
+    c = config()
+    c.train.member_batch = 4
+    sweep.run_sweep(c, GRID, 2, one, devices=jax.local_devices()[:1])
     with open(f"{workdir}/sweep.json") as f:
         assert len(json.load(f)["groups"][0]["devices"]) == 4  # sweep.member_devices(4)
     with open(f"{one}/sweep.json") as f:
-        assert len(json.load(f)["groups"][0]["devices"]) == 1
+        group = json.load(f)["groups"][0]
+    assert len(group["devices"]) == 1 and group["member_batch"] == 4
     for index in range(4):
         assert_params_equal(member_state(workdir, index), member_state(one, index), 1e-6, 1e-7)
 
@@ -168,8 +174,9 @@ def test_members_run_a_few_at_a_time_equal_members_run_one_per_device(swept, tmp
 
 def test_a_member_loop_of_the_2014_nets_equals_the_vmapped_members():
     """3 members of the 2014 program (dropout, the SGD schedule) with their own d.lr on one
-    device, 2 chunks: run one at a time (a solo run's unbatched step inside the loop) or 2 and
-    then 1, they match the members vmapped together, leaf for leaf, counters and rngs too."""
+    device, 2 chunks: run one at a time (a solo run's unbatched step inside the loop, the CPU
+    default), they match the members vmapped together, leaf for leaf, counters and rngs too
+    (batches of more than one member, and a last short batch: the run_sweep test above)."""
     config = narrow_2014_config(num_steps=8)
     dataset = image_dataset()
     grid = {"optim.d.lr": [0.1, 0.05, 0.02]}
@@ -178,7 +185,7 @@ def test_a_member_loop_of_the_2014_nets_equals_the_vmapped_members():
     spec = make_spec(config, dataset.x.shape[0])
     mesh = sweep.member_mesh(jax.local_devices()[:1])
     finals = {}
-    for member_batch in (0, 1, 2):
+    for member_batch in (3, 1):  # 3: all of them vmapped
         program = sweep.compile_program(spec, hparams[0], dataset, mesh, member_batch)
         hparams_K = jax.device_put(hparams_lib.stack(hparams), program.members)
         seeds_K = jax.device_put(np.arange(3, dtype=np.int32), program.members)
@@ -188,13 +195,20 @@ def test_a_member_loop_of_the_2014_nets_equals_the_vmapped_members():
         assert program.run_chunk._cache_size() == 1
         finals[member_batch] = jax.device_get((state, metrics))
     assert int(finals[1][0].step) == 4
-    for member_batch in (1, 2):
-        leaves = (jax.tree.leaves(finals[b]) for b in (0, member_batch))
-        for a, b in zip(*leaves, strict=True):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    for a, b in zip(*(jax.tree.leaves(finals[n]) for n in (3, 1)), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
     # Each member moved with its own lr: no two members' D params are alike.
     kernel = jax.tree.leaves(finals[1][0].d.params)[0]
     assert not np.allclose(kernel[0], kernel[1]) and not np.allclose(kernel[1], kernel[2])
+
+
+def test_member_batch_0_runs_one_member_at_a_time_on_cpus_and_all_at_once_elsewhere():
+    """sweep.members_per_call: a set N is kept; 0 is 1 on CPU devices and 0 (all of a
+    device's members, vmapped) on an accelerator's."""
+    cpu = sweep.member_mesh(jax.local_devices()[:2])
+    accelerator = types.SimpleNamespace(devices=np.array([types.SimpleNamespace(platform="tpu")]))
+    assert [sweep.members_per_call(n, cpu) for n in (0, 1, 3)] == [1, 1, 3]
+    assert [sweep.members_per_call(n, accelerator) for n in (0, 1, 3)] == [0, 1, 3]
 
 
 def test_one_program_traced_once_for_all_members_and_chunks(swept):
