@@ -3,7 +3,7 @@
 Prints one JSON object with three parts:
 
 - `ring8`: member-iterations per second (K members x iterations / seconds) of the ring demo's
-  nets and batch for K = 1, 8, 64 seeds run as one vmapped program (sweep.compile_program's
+  nets and batch for K = 1, 8, 64 seeds run as one sweep program (sweep.compile_program's
   `run_chunk` on sweep.member_devices(K), what `gan-jax sweep` runs: like it, this benchmark
   first asks for one CPU device per core, parallel.one_cpu_device_per_core; `--one-device`
   keeps XLA's single CPU device), against the same K members run one after another in this
