@@ -26,7 +26,8 @@ Prints one JSON object with three parts:
 
 `--member-batch N` gives the in-process sweeps config.train.member_batch = N (each device's
 members N at a time, sweep.member_loop; default 0: sweep.members_per_call's platform choice,
-one at a time on CPUs, all in one vmapped call on accelerators); the JSON records it.
+one at a time on CPUs, all in one vmapped call on accelerators); the JSON records the flag,
+and each K's `members_per_call`, how many members one call of a device's step computed.
 
 Every rate is a median over `--rounds` rounds; in the ring's rounds the sweep and the sequential
 runs alternate (their order flipping each round) so both see the same machine.
@@ -90,7 +91,8 @@ class Members:
         devices = jax.local_devices()[:1] if one_device else sweep.member_devices(num_members)
         mesh = sweep.member_mesh(devices)
         self.num_devices = len(devices)
-        self.member_batch = member_batch
+        # What one call of the sweep's step computes on a device (0: all of its members).
+        self.members_per_call = sweep.members_per_call(member_batch, mesh)
         program = sweep.compile_program(self.spec, self.hparams[0], dataset, mesh, member_batch)
         self.program = program
         self.dataset = jax.device_put(dataset, program.replicated)
@@ -120,17 +122,24 @@ class Members:
             jax.block_until_ready(self.solo_states[i])  # one run, then the next
         return self.solo_states
 
+    def call_size(self) -> int:
+        """How many members one call of the sweep's step computes on a device."""
+        per_device = len(self.seeds) // self.num_devices
+        call = self.members_per_call
+        return call if 1 <= call < per_device else per_device
+
     def batched_gemms(self):
-        """The matrix products of one iteration of all K members as the sweep's step traces
-        them (bench.gemm_shapes: batched over the member axis, or over `member_batch` members
-        at a time, one member's unbatched), as a jitted function of random inputs on the first
-        device (bench.gemms_alone), those inputs, and their FLOPs: the iteration's cost if
-        everything but its matmuls were free."""
+        """The matrix products of one iteration of all K members as each device's step
+        traces them (bench.gemm_shapes: batched over the device's members, or over
+        sweep.members_per_call of them at a time, one member's unbatched), as a jitted
+        function of random inputs on the first device (bench.gemms_alone), those inputs, and
+        their FLOPs: the iteration's cost if everything but its matmuls were free."""
         axes = engine.member_axes(self.state_K)
-        num = len(self.seeds)
-        batch = self.member_batch if 1 <= self.member_batch < num else num
+        per_device = len(self.seeds) // self.num_devices
+        batch = self.call_size()
         shapes = []
-        for size, times in ((batch, num // batch), (num % batch, 1)):
+        for size, calls in ((batch, per_device // batch), (per_device % batch, 1)):
+            times = calls * self.num_devices
             if size == 0:
                 continue
             step = functools.partial(engine.iteration, spec=self.spec)
@@ -193,6 +202,7 @@ def ring_rates(
         sweep_rate, seq_rate = (k * iterations / statistics.median(seconds[n]) for n in seconds)
         out[f"K={k}"] = {
             "sweep_devices": members.num_devices,
+            "members_per_call": members.call_size(),
             "sweep_member_iterations_per_s": round(sweep_rate, 1),
             "sequential_member_iterations_per_s": round(seq_rate, 1),
             "speedup": round(sweep_rate / seq_rate, 3),
@@ -240,6 +250,7 @@ def peak_fractions(
             gemm_fractions.append(gemm_gflops / peak.sustained_gflops(gemm_seconds))
         out[f"K={k}"] = {
             "sweep_devices": members.num_devices,
+            "members_per_call": members.call_size(),
             "sweep_member_iterations_per_s": round(statistics.median(rates), 1),
             "matmul_peak_gflops": float(f"{statistics.median(peaks):.4g}"),
             "fraction_of_peak": round(statistics.median(fractions), 3),

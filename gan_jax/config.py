@@ -169,9 +169,9 @@ def default_config() -> ml_collections.ConfigDict:
             "d_ema_decay": 0.0,
             # gan-jax sweep only: how many of a device's members one call computes. N: N at
             # a time, one batch after another (jax.lax.map; N at least their count: all of
-            # them, vmapped). 0: 1 on CPUs, whose XLA runs one member's matmuls faster than a
-            # batch's, and all of them on GPUs and TPUs (sweep.members_per_call; README,
-            # Sweeps). Each step's numbers are the same to float rounding.
+            # them, vmapped). 0: 1 on CPUs, where XLA never ran a sweep slower one member at
+            # a time and often faster, and all of them on GPUs and TPUs (sweep.members_per_call;
+            # README, Sweeps). Each step's numbers are the same to float rounding.
             "member_batch": 0,
         }
     )

@@ -181,14 +181,26 @@ def member_loop(chunk: Callable, axes: GANState, member_batch: int) -> Callable:
 
 def members_per_call(member_batch: int, mesh: Mesh) -> int:
     """How many of a device's members one call of the sweep step computes, for
-    config.train.member_batch = `member_batch` (>= 0) on `mesh`'s devices: N >= 1 is kept;
-    0 is the platform's choice: 1 on CPUs, 0 (all of them, vmapped) on GPUs and TPUs.
-    Why: on CPUs, XLA ran one member's matrix products faster than a vmapped batch's, and
-    never slower in the sweeps measured (README, Sweeps: the 2014 nets and the ring demo on
-    the 2-core AMD and Intel VMs); an accelerator needs the batch to be full."""
+    config.train.member_batch = `member_batch` on `mesh`'s devices: N >= 1 is kept (N at
+    least the device's member count: all of them); 0 is the platform's choice: 1 on CPUs, 0
+    (all of them, vmapped) on GPUs and TPUs. Raises ValueError for N < 0.
+    Why: on CPUs, XLA never ran a sweep slower one member at a time, and often faster (README,
+    Sweeps: the 2014 nets and the ring demo on the 2-core AMD and Intel VMs); an accelerator
+    needs the batch to fill it."""
+    if member_batch < 0:
+        raise ValueError(f"member_batch {member_batch}: expected a number >= 0")
     if member_batch:
         return member_batch
     return 1 if mesh.devices.flat[0].platform == "cpu" else 0
+
+
+def call_size(member_batch: int, mesh: Mesh, num_members: int) -> int:
+    """How many members one call computes on each of `mesh`'s devices when a group of
+    `num_members` members (before padding) runs with config.train.member_batch
+    `member_batch` (`members_per_call`)."""
+    per_device = padded_count(num_members, mesh.devices.size) // mesh.devices.size
+    call = members_per_call(member_batch, mesh)
+    return call if 1 <= call < per_device else per_device
 
 
 def compile_program(
@@ -400,7 +412,7 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
                 "values": shared_values(group),
                 "devices": [str(d) for d in mesh.devices.flat],
                 "padded_members": padded_count(len(group), mesh.devices.size),
-                "member_batch": members_per_call(group[0].config.train.member_batch, mesh),
+                "member_batch": call_size(group[0].config.train.member_batch, mesh, len(group)),
             }
             for group, mesh in zip(groups, meshes, strict=True)
         ],
@@ -433,10 +445,11 @@ def _run_held(grid, num_seeds, members, groups, datasets, workdir, devices, plan
                         m.status = "not run (the sweep was stopped)"
                     continue
                 logging.warning(
-                    "sweep group %d: members %s %s",
+                    "sweep group %d: members %s %s, %d member(s) per call of a device's step",
                     g,
                     [m.index for m in group],
                     shared_values(group),
+                    call_size(group[0].config.train.member_batch, meshes[g], len(group)),
                 )
                 dataset = datasets.get(group[0].config)
                 mesh = meshes[g]

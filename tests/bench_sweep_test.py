@@ -96,14 +96,30 @@ def test_sequential_count_must_fit_k():
         bench_sweep.user_wall_times(4, 100, 5, "/nonexistent")
 
 
+@pytest.mark.slow  # make test-all: a benchmark's bookkeeping, on two compiles of the ring
+def test_gemms_are_batched_as_each_device_batches_its_members():
+    """K = 16 members on 8 devices with member_batch 4, at least a device's 2 members: all of
+    a device's vmapped, so the products are 8 devices' batches of 2 (operands [2, ...]), not
+    batches of 4 or one of 16."""
+    members = bench_sweep.Members("ring8", 16, 2, member_batch=4)
+    assert members.num_devices == 8 and members.call_size() == 2
+    _, inputs, flops = members.batched_gemms()
+    assert {a.shape[0] for a, _ in inputs} == {2} and {a.ndim for a, _ in inputs} == {3}
+    solo = bench_sweep.Members("ring8", 1, 2)
+    _, solo_inputs, solo_flops = solo.batched_gemms()
+    assert len(inputs) == 8 * len(solo_inputs) and flops == 16 * solo_flops
+
+
 @pytest.mark.slow  # make test-all: a benchmark's bookkeeping, on three compiles of the ring
 @pytest.mark.parametrize("member_batch", [1, 2])
 def test_gemms_of_a_member_loop_are_its_batches_products(member_batch):
-    """With config.train.member_batch = 1 or 2, K = 3 members' products are traced as the
-    looped step runs them (one member's unbatched, or a batch of 2 and one of 1): the same
-    FLOPs as the vmapped step's, and operands of rank 2 only where a member runs alone."""
-    members = bench_sweep.Members("ring8", 3, scan_steps=2, member_batch=member_batch)
-    vmapped = bench_sweep.Members("ring8", 3, scan_steps=2)
+    """With config.train.member_batch = 1 or 2, K = 3 members on one device have their
+    products traced as the looped step runs them (one member's unbatched, or a batch of 2 and
+    one of 1): the same FLOPs as the vmapped step's (member_batch 3), and operands of rank 2
+    only where a member runs alone."""
+    members = bench_sweep.Members("ring8", 3, 2, one_device=True, member_batch=member_batch)
+    vmapped = bench_sweep.Members("ring8", 3, 2, one_device=True, member_batch=3)
+    assert (members.call_size(), vmapped.call_size()) == (member_batch, 3)
     _, inputs, flops = members.batched_gemms()
     _, vmapped_inputs, vmapped_flops = vmapped.batched_gemms()
     assert flops == vmapped_flops > 0

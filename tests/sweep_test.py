@@ -204,11 +204,15 @@ def test_a_member_loop_of_the_2014_nets_equals_the_vmapped_members():
 
 def test_member_batch_0_runs_one_member_at_a_time_on_cpus_and_all_at_once_elsewhere():
     """sweep.members_per_call: a set N is kept; 0 is 1 on CPU devices and 0 (all of a
-    device's members, vmapped) on an accelerator's."""
+    device's members, vmapped) on an accelerator's; sweep.call_size: what a call computed."""
     cpu = sweep.member_mesh(jax.local_devices()[:2])
     accelerator = types.SimpleNamespace(devices=np.array([types.SimpleNamespace(platform="tpu")]))
     assert [sweep.members_per_call(n, cpu) for n in (0, 1, 3)] == [1, 1, 3]
     assert [sweep.members_per_call(n, accelerator) for n in (0, 1, 3)] == [0, 1, 3]
+    with pytest.raises(ValueError, match="member_batch -1"):
+        sweep.members_per_call(-1, cpu)
+    # What sweep.json records: 3 members padded to 2 a device.
+    assert [sweep.call_size(n, cpu, 3) for n in (0, 1, 2, 5)] == [1, 1, 2, 2]
 
 
 def test_one_program_traced_once_for_all_members_and_chunks(swept):
