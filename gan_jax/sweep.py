@@ -147,9 +147,8 @@ def member_loop(chunk: Callable, axes: GANState, member_batch: int) -> Callable:
     device's stacked members `member_batch` at a time, one batch after another
     (`jax.lax.map`; a batch of one runs `chunk` unbatched, as a solo run does). The shared
     counters (axis None in `axes`) advance alike for every member, so the first member's are
-    kept. Why: on the 2-core AVX-512 VM, XLA:CPU ran a K = 8 sweep's 2014-net matrix products
-    at 0.68 of its matmul peak batched four to a device and at 0.78 one member at a time
-    (README, Sweeps: `make bench-sweep`'s products-alone figure)."""
+    kept. Why: `members_per_call` (on CPUs, XLA ran sweeps one member at a time at least as
+    fast as vmapped)."""
 
     def is_axis(a):  # None marks a shared counter or a Player's absent field: a leaf
         return a is None
