@@ -91,8 +91,7 @@ class Members:
         devices = jax.local_devices()[:1] if one_device else sweep.member_devices(num_members)
         mesh = sweep.member_mesh(devices)
         self.num_devices = len(devices)
-        # What one call of the sweep's step computes on a device (0: all of its members).
-        self.members_per_call = sweep.members_per_call(member_batch, mesh)
+        self.mesh, self.member_batch = mesh, member_batch
         program = sweep.compile_program(self.spec, self.hparams[0], dataset, mesh, member_batch)
         self.program = program
         self.dataset = jax.device_put(dataset, program.replicated)
@@ -124,9 +123,7 @@ class Members:
 
     def call_size(self) -> int:
         """How many members one call of the sweep's step computes on a device."""
-        per_device = len(self.seeds) // self.num_devices
-        call = self.members_per_call
-        return call if 1 <= call < per_device else per_device
+        return sweep.call_size(self.member_batch, self.mesh, len(self.seeds))
 
     def batched_gemms(self):
         """The matrix products of one iteration of all K members as each device's step
